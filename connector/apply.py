@@ -1,0 +1,319 @@
+"""Runs a plan against the vendor and records every outcome in the state file.
+
+Operations of one kind run concurrently (a bounded thread pool; httpx's client is thread-safe)
+and kinds run in the plan's order, so members are added only after their users exist. Each
+outcome is written to state as soon as it is known, by this thread alone. One failing object
+never stops the others: it is reported, and the next cycle plans it again.
+
+Before creating anything, the vendor is asked whether the object already exists (by
+externalId, then by userName / displayName), so an existing account is linked, not duplicated.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from scim2_models import Group, User
+
+from connector.plan import Operation, OperationKind, Plan
+from connector.scim.client import ScimClient, ScimError, quote_filter_value
+from connector.scim.resources import (
+    PayloadError,
+    attributes_patch,
+    flatten,
+    group_payload,
+    members_patch,
+    replaced_resource,
+    same_value,
+    user_payload,
+)
+from connector.state import Known, StateStore
+
+log = structlog.get_logger(__name__)
+
+
+class Conflict(Exception):
+    """The vendor holds objects that make linking ambiguous; nothing is changed."""
+
+
+@dataclass(slots=True)
+class Outcome:
+    op: Operation
+    result: str  # created | linked | updated | deactivated | added | removed | failed | conflict
+    vendor_id: str | None = None
+    applied: dict[str, Any] | None = None
+    members: tuple[str, ...] = ()
+    error: str | None = None
+    gone: bool = False  # the object no longer exists at the vendor
+
+
+@dataclass(slots=True)
+class ApplyReport:
+    counts: Counter[str] = field(default_factory=Counter)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _ref(external_id: str) -> str:
+    """An opaque, short reference for logs: a prefix of the (already opaque) externalId."""
+    return external_id[:12]
+
+
+def _scrub(text: str, attributes: dict[str, Any]) -> str:
+    """Remove the object's own values from a vendor's error text before it is logged."""
+    for value in attributes.values():
+        if isinstance(value, str) and len(value) > 2:
+            text = text.replace(value, "<redacted>")
+    return text
+
+
+class Applier:
+    def __init__(
+        self,
+        client: ScimClient,
+        state: StateStore,
+        known: Known,
+        *,
+        managed_user_paths: frozenset[str],
+        concurrency: int = 4,
+    ) -> None:
+        self.client = client
+        self.state = state
+        self.managed_user_paths = managed_user_paths
+        self.concurrency = concurrency
+        self.known = known
+        self.user_ids = {ext: u.vendor_id for ext, u in known.users.items()}
+        self.group_ids = {ext: g.vendor_id for ext, g in known.groups.items()}
+        self._external_id_filter = True
+
+    def apply(self, plan: Plan) -> ApplyReport:
+        report = ApplyReport()
+        if not plan:
+            return report
+        handlers: dict[OperationKind, Callable[[Operation], Outcome]] = {
+            "create_group": self._create_group,
+            "update_group": self._update_group,
+            "create_user": self._create_user,
+            "update_user": self._update_user,
+            "add_members": self._add_members,
+            "remove_members": self._remove_members,
+            "deactivate_user": self._deactivate_user,
+        }
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="apply") as pool:
+            for kind, handler in handlers.items():
+                ops = plan.of_kind(kind)
+                if not ops:
+                    continue
+                futures: list[Future[Outcome]] = [pool.submit(self._guarded, handler, op) for op in ops]
+                for future in futures:
+                    self._record(future.result(), report)
+        return report
+
+    def _guarded(self, handler: Callable[[Operation], Outcome], op: Operation) -> Outcome:
+        try:
+            return handler(op)
+        except Conflict as exc:
+            return Outcome(op, "conflict", error=str(exc))
+        except (ScimError, PayloadError) as exc:
+            gone = isinstance(exc, ScimError) and exc.status == 404 and op.vendor_id is not None
+            return Outcome(op, "failed", error=_scrub(str(exc), op.attributes), gone=gone)
+
+    def _record(self, outcome: Outcome, report: ApplyReport) -> None:
+        op = outcome.op
+        if outcome.result in ("failed", "conflict"):
+            report.counts[outcome.result] += 1
+            report.failures.append({"op": op.kind, "ref": _ref(op.target), "error": outcome.error})
+            log.warning(
+                "apply.failed" if outcome.result == "failed" else "apply.conflict",
+                op=op.kind,
+                ref=_ref(op.target),
+                error=outcome.error,
+            )
+            if outcome.gone and op.kind in ("update_user", "deactivate_user"):
+                # Deleted at the vendor: forget the link so the next cycle re-creates it.
+                self.state.forget_user(op.target)
+            return
+        if op.kind in ("create_user", "update_user", "deactivate_user"):
+            assert outcome.vendor_id is not None and outcome.applied is not None
+            seen = self.known.users.get(op.target)
+            origin = seen.origin if seen else outcome.result
+            self.state.record_user(op.target, outcome.vendor_id, origin, outcome.applied)
+            self.user_ids[op.target] = outcome.vendor_id
+        elif op.kind in ("create_group", "update_group"):
+            assert outcome.vendor_id is not None and outcome.applied is not None
+            seen_group = self.known.groups.get(op.target)
+            origin = seen_group.origin if seen_group else outcome.result
+            self.state.record_group(op.target, outcome.vendor_id, origin, outcome.applied)
+            self.group_ids[op.target] = outcome.vendor_id
+        elif op.kind == "add_members":
+            self.state.add_memberships(op.target, outcome.members)
+        elif op.kind == "remove_members":
+            self.state.remove_memberships(op.target, outcome.members)
+        count_key = {
+            "create_user": f"users_{outcome.result}",
+            "update_user": "users_updated",
+            "deactivate_user": "users_deactivated",
+            "create_group": f"groups_{outcome.result}",
+            "update_group": "groups_updated",
+            "add_members": "members_added",
+            "remove_members": "members_removed",
+        }[op.kind]
+        report.counts[count_key] += len(outcome.members) if op.members else 1
+        skipped = len(op.members) - len(outcome.members)
+        if skipped:
+            report.counts["members_skipped"] += skipped
+        log.info(
+            "change.applied",
+            op=op.kind,
+            result=outcome.result,
+            ref=_ref(op.target),
+            members=len(outcome.members) if op.members else None,
+        )
+
+    # -- lookups --------------------------------------------------------------------------
+
+    def _search_one(self, resource_type: str, filter_: str, what: str) -> dict[str, Any] | None:
+        found = self.client.search(resource_type, filter_)
+        if len(found) > 1:
+            raise Conflict(f"{len(found)} vendor {resource_type.lower()} match the same {what}")
+        return found[0] if found else None
+
+    def _by_external_id(self, resource_type: str, ext: str) -> dict[str, Any] | None:
+        if not self._external_id_filter:
+            return None
+        try:
+            return self._search_one(
+                resource_type, f"externalId eq {quote_filter_value(ext)}", "externalId"
+            )
+        except ScimError as exc:
+            if exc.status in (400, 501):  # the vendor cannot filter on externalId
+                log.warning("scim.filter.unsupported", attribute="externalId")
+                self._external_id_filter = False
+                return None
+            raise
+
+    def _find_existing(
+        self, resource_type: str, ext: str, name_attribute: str, name: str
+    ) -> dict[str, Any] | None:
+        found = self._by_external_id(resource_type, ext)
+        if found is not None:
+            return found
+        found = self._search_one(
+            resource_type, f"{name_attribute} eq {quote_filter_value(name)}", name_attribute
+        )
+        if found is None:
+            return None
+        other = found.get("externalId")
+        if other and other != ext:
+            raise Conflict(
+                f"a vendor account with the same {name_attribute} belongs to another externalId"
+            )
+        return found
+
+    # -- users ----------------------------------------------------------------------------
+
+    def _create_user(self, op: Operation) -> Outcome:
+        attributes = op.attributes
+        payload = user_payload(attributes)
+        existing = self._find_existing("Users", op.target, "userName", attributes["userName"])
+        if existing is None:
+            try:
+                created = self.client.create("Users", payload)
+                return Outcome(op, "created", created["id"], attributes)
+            except ScimError as exc:
+                if exc.status != 409:
+                    raise
+                # Someone (or an earlier, interrupted run) created it meanwhile: link it.
+                existing = self._find_existing("Users", op.target, "userName", attributes["userName"])
+                if existing is None:
+                    raise
+        self._bring_in_line("Users", User, existing, attributes, self.managed_user_paths)
+        return Outcome(op, "linked", existing["id"], attributes)
+
+    def _bring_in_line(
+        self,
+        resource_type: str,
+        model: type[User] | type[Group],
+        existing: dict[str, Any],
+        attributes: dict[str, Any],
+        managed: frozenset[str],
+    ) -> None:
+        """After linking: change only the managed attributes that differ."""
+        current = flatten(existing, managed | attributes.keys())
+        changes = {p: v for p, v in attributes.items() if not same_value(p, v, current.get(p))}
+        if changes:
+            self._send_changes(resource_type, model, existing["id"], changes, existing)
+
+    def _send_changes(
+        self,
+        resource_type: str,
+        model: type[User] | type[Group],
+        vendor_id: str,
+        changes: dict[str, Any],
+        current: dict[str, Any] | None = None,
+    ) -> None:
+        if self.client.features().patch:
+            self.client.patch(resource_type, vendor_id, attributes_patch(model, changes))
+            return
+        # No PATCH: read, change only our attributes, and put back everything else as it was.
+        if current is None:
+            current = self.client.get(resource_type, vendor_id)
+        self.client.replace(resource_type, vendor_id, replaced_resource(current, changes))
+
+    def _update_user(self, op: Operation) -> Outcome:
+        assert op.vendor_id is not None
+        self._send_changes("Users", User, op.vendor_id, op.attributes)
+        applied = {**self.known.users[op.target].attributes, **op.attributes}
+        return Outcome(op, "updated", op.vendor_id, {k: v for k, v in applied.items() if v is not None})
+
+    def _deactivate_user(self, op: Operation) -> Outcome:
+        assert op.vendor_id is not None
+        self._send_changes("Users", User, op.vendor_id, {"active": False})
+        applied = {**self.known.users[op.target].attributes, "active": False}
+        return Outcome(op, "deactivated", op.vendor_id, applied)
+
+    # -- groups ---------------------------------------------------------------------------
+
+    def _create_group(self, op: Operation) -> Outcome:
+        attributes = op.attributes
+        payload = group_payload(attributes)
+        existing = self._find_existing("Groups", op.target, "displayName", attributes["displayName"])
+        if existing is None:
+            created = self.client.create("Groups", payload)
+            return Outcome(op, "created", created["id"], attributes)
+        self._bring_in_line("Groups", Group, existing, attributes, frozenset(attributes))
+        return Outcome(op, "linked", existing["id"], attributes)
+
+    def _update_group(self, op: Operation) -> Outcome:
+        assert op.vendor_id is not None
+        self._send_changes("Groups", Group, op.vendor_id, op.attributes)
+        applied = {**self.known.groups[op.target].attributes, **op.attributes}
+        return Outcome(op, "updated", op.vendor_id, {k: v for k, v in applied.items() if v is not None})
+
+    def _group_id(self, op: Operation) -> str:
+        group_id = self.group_ids.get(op.target)
+        if group_id is None:
+            raise ScimError("PATCH", "/Groups/{id}", None, "the group could not be created or linked")
+        return group_id
+
+    def _add_members(self, op: Operation) -> Outcome:
+        group_id = self._group_id(op)
+        # A user whose create failed this cycle is left out; the next cycle adds them.
+        ready = tuple(ext for ext in op.members if ext in self.user_ids)
+        if ready:
+            payload = members_patch(add=[self.user_ids[ext] for ext in ready])
+            self.client.patch("Groups", group_id, payload)
+        return Outcome(op, "added", group_id, members=ready)
+
+    def _remove_members(self, op: Operation) -> Outcome:
+        group_id = self._group_id(op)
+        known = tuple(ext for ext in op.members if ext in self.user_ids)
+        if known:
+            payload = members_patch(remove=[self.user_ids[ext] for ext in known])
+            self.client.patch("Groups", group_id, payload)
+        # Members whose user link is gone cannot be addressed; their record is dropped too.
+        return Outcome(op, "removed", group_id, members=op.members)

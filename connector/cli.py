@@ -1,0 +1,187 @@
+"""The command line: check, plan, sync, demo.
+
+Exit codes: 0 success, 1 failure, 2 bad config or usage, 3 finished but something was held
+back by a safety rule.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from connector.config import Config, load_config
+from connector.errors import ConfigError, ConnectorError, SourceError
+from connector.logs import configure_logging
+from connector.mapping import Mapping, load_mapping
+from connector.report import render_plan, render_summary
+from connector.scim.client import ScimClient, ScimError
+from connector.sources import build_sources
+from connector.state import StateStore
+from connector.sync import plan_only, run_sync
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _plain_errors(command: F) -> F:
+    """Turn the connector's own errors into a message and an exit code, not a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ConnectorError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load(config_path: Path) -> tuple[Config, Mapping]:
+    config = load_config(config_path)
+    configure_logging(config.logging.format, config.logging.level)
+    return config, load_mapping(config.mapping)
+
+
+def make_client(config: Config) -> ScimClient:
+    vendor = config.vendor
+    try:
+        token = vendor.bearer_token()
+    except OSError as exc:
+        raise ConfigError(str(config.source_file), [f"vendor.token_file: cannot be read ({exc.strerror})"]) from None
+    if not vendor.verify_tls:
+        import structlog
+
+        structlog.get_logger(__name__).warning(
+            "tls.verification_disabled", consequence="the vendor's certificate is not checked"
+        )
+    return ScimClient(
+        vendor.base_url,
+        token,
+        timeout=vendor.timeout_seconds,
+        verify_tls=vendor.verify_tls,
+        ca_file=vendor.ca_file,
+        max_retries=vendor.max_retries,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="CONNECTOR_CONFIG",
+    help="The YAML configuration file (or $CONNECTOR_CONFIG).",
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None) -> None:
+    """Keep a municipality's students and staff in step with a vendor's SCIM 2.0 API."""
+    ctx.obj = config_path
+
+
+def _config_path(ctx: click.Context) -> Path:
+    if ctx.obj is None:
+        raise click.UsageError("--config FILE is required for this command")
+    return ctx.obj
+
+
+@main.command()
+@click.pass_context
+@_plain_errors
+def check(ctx: click.Context) -> None:
+    """Validate config and mapping, then test each source and the vendor connection."""
+    config_path = _config_path(ctx)
+    config, mapping = load(config_path)
+    click.echo(f"ok    config {config_path}")
+    click.echo(f"ok    mapping {mapping.path} ({len(mapping.user_templates)} user attributes)")
+    problems = 0
+    for source in build_sources(config):
+        try:
+            read = source.read()
+        except SourceError as exc:
+            click.echo(f"FAIL  source {source.name}: {exc.reason}")
+            problems += 1
+            continue
+        protected = sum(1 for p in read.persons if p.protected)
+        click.echo(
+            f"ok    source {source.name}: {read.rows_read} rows, {len(read.persons)} persons "
+            f"({protected} protected, left out), {len(read.issues)} rows skipped"
+        )
+        for issue in read.issues:
+            click.echo(f"        skipped {issue.location}: {issue.reason}")
+    try:
+        with make_client(config) as client:
+            features = client.features()
+            client.search("Users", 'userName eq "connector-check"')
+        click.echo(
+            f"ok    vendor {config.vendor.base_url}: PATCH {'yes' if features.patch else 'no'}, "
+            f"Bulk {'yes' if features.bulk else 'no'}, filter {'yes' if features.filter else 'no'}, "
+            f"ETag {'yes' if features.etag else 'no'}"
+        )
+    except ScimError as exc:
+        hint = {401: " (is the token right?)", 403: " (does the token have access?)"}.get(exc.status or 0, "")
+        click.echo(f"FAIL  vendor {config.vendor.base_url}: {exc}{hint}")
+        problems += 1
+    if problems:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.pass_context
+@_plain_errors
+def plan(ctx: click.Context, as_json: bool) -> None:
+    """Print the operations a sync would perform. Changes nothing anywhere."""
+    config, mapping = load(_config_path(ctx))
+    result = plan_only(config, mapping)
+    if as_json:
+        document = {
+            "run_id": result.run_id,
+            "operations": [op.as_dict() for op in result.plan.operations],
+            "counts": result.plan.counts(),
+            "excluded": dict(result.desired.excluded),
+            "skipped_records": [
+                {"source": i.source, "location": i.location, "reason": i.reason} for i in result.issues
+            ],
+            "source_failures": [{"source": f.source, "reason": f.reason} for f in result.source_failures],
+            "held_back": result.held_back,
+        }
+        click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+    else:
+        click.echo(render_plan(result))
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.pass_context
+@_plain_errors
+def sync(ctx: click.Context) -> None:
+    """Run one full cycle: read, plan, apply, record; print a summary."""
+    config, mapping = load(_config_path(ctx))
+    state = StateStore.open(config.state.path)
+    try:
+        state.acquire_lock()
+        with make_client(config) as client:
+            result = run_sync(config, mapping, state, client)
+    finally:
+        state.close()
+    click.echo(render_summary(result))
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@_plain_errors
+def demo() -> None:
+    """Start a local SCIM server, sync the built-in sample data into it, show what arrived."""
+    from connector.demo import run_demo
+
+    sys.exit(run_demo())
+
+
+if __name__ == "__main__":
+    main()

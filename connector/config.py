@@ -1,0 +1,309 @@
+"""The YAML configuration as typed models.
+
+`${NAME}` anywhere in a string value is replaced by the environment variable NAME; secrets can
+instead come from a file (`token_file:`, `key_file:`), which is how systemd credentials and
+Kubernetes secrets arrive. Relative paths are resolved against the config file's folder, so a
+config and its data can move together. Every problem is reported with the key it concerns.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from connector.errors import ConfigError
+from connector.model import Kind
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Strict(BaseModel):
+    # A misspelt key is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _read_secret_file(path: Path) -> SecretStr:
+    return SecretStr(path.read_text(encoding="utf-8").strip())
+
+
+class VendorConfig(_Strict):
+    base_url: str = Field(description="SCIM base URL, e.g. https://scim.vendor.example/v2")
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    verify_tls: bool = True
+    ca_file: Path | None = None
+    concurrency: int = Field(default=4, ge=1, le=64)
+    member_chunk_size: int = Field(default=100, ge=1, le=1000)
+    max_retries: int = Field(default=4, ge=0, le=20)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> VendorConfig:
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("set either token or token_file, not both")
+        return self
+
+    def bearer_token(self) -> str | None:
+        if self.token_file is not None:
+            return _read_secret_file(self.token_file).get_secret_value()
+        return self.token.get_secret_value() if self.token is not None else None
+
+
+class ExternalIdConfig(_Strict):
+    """How the vendor's externalId is derived from a person's source key.
+
+    `hmac` (the default) sends HMAC-SHA256(key, source key): stable, opaque, and impossible to
+    turn back into a student id or personal identity number without the key. `source_key`
+    sends the key as is and is refused for values that look like personal identity numbers.
+    """
+
+    mode: Literal["hmac", "source_key"] = "hmac"
+    key: SecretStr | None = None
+    key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _key_for_hmac(self) -> ExternalIdConfig:
+        if self.key is not None and self.key_file is not None:
+            raise ValueError("set either key or key_file, not both")
+        if self.mode == "hmac" and self.key is None and self.key_file is None:
+            raise ValueError("mode hmac needs a secret key (key or key_file)")
+        return self
+
+    def secret(self) -> bytes:
+        if self.key_file is not None:
+            return _read_secret_file(self.key_file).get_secret_value().encode()
+        assert self.key is not None
+        return self.key.get_secret_value().encode()
+
+
+class CsvColumns(_Strict):
+    """Which column (by header name) holds each field. Unused fields stay unset."""
+
+    key: str
+    given_name: str | None = None
+    family_name: str | None = None
+    email: str | None = None
+    username: str | None = None
+    school_unit_code: str
+    school_name: str | None = None
+    school_type: str | None = None
+    school_year: str | None = None
+    class_name: str | None = None
+    role: str | None = None
+
+
+class ProtectedIdentityConfig(_Strict):
+    """Where the protected-identity marking is and which values mean 'not protected'.
+
+    Fail closed: any other value, an empty cell or a missing column means protected.
+    """
+
+    column: str | None = None
+    not_protected_values: list[str] = Field(default_factory=list)
+    # Only for a source that does not carry the marking at all (e.g. a staff list): its people
+    # count as not protected, and every start logs a warning saying so.
+    assume_not_protected: bool = False
+
+    @model_validator(mode="after")
+    def _column_or_explicit_assumption(self) -> ProtectedIdentityConfig:
+        if self.assume_not_protected:
+            if self.column is not None:
+                raise ValueError("set either column or assume_not_protected, not both")
+            return self
+        if self.column is None:
+            raise ValueError("column is required (or set assume_not_protected: true)")
+        if not self.not_protected_values:
+            raise ValueError("not_protected_values must list at least one value")
+        return self
+
+
+class CsvSourceConfig(_Strict):
+    type: Literal["csv"]
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    path: Path
+    kind: Kind
+    delimiter: str = Field(default=";", min_length=1, max_length=1)
+    encoding: Literal["utf-8", "windows-1252", "auto"] = "utf-8"
+    columns: CsvColumns
+    protected_identity: ProtectedIdentityConfig
+    # A field listed here must be non-empty, or the row is reported and skipped.
+    required: list[
+        Literal["given_name", "family_name", "email", "username", "school_unit_code"]
+    ] = Field(default_factory=lambda: ["given_name", "family_name", "school_unit_code"])
+
+
+SourceConfig = Annotated[CsvSourceConfig, Field(discriminator="type")]
+
+
+class SchoolConfig(_Strict):
+    code: str = Field(pattern=r"^\d{8}$")
+    name: str = Field(min_length=1)
+    school_types: list[str] = Field(default_factory=list)
+
+
+class ScopeConfig(_Strict):
+    """Which placements count. An empty list means 'all'."""
+
+    school_types: list[str] = Field(default_factory=list)
+    school_units: list[str] = Field(default_factory=list)
+    staff_roles: list[str] = Field(default_factory=list)
+
+
+class LoggingConfig(_Strict):
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class StateConfig(_Strict):
+    path: Path
+
+
+class Config(_Strict):
+    vendor: VendorConfig
+    state: StateConfig
+    mapping: Path
+    external_id: ExternalIdConfig
+    sources: list[SourceConfig] = Field(min_length=1)
+    schools: list[SchoolConfig] = Field(default_factory=list)
+    scope: ScopeConfig = Field(default_factory=ScopeConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    # Where the config came from; set by load_config, not by the file.
+    source_file: Path = Field(default=Path("config.yaml"), exclude=True)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_source_names(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+        names = [s.name for s in sources]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"source names must be unique; repeated: {', '.join(duplicates)}")
+        return sources
+
+
+def _expand_env(value: Any, where: str, problems: list[str]) -> Any:
+    """Replace ${NAME} in every string, recording unset variables as problems."""
+    if isinstance(value, dict):
+        return {k: _expand_env(v, f"{where}.{k}" if where else str(k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                problems.append(f"{where}: environment variable {name} is not set")
+                return ""
+            return os.environ[name]
+
+        return _ENV_REF.sub(substitute, value)
+    return value
+
+
+_PATH_KEYS = {"path", "token_file", "key_file", "ca_file", "mapping"}
+
+
+def _resolve_paths(value: Any, base: Path) -> Any:
+    """Make relative file paths relative to the config file's folder."""
+    if isinstance(value, dict):
+        return {
+            k: (
+                str((base / v).resolve())
+                if k in _PATH_KEYS and isinstance(v, str) and v and not Path(v).is_absolute()
+                else _resolve_paths(v, base)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_resolve_paths(v, base) for v in value]
+    return value
+
+
+def format_location(loc: tuple[int | str, ...]) -> str:
+    """('sources', 0, 'columns', 'key') -> 'sources[0].columns.key'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("csv",):  # the discriminator tag pydantic inserts for unions
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def validation_problems(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors():
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{format_location(item['loc'])}: {message}")
+    return problems
+
+
+def load_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), ["the file does not exist"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [f"cannot be read: {exc}"]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(path), [f"{where}not valid YAML ({problem})"]) from None
+
+
+def load_config(path: Path) -> Config:
+    """Read, expand and validate a config file; raise ConfigError naming every problem."""
+    path = Path(path)
+    raw = load_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), ["the file must hold a mapping of keys (vendor:, state:, ...)"])
+    problems: list[str] = []
+    expanded = _expand_env(raw, "", problems)
+    if problems:
+        raise ConfigError(str(path), problems)
+    resolved = _resolve_paths(expanded, path.parent.resolve())
+    try:
+        config = Config.model_validate({**resolved, "source_file": path})
+    except ValidationError as exc:
+        raise ConfigError(str(path), validation_problems(exc)) from None
+    _check_secret_files(config, path)
+    return config
+
+
+def _check_secret_files(config: Config, path: Path) -> None:
+    problems = []
+    for key, file in (
+        ("vendor.token_file", config.vendor.token_file),
+        ("external_id.key_file", config.external_id.key_file),
+        ("vendor.ca_file", config.vendor.ca_file),
+    ):
+        if file is not None and not file.is_file():
+            problems.append(f"{key}: file {file} does not exist")
+    if not config.mapping.is_file():
+        problems.append(f"mapping: file {config.mapping} does not exist")
+    if problems:
+        raise ConfigError(str(path), problems)

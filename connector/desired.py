@@ -1,0 +1,53 @@
+"""The desired vendor state: the in-scope people and their schools, mapped to SCIM objects."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from connector.externalid import ExternalIdMaker
+from connector.mapping import DesiredGroup, DesiredUser, Mapping
+from connector.model import SourceIssue
+from connector.scope import Scoped
+
+EXCLUDED_MAPPING = "cannot be mapped"
+EXCLUDED_DUPLICATE_USERNAME = "userName shared with another person"
+
+
+@dataclass(slots=True)
+class Desired:
+    users: dict[str, DesiredUser] = field(default_factory=dict)
+    groups: dict[str, DesiredGroup] = field(default_factory=dict)
+    excluded: Counter[str] = field(default_factory=Counter)
+    issues: list[SourceIssue] = field(default_factory=list)
+
+
+def build_desired(scoped: Scoped, mapping: Mapping, ids: ExternalIdMaker) -> Desired:
+    desired = Desired(excluded=Counter(scoped.excluded))
+    for code, school in scoped.schools.items():
+        desired.groups[code] = DesiredGroup(external_id=code, attributes=mapping.group_attributes(school))
+    owner_of_username: dict[str, str] = {}
+    for person in scoped.persons:
+        external_id = ""
+        try:
+            external_id = ids.for_person(person)
+            attributes = mapping.user_attributes(person, external_id)
+        except ValueError as exc:
+            desired.excluded[EXCLUDED_MAPPING] += 1
+            where = f"user {external_id[:12]}" if external_id else f"a {person.kind.value}"
+            desired.issues.append(SourceIssue("mapping", where, str(exc)))
+            continue
+        username = str(attributes["userName"]).casefold()
+        if username in owner_of_username and owner_of_username[username] != external_id:
+            # Vendors key accounts on userName: two people cannot share one. Neither guess is
+            # safe, but the first keeps its account and the clash is reported.
+            desired.excluded[EXCLUDED_DUPLICATE_USERNAME] += 1
+            desired.issues.append(
+                SourceIssue("mapping", f"user {external_id[:12]}", f"userName also used by user {owner_of_username[username][:12]}")
+            )
+            continue
+        owner_of_username[username] = external_id
+        desired.users[external_id] = DesiredUser(external_id=external_id, attributes=attributes)
+        for placement in person.placements:
+            desired.groups[placement.school_unit_code].members.add(external_id)
+    return desired

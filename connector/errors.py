@@ -1,0 +1,34 @@
+"""Errors that end a command with a clear message instead of a traceback."""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Base for errors the CLI turns into a plain message and an exit code."""
+
+    exit_code = 1
+
+
+class ConfigError(ConnectorError):
+    """The configuration or mapping file is invalid. Exit code 2, like a usage error."""
+
+    exit_code = 2
+
+    def __init__(self, file: str, problems: list[str]) -> None:
+        self.file = file
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{file} is not valid:\n{lines}")
+
+
+class SourceError(ConnectorError):
+    """A source could not be read as a whole. Never treated as 'nobody is there'."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"source {source!r} failed: {reason}")
+
+
+class StateLockedError(ConnectorError):
+    """Another connector process holds the state file."""

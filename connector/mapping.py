@@ -1,0 +1,181 @@
+"""Mapping files (`mappings/*.yaml`): neutral people and schools -> desired SCIM objects.
+
+A mapping names the SCIM attributes the connector manages and a safe template for each (see
+`connector.template`). Whatever it does not name is left alone at the vendor. `externalId`
+and `active` are not in the file: the connector owns them (the opaque id and the lifecycle).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from connector.config import load_yaml, validation_problems
+from connector.errors import ConfigError
+from connector.model import Kind, Person, School
+from connector.template import Template, TemplateError, compile_template
+
+# SCIM User attributes a mapping may manage, as PATCH paths (RFC 7643 section 4.1).
+USER_PATHS = frozenset(
+    {
+        "userName",
+        "displayName",
+        "nickName",
+        "title",
+        "userType",
+        "preferredLanguage",
+        "locale",
+        "timezone",
+        "profileUrl",
+        "name.formatted",
+        "name.familyName",
+        "name.givenName",
+        "name.middleName",
+        "name.honorificPrefix",
+        "name.honorificSuffix",
+        "emails",
+    }
+)
+GROUP_PATHS = frozenset({"displayName"})
+
+USER_FIELDS = frozenset(
+    {"given_name", "family_name", "email", "username", "kind", "user_type", "roles"}
+)
+GROUP_FIELDS = frozenset({"school_code", "school_name", "school_types"})
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredUser:
+    external_id: str
+    attributes: dict[str, Any]  # PATCH path -> value; always includes "active"
+
+
+@dataclass(slots=True)
+class DesiredGroup:
+    external_id: str  # the school unit code
+    attributes: dict[str, Any]
+    members: set[str] = field(default_factory=set)  # users' external ids
+
+
+class _UserSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    attributes: dict[str, str]
+    # Staff with any of these roles get user_type "teacher"; other staff get "staff".
+    teacher_roles: list[str] = Field(default_factory=list)
+    email_type: str = "work"
+
+
+class _GroupSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    attributes: dict[str, str]
+
+
+class _MappingFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user: _UserSection
+    group: _GroupSection
+
+
+class Mapping:
+    """A validated, compiled mapping file."""
+
+    def __init__(self, path: Path, user: _UserSection, group: _GroupSection) -> None:
+        self.path = path
+        self.email_type = user.email_type
+        self._teacher_roles = frozenset(r.casefold() for r in user.teacher_roles)
+        problems: list[str] = []
+        self.user_templates = _compile_section(
+            user.attributes, USER_PATHS, USER_FIELDS, "user.attributes", problems
+        )
+        self.group_templates = _compile_section(
+            group.attributes, GROUP_PATHS, GROUP_FIELDS, "group.attributes", problems
+        )
+        if "userName" not in user.attributes:
+            problems.append("user.attributes.userName: is required")
+        if "displayName" not in group.attributes:
+            problems.append("group.attributes.displayName: is required")
+        if problems:
+            raise ConfigError(str(path), problems)
+
+    @property
+    def managed_user_paths(self) -> frozenset[str]:
+        return frozenset(self.user_templates) | {"active", "externalId"}
+
+    def user_type(self, person: Person) -> str:
+        if person.kind is Kind.STUDENT:
+            return "student"
+        roles = {p.role.casefold() for p in person.placements if p.role}
+        return "teacher" if roles & self._teacher_roles else "staff"
+
+    def user_attributes(self, person: Person, external_id: str) -> dict[str, Any]:
+        """The managed attributes for one person. Raises ValueError if userName is empty."""
+        context = {
+            "given_name": person.given_name,
+            "family_name": person.family_name,
+            "email": person.email,
+            "username": person.username,
+            "kind": person.kind.value,
+            "user_type": self.user_type(person),
+            "roles": ", ".join(sorted({p.role for p in person.placements if p.role})),
+        }
+        attributes: dict[str, Any] = {"externalId": external_id, "active": True}
+        for path, template in self.user_templates.items():
+            value = template.render(context).strip()
+            if not value:
+                if path == "userName":
+                    raise ValueError("userName is empty (is the e-mail or username missing?)")
+                continue  # an empty optional attribute is simply not managed for this person
+            if path == "emails":
+                attributes[path] = [{"value": value, "type": self.email_type, "primary": True}]
+            else:
+                attributes[path] = value
+        return attributes
+
+    def group_attributes(self, school: School) -> dict[str, Any]:
+        context = {
+            "school_code": school.code,
+            "school_name": school.name,
+            "school_types": ", ".join(school.school_types),
+        }
+        attributes: dict[str, Any] = {"externalId": school.code}
+        for path, template in self.group_templates.items():
+            value = template.render(context).strip()
+            attributes[path] = value or school.code
+        return attributes
+
+
+def _compile_section(
+    templates: dict[str, str],
+    allowed_paths: frozenset[str],
+    fields: frozenset[str],
+    where: str,
+    problems: list[str],
+) -> dict[str, Template]:
+    compiled = {}
+    for path, source in templates.items():
+        if path not in allowed_paths:
+            if path in ("externalId", "active", "id", "members"):
+                problems.append(f"{where}.{path}: is set by the connector and cannot be mapped")
+            else:
+                problems.append(
+                    f"{where}.{path}: not a SCIM attribute the connector can manage "
+                    f"(allowed: {', '.join(sorted(allowed_paths))})"
+                )
+            continue
+        try:
+            compiled[path] = compile_template(str(source), fields)
+        except TemplateError as exc:
+            problems.append(f"{where}.{path}: {exc}")
+    return compiled
+
+
+def load_mapping(path: Path) -> Mapping:
+    raw = load_yaml(path)
+    try:
+        parsed = _MappingFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(str(path), validation_problems(exc)) from None
+    return Mapping(path, parsed.user, parsed.group)

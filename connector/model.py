@@ -1,0 +1,76 @@
+"""The neutral records every source produces: people, their placements, and schools.
+
+Sources translate their own formats into these; everything downstream (scope, mapping,
+planning) only ever sees these types. They are plain frozen dataclasses with slots because a
+big city holds 100,000+ of them in memory at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    STUDENT = "student"
+    STAFF = "staff"
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """A person's place at one school unit: a student's enrolment or a staff member's duty."""
+
+    school_unit_code: str
+    school_type: str | None = None
+    school_year: str | None = None  # students: year, e.g. "7"
+    class_name: str | None = None  # students: class, e.g. "7B"
+    role: str | None = None  # staff: duty role, e.g. "Lärare"
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One person as the sources see them.
+
+    `source_key` is the stable key the sources use (a student id, an employee id, a directory
+    GUID). It is never sent to the vendor; the vendor's `externalId` is derived from it.
+    `protected` is True when any source marks the person as having protected identity, or
+    when the marking is missing or unreadable where it should be (fail closed).
+    """
+
+    source_key: str
+    kind: Kind
+    given_name: str
+    family_name: str
+    email: str | None
+    username: str | None
+    protected: bool
+    placements: tuple[Placement, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class School:
+    """A school unit, identified by its nationally unique 8-digit school unit code."""
+
+    code: str
+    name: str
+    school_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceIssue:
+    """A record a source could not read. Says where and why, never what the record held."""
+
+    source: str
+    location: str  # "students.csv:14", a DN, an object id
+    reason: str
+
+
+@dataclass(slots=True)
+class SourceRead:
+    """What one source returned in one cycle."""
+
+    source: str
+    persons: list[Person] = field(default_factory=list)
+    schools: list[School] = field(default_factory=list)
+    issues: list[SourceIssue] = field(default_factory=list)
+    rows_read: int = 0

@@ -1,0 +1,112 @@
+"""What people read on the terminal: the plan as a table, a sync's summary, the demo's result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from connector.plan import Plan
+from connector.sync import CycleResult
+
+_OP_LABELS = {
+    "create_group": "create group",
+    "update_group": "update group",
+    "create_user": "create user",
+    "update_user": "update user",
+    "add_members": "add members",
+    "remove_members": "remove members",
+    "deactivate_user": "deactivate user",
+}
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v.get("value", v)) if isinstance(v, dict) else str(v) for v in value)
+    return "(removed)" if value is None else str(value)
+
+
+def plan_rows(plan: Plan) -> list[tuple[str, str, str]]:
+    rows = []
+    for op in plan.operations:
+        if op.kind in ("create_user", "create_group"):
+            name = op.attributes.get("userName") or op.attributes.get("displayName") or ""
+            detail = f"{name}"
+        elif op.kind in ("add_members", "remove_members"):
+            detail = f"{len(op.members)} member(s)"
+        elif op.kind == "deactivate_user":
+            detail = "active=false"
+        else:
+            detail = "; ".join(f"{p}={_short(v)}" for p, v in sorted(op.attributes.items()))
+        rows.append((_OP_LABELS[op.kind], op.target[:12], detail))
+    return rows
+
+
+def table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(out)
+
+
+def render_plan(result: CycleResult) -> str:
+    rows = plan_rows(result.plan)
+    parts = []
+    if rows:
+        parts.append(table(("OPERATION", "REF", "DETAILS"), rows))
+    else:
+        parts.append("Nothing to do: the vendor already matches the sources.")
+    counts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.plan.counts().items() if v)
+    parts.append(f"\n{len(result.plan.operations)} operation(s){': ' + counts if counts else ''}")
+    parts.extend(_notes(result))
+    return "\n".join(parts)
+
+
+def _notes(result: CycleResult) -> list[str]:
+    notes = []
+    for reason, count in sorted(result.desired.excluded.items()):
+        notes.append(f"left out ({reason}): {count}")
+    for issue in result.issues:
+        notes.append(f"skipped {issue.location}: {issue.reason}")
+    for failure in result.source_failures:
+        notes.append(f"SOURCE FAILED {failure.source}: {failure.reason}")
+    if result.held_back:
+        held = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.held_back.items())
+        notes.append(f"HELD BACK ({result.hold_reason}): {held}")
+    return notes
+
+
+def render_summary(result: CycleResult) -> str:
+    summary = result.summary()
+    applied = summary["applied"]
+    lines = [
+        f"Sync {result.run_id}: {summary['outcome']} in {summary['duration_seconds']:.1f} s",
+        f"  persons read         {summary['persons_read']}",
+        f"  in scope             {summary['users_in_scope']} users, {summary['groups_in_scope']} groups",
+        f"  excluded             {sum(summary['excluded'].values())}",
+        f"  users created        {applied.get('users_created', 0)}"
+        f" (linked to existing accounts: {applied.get('users_linked', 0)})",
+        f"  users updated        {applied.get('users_updated', 0)}",
+        f"  users deactivated    {applied.get('users_deactivated', 0)}",
+        f"  groups created       {applied.get('groups_created', 0)}"
+        f" (linked: {applied.get('groups_linked', 0)}, updated: {applied.get('groups_updated', 0)})",
+        f"  memberships added    {applied.get('members_added', 0)}",
+        f"  memberships removed  {applied.get('members_removed', 0)}",
+        f"  skipped records      {summary['skipped_records']}",
+        f"  failed               {applied.get('failed', 0) + applied.get('conflict', 0)}",
+        "  requests             "
+        + (", ".join(f"{m} {n}" for m, n in summary["requests"].items()) or "none"),
+    ]
+    notes = _notes(result)
+    if notes:
+        lines.append("")
+        lines.extend(notes)
+    if result.applied:
+        for failure in result.applied.failures:
+            lines.append(f"FAILED {failure['op']} {failure['ref']}: {failure['error']}")
+    return "\n".join(lines)
+
+
+def echo(text: str) -> None:
+    click.echo(text)

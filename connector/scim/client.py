@@ -1,0 +1,311 @@
+"""A thin SCIM 2.0 client on httpx: discovery, search, create, patch, replace.
+
+Requests are built with scim2-models. Responses are read as plain JSON and checked only for
+what the connector needs (an `id`, a list of resources): vendors return extension attributes,
+odd e-mail values and other things a strict model would refuse, and none of that is our
+business. Retries (tenacity) cover connection errors, timeouts, 429 and 5xx, honouring
+`Retry-After`. The bearer token lives only in the request headers, never in a log or error.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+log = structlog.get_logger(__name__)
+
+SCIM_JSON = "application/scim+json"
+LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+MAX_RETRY_AFTER_SECONDS = 300.0
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class ScimError(Exception):
+    """A SCIM request failed for good. Carries no token and no request body."""
+
+    def __init__(
+        self, method: str, path: str, status: int | None, detail: str, scim_type: str | None = None
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        self.detail = detail
+        self.scim_type = scim_type
+        where = f"{method} {path}"
+        super().__init__(f"{where}: {status or 'no response'} {detail}".strip())
+
+
+class _RetryableStatus(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        super().__init__(f"HTTP {response.status_code}")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFeatures:
+    patch: bool
+    bulk: bool
+    bulk_max_operations: int
+    bulk_max_payload: int
+    filter: bool
+    filter_max_results: int
+    etag: bool
+
+    @classmethod
+    def from_config(cls, data: dict[str, Any]) -> ServerFeatures:
+        def supported(name: str) -> bool:
+            part = data.get(name)
+            return bool(part.get("supported")) if isinstance(part, dict) else False
+
+        bulk = data.get("bulk") if isinstance(data.get("bulk"), dict) else {}
+        filters = data.get("filter") if isinstance(data.get("filter"), dict) else {}
+        return cls(
+            patch=supported("patch"),
+            bulk=supported("bulk"),
+            bulk_max_operations=int(bulk.get("maxOperations") or 0),
+            bulk_max_payload=int(bulk.get("maxPayloadSize") or 0),
+            filter=supported("filter"),
+            filter_max_results=int(filters.get("maxResults") or 0),
+            etag=supported("etag"),
+        )
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds or an HTTP date (RFC 9110 section 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER_SECONDS)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return min(max((when - datetime.now(UTC)).total_seconds(), 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, httpx.TransportError | _RetryableStatus)
+
+
+class _Wait:
+    """Retry-After when the server gives one, else exponential backoff with jitter."""
+
+    def __init__(self) -> None:
+        self._backoff = wait_exponential_jitter(initial=0.5, max=30.0, jitter=0.5)
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _RetryableStatus):
+            retry_after = parse_retry_after(exc.response.headers.get("Retry-After"))
+            if retry_after is not None:
+                return retry_after
+        return float(self._backoff(state))
+
+
+def _error_detail(response: httpx.Response) -> tuple[str, str | None]:
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.reason_phrase or "error", None)
+    if isinstance(body, dict):
+        detail = str(body.get("detail") or response.reason_phrase or "error")
+        scim_type = body.get("scimType")
+        return (detail[:300], str(scim_type) if scim_type else None)
+    return (response.reason_phrase or "error", None)
+
+
+class ScimClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        timeout: float = 30.0,
+        verify_tls: bool = True,
+        ca_file: Path | None = None,
+        max_retries: int = 4,
+    ) -> None:
+        headers = {"Accept": SCIM_JSON, "User-Agent": "connector/0.1"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        verify: bool | str = str(ca_file) if (verify_tls and ca_file) else verify_tls
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url + "/",
+            headers=headers,
+            timeout=timeout,
+            verify=verify,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+        )
+        self._max_retries = max_retries
+        self._lock = threading.Lock()
+        self.requests_by_method: Counter[str] = Counter()
+        self._features: ServerFeatures | None = None
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ScimClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- transport ------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        template: str | None = None,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        expect: tuple[int, ...] = (200,),
+    ) -> httpx.Response:
+        """Send with retries. `template` (e.g. /Users/{id}) is what logs show instead of the path."""
+        shown = template or path
+
+        def attempt() -> httpx.Response:
+            with self._lock:
+                self.requests_by_method[method] += 1
+            response = self._http.request(
+                method,
+                path.lstrip("/"),
+                json=json,
+                params=params,
+                headers={"Content-Type": SCIM_JSON} if json is not None else None,
+            )
+            if response.status_code in RETRYABLE_STATUS:
+                raise _RetryableStatus(response)
+            return response
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            status = exc.response.status_code if isinstance(exc, _RetryableStatus) else None
+            log.warning(
+                "scim.request.retrying",
+                method=method,
+                path=shown,
+                status=status,
+                error=None if status else type(exc).__name__,
+                attempt=state.attempt_number,
+                wait_seconds=round(state.upcoming_sleep, 2),
+            )
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self._max_retries + 1),
+            retry=retry_if_exception(_is_retryable),
+            wait=_Wait(),
+            before_sleep=before_sleep,
+            reraise=True,
+            sleep=time.sleep,
+        )
+        try:
+            response = retrying(attempt)
+        except _RetryableStatus as exc:
+            response = exc.response
+        except httpx.TransportError as exc:
+            log.error("scim.request.failed", method=method, path=shown, status=None,
+                      error=type(exc).__name__, attempts=self._max_retries + 1)
+            raise ScimError(method, shown, None, f"{type(exc).__name__}: connection failed") from None
+        if response.status_code not in expect:
+            detail, scim_type = _error_detail(response)
+            log.warning(
+                "scim.request.failed",
+                method=method,
+                path=shown,
+                status=response.status_code,
+                scim_type=scim_type,
+            )
+            raise ScimError(method, shown, response.status_code, detail, scim_type)
+        return response
+
+    def _json(self, response: httpx.Response, method: str, shown: str) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError:
+            raise ScimError(method, shown, response.status_code, "response is not JSON") from None
+        if not isinstance(body, dict):
+            raise ScimError(method, shown, response.status_code, "response is not a JSON object")
+        return body
+
+    def _resource(self, response: httpx.Response, method: str, shown: str) -> dict[str, Any]:
+        body = self._json(response, method, shown)
+        if not isinstance(body.get("id"), str) or not body["id"]:
+            raise ScimError(method, shown, response.status_code, "response has no resource id")
+        return body
+
+    # -- SCIM operations ------------------------------------------------------------------
+
+    def features(self) -> ServerFeatures:
+        if self._features is None:
+            path = "/ServiceProviderConfig"
+            body = self._json(self.request("GET", path), "GET", path)
+            self._features = ServerFeatures.from_config(body)
+        return self._features
+
+    def search(
+        self, resource_type: str, filter_: str, *, attributes: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        path = f"/{resource_type}"
+        params: dict[str, Any] = {"filter": filter_}
+        if attributes:
+            params["attributes"] = ",".join(attributes)
+        body = self._json(
+            self.request("GET", path, template=f"{path}?filter", params=params), "GET", path
+        )
+        resources = body.get("Resources") or []
+        if not isinstance(resources, list):
+            raise ScimError("GET", path, 200, "Resources is not a list")
+        return [r for r in resources if isinstance(r, dict) and isinstance(r.get("id"), str)]
+
+    def get(self, resource_type: str, vendor_id: str) -> dict[str, Any]:
+        template = f"/{resource_type}/{{id}}"
+        response = self.request("GET", f"/{resource_type}/{vendor_id}", template=template)
+        return self._resource(response, "GET", template)
+
+    def create(self, resource_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        path = f"/{resource_type}"
+        response = self.request("POST", path, json=payload, expect=(201, 200))
+        return self._resource(response, "POST", path)
+
+    def patch(self, resource_type: str, vendor_id: str, payload: dict[str, Any]) -> None:
+        template = f"/{resource_type}/{{id}}"
+        self.request(
+            "PATCH", f"/{resource_type}/{vendor_id}", template=template, json=payload,
+            expect=(200, 204),
+        )
+
+    def replace(self, resource_type: str, vendor_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        template = f"/{resource_type}/{{id}}"
+        response = self.request(
+            "PUT", f"/{resource_type}/{vendor_id}", template=template, json=payload
+        )
+        return self._resource(response, "PUT", template)
+
+
+def quote_filter_value(value: str) -> str:
+    """A SCIM filter string literal (RFC 7644 section 3.4.2.2 uses JSON string syntax)."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False)

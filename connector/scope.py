@@ -1,0 +1,100 @@
+"""Who is in and who is out, and why. Protected identity is decided first and is final.
+
+A protected person is dropped here, before mapping: nothing downstream (desired objects, plan,
+state, logs) ever sees them. Only the number of people left out per reason survives.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+from connector.config import Config
+from connector.model import Kind, Person, School, SourceRead
+
+EXCLUDED_PROTECTED = "protected identity"
+EXCLUDED_NO_PLACEMENT = "no placement in a school in scope"
+
+
+@dataclass(slots=True)
+class Scoped:
+    persons: list[Person] = field(default_factory=list)
+    schools: dict[str, School] = field(default_factory=dict)
+    excluded: Counter[str] = field(default_factory=Counter)
+
+
+def merge_persons(reads: list[SourceRead]) -> list[Person]:
+    """One person per (kind, source key) across sources: placements joined, protected if any says so."""
+    merged: dict[tuple[Kind, str], Person] = {}
+    for read in reads:
+        for person in read.persons:
+            key = (person.kind, person.source_key)
+            seen = merged.get(key)
+            if seen is None:
+                merged[key] = person
+            else:
+                merged[key] = replace(
+                    seen,
+                    protected=seen.protected or person.protected,
+                    placements=tuple(dict.fromkeys(seen.placements + person.placements)),
+                    email=seen.email or person.email,
+                    username=seen.username or person.username,
+                )
+    return list(merged.values())
+
+
+def known_schools(config: Config, reads: list[SourceRead]) -> dict[str, School]:
+    """School names and types: from the sources, overridden by the config's `schools:` list."""
+    schools: dict[str, School] = {}
+    for read in reads:
+        for school in read.schools:
+            if school.code not in schools or schools[school.code].name == school.code:
+                schools[school.code] = school
+    for configured in config.schools:
+        schools[configured.code] = School(
+            code=configured.code,
+            name=configured.name,
+            school_types=tuple(configured.school_types)
+            or (schools[configured.code].school_types if configured.code in schools else ()),
+        )
+    return schools
+
+
+def apply_scope(config: Config, reads: list[SourceRead]) -> Scoped:
+    scope = config.scope
+    school_types = {t.casefold() for t in scope.school_types}
+    school_units = set(scope.school_units)
+    staff_roles = {r.casefold() for r in scope.staff_roles}
+    schools = known_schools(config, reads)
+    result = Scoped()
+    for person in merge_persons(reads):
+        if person.protected:
+            result.excluded[EXCLUDED_PROTECTED] += 1
+            continue
+        placements = []
+        for placement in person.placements:
+            if school_units and placement.school_unit_code not in school_units:
+                continue
+            if school_types:
+                school = schools.get(placement.school_unit_code)
+                types = (placement.school_type,) if placement.school_type else (
+                    school.school_types if school else ()
+                )
+                if not any(t.casefold() in school_types for t in types):
+                    continue
+            if (
+                staff_roles
+                and person.kind is Kind.STAFF
+                and (placement.role or "").casefold() not in staff_roles
+            ):
+                continue
+            placements.append(placement)
+        if not placements:
+            result.excluded[EXCLUDED_NO_PLACEMENT] += 1
+            continue
+        result.persons.append(replace(person, placements=tuple(placements)))
+        for placement in placements:
+            code = placement.school_unit_code
+            if code not in result.schools:
+                result.schools[code] = schools.get(code) or School(code=code, name=code)
+    return result

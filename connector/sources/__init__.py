@@ -1,0 +1,25 @@
+"""Sources of people and schools. Each turns one kind of municipal system into the neutral model."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from connector.config import Config
+from connector.model import SourceRead
+from connector.sources.csv_roster import CsvRosterSource
+
+
+class Source(Protocol):
+    name: str
+
+    def read(self) -> SourceRead:
+        """Read everything; raise SourceError when the source as a whole cannot be read."""
+        ...
+
+
+def build_sources(config: Config) -> list[Source]:
+    sources: list[Source] = []
+    for source_config in config.sources:
+        if source_config.type == "csv":
+            sources.append(CsvRosterSource(source_config))
+    return sources

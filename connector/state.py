@@ -1,0 +1,263 @@
+"""The SQLite state file: which vendor id belongs to which externalId, what was last applied,
+which memberships the connector made, and a record of each run.
+
+Only people who were actually sent to the vendor are stored, so a protected person never has
+a row. The file is created with mode 0600, uses WAL and one transaction per recorded outcome,
+so a crash at any moment leaves it consistent.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from connector.errors import StateLockedError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    external_id TEXT PRIMARY KEY,
+    vendor_id TEXT NOT NULL,
+    origin TEXT NOT NULL CHECK (origin IN ('created', 'linked')),
+    active INTEGER NOT NULL,
+    attributes TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    deactivated_at TEXT
+);
+CREATE TABLE IF NOT EXISTS groups (
+    external_id TEXT PRIMARY KEY,
+    vendor_id TEXT NOT NULL,
+    origin TEXT NOT NULL CHECK (origin IN ('created', 'linked')),
+    attributes TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS memberships (
+    group_external_id TEXT NOT NULL,
+    user_external_id TEXT NOT NULL,
+    PRIMARY KEY (group_external_id, user_external_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    command TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    outcome TEXT,
+    summary TEXT
+);
+"""
+
+
+def now_utc() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(slots=True)
+class KnownUser:
+    external_id: str
+    vendor_id: str
+    origin: str
+    active: bool
+    attributes: dict[str, Any]
+
+
+@dataclass(slots=True)
+class KnownGroup:
+    external_id: str
+    vendor_id: str
+    origin: str
+    attributes: dict[str, Any]
+    members: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class Known:
+    """What the connector believes the vendor holds of the objects it manages."""
+
+    users: dict[str, KnownUser] = field(default_factory=dict)
+    groups: dict[str, KnownGroup] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    run_id: str
+    command: str
+    started_at: str
+    finished_at: str | None
+    outcome: str | None
+    summary: dict[str, Any]
+
+
+class StateStore:
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._db = connection
+        self.path = path
+        self._lock_file: int | None = None
+
+    @classmethod
+    def open(cls, path: Path) -> StateStore:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            # Create it private before SQLite writes anything into it.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA busy_timeout=5000")
+        connection.executescript(_SCHEMA)
+        connection.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+        return cls(connection, path)
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> StateStore | None:
+        """For commands that must change nothing (plan): None when there is no state yet."""
+        if not path.exists():
+            return None
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        return cls(connection, path)
+
+    def close(self) -> None:
+        self._db.close()
+        if self._lock_file is not None:
+            os.close(self._lock_file)
+            self._lock_file = None
+
+    def acquire_lock(self) -> None:
+        """Hold an exclusive lock for the life of the process (the OS drops it on a crash)."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        descriptor = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise StateLockedError(
+                f"another connector process is using the state file {self.path}; "
+                "only one sync or run may use a state file at a time"
+            ) from None
+        self._lock_file = descriptor
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- what the vendor holds ------------------------------------------------------------
+
+    def load_known(self) -> Known:
+        known = Known()
+        for ext, vendor_id, origin, active, attributes in self._db.execute(
+            "SELECT external_id, vendor_id, origin, active, attributes FROM users"
+        ):
+            known.users[ext] = KnownUser(ext, vendor_id, origin, bool(active), json.loads(attributes))
+        for ext, vendor_id, origin, attributes in self._db.execute(
+            "SELECT external_id, vendor_id, origin, attributes FROM groups"
+        ):
+            known.groups[ext] = KnownGroup(ext, vendor_id, origin, json.loads(attributes))
+        for group_ext, user_ext in self._db.execute(
+            "SELECT group_external_id, user_external_id FROM memberships"
+        ):
+            if group_ext in known.groups:
+                known.groups[group_ext].members.add(user_ext)
+        return known
+
+    def record_user(
+        self, external_id: str, vendor_id: str, origin: str, attributes: dict[str, Any]
+    ) -> None:
+        active = bool(attributes.get("active", True))
+        with self.transaction():
+            self._db.execute(
+                """
+                INSERT INTO users (external_id, vendor_id, origin, active, attributes, updated_at,
+                                   deactivated_at)
+                VALUES (?, ?, ?, ?, ?, ?, CASE WHEN ? THEN NULL ELSE ? END)
+                ON CONFLICT (external_id) DO UPDATE SET
+                    vendor_id = excluded.vendor_id,
+                    active = excluded.active,
+                    attributes = excluded.attributes,
+                    updated_at = excluded.updated_at,
+                    deactivated_at = CASE
+                        WHEN excluded.active THEN NULL
+                        ELSE COALESCE(users.deactivated_at, excluded.deactivated_at)
+                    END
+                """,
+                (external_id, vendor_id, origin, active, json.dumps(attributes), now_utc(), active, now_utc()),
+            )
+
+    def forget_user(self, external_id: str) -> None:
+        """Drop a link (the account is gone at the vendor) and the memberships recorded for it."""
+        with self.transaction():
+            self._db.execute("DELETE FROM users WHERE external_id = ?", (external_id,))
+            self._db.execute("DELETE FROM memberships WHERE user_external_id = ?", (external_id,))
+
+    def record_group(
+        self, external_id: str, vendor_id: str, origin: str, attributes: dict[str, Any]
+    ) -> None:
+        with self.transaction():
+            self._db.execute(
+                """
+                INSERT INTO groups (external_id, vendor_id, origin, attributes, updated_at)
+                VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (external_id) DO UPDATE SET
+                    vendor_id = excluded.vendor_id,
+                    attributes = excluded.attributes,
+                    updated_at = excluded.updated_at
+                """,
+                (external_id, vendor_id, origin, json.dumps(attributes), now_utc()),
+            )
+
+    def add_memberships(self, group_external_id: str, user_external_ids: Iterable[str]) -> None:
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO memberships VALUES (?, ?)",
+                [(group_external_id, u) for u in user_external_ids],
+            )
+
+    def remove_memberships(self, group_external_id: str, user_external_ids: Iterable[str]) -> None:
+        with self.transaction():
+            self._db.executemany(
+                "DELETE FROM memberships WHERE group_external_id = ? AND user_external_id = ?",
+                [(group_external_id, u) for u in user_external_ids],
+            )
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def start_run(self, run_id: str, command: str) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO runs (run_id, command, started_at) VALUES (?, ?, ?)",
+                (run_id, command, now_utc()),
+            )
+
+    def finish_run(self, run_id: str, outcome: str, summary: dict[str, Any]) -> None:
+        with self.transaction():
+            self._db.execute(
+                "UPDATE runs SET finished_at = ?, outcome = ?, summary = ? WHERE run_id = ?",
+                (now_utc(), outcome, json.dumps(summary), run_id),
+            )
+
+    def last_runs(self, limit: int = 10) -> list[RunRecord]:
+        rows = self._db.execute(
+            "SELECT run_id, command, started_at, finished_at, outcome, summary FROM runs "
+            "ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            RunRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else {}) for r in rows
+        ]
