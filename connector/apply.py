@@ -108,7 +108,9 @@ class Applier:
                 ops = plan.of_kind(kind)
                 if not ops:
                     continue
-                futures: list[Future[Outcome]] = [pool.submit(self._guarded, handler, op) for op in ops]
+                futures: list[Future[Outcome]] = [
+                    pool.submit(self._guarded, handler, op) for op in ops
+                ]
                 for future in futures:
                     self._record(future.result(), report)
         return report
@@ -228,7 +230,9 @@ class Applier:
                 if exc.status != 409:
                     raise
                 # Someone (or an earlier, interrupted run) created it meanwhile: link it.
-                existing = self._find_existing("Users", op.target, "userName", attributes["userName"])
+                existing = self._find_existing(
+                    "Users", op.target, "userName", attributes["userName"]
+                )
                 if existing is None:
                     raise
         self._bring_in_line("Users", User, existing, attributes, self.managed_user_paths)
@@ -268,7 +272,9 @@ class Applier:
         assert op.vendor_id is not None
         self._send_changes("Users", User, op.vendor_id, op.attributes)
         applied = {**self.known.users[op.target].attributes, **op.attributes}
-        return Outcome(op, "updated", op.vendor_id, {k: v for k, v in applied.items() if v is not None})
+        return Outcome(
+            op, "updated", op.vendor_id, {k: v for k, v in applied.items() if v is not None}
+        )
 
     def _deactivate_user(self, op: Operation) -> Outcome:
         assert op.vendor_id is not None
@@ -281,7 +287,9 @@ class Applier:
     def _create_group(self, op: Operation) -> Outcome:
         attributes = op.attributes
         payload = group_payload(attributes)
-        existing = self._find_existing("Groups", op.target, "displayName", attributes["displayName"])
+        existing = self._find_existing(
+            "Groups", op.target, "displayName", attributes["displayName"]
+        )
         if existing is None:
             created = self.client.create("Groups", payload)
             return Outcome(op, "created", created["id"], attributes)
@@ -292,12 +300,16 @@ class Applier:
         assert op.vendor_id is not None
         self._send_changes("Groups", Group, op.vendor_id, op.attributes)
         applied = {**self.known.groups[op.target].attributes, **op.attributes}
-        return Outcome(op, "updated", op.vendor_id, {k: v for k, v in applied.items() if v is not None})
+        return Outcome(
+            op, "updated", op.vendor_id, {k: v for k, v in applied.items() if v is not None}
+        )
 
     def _group_id(self, op: Operation) -> str:
         group_id = self.group_ids.get(op.target)
         if group_id is None:
-            raise ScimError("PATCH", "/Groups/{id}", None, "the group could not be created or linked")
+            raise ScimError(
+                "PATCH", "/Groups/{id}", None, "the group could not be created or linked"
+            )
         return group_id
 
     def _add_members(self, op: Operation) -> Outcome:

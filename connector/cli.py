@@ -53,7 +53,9 @@ def make_client(config: Config) -> ScimClient:
     try:
         token = vendor.bearer_token()
     except OSError as exc:
-        raise ConfigError(str(config.source_file), [f"vendor.token_file: cannot be read ({exc.strerror})"]) from None
+        raise ConfigError(
+            str(config.source_file), [f"vendor.token_file: cannot be read ({exc.strerror})"]
+        ) from None
     if not vendor.verify_tls:
         import structlog
 
@@ -124,7 +126,9 @@ def check(ctx: click.Context) -> None:
             f"ETag {'yes' if features.etag else 'no'}"
         )
     except ScimError as exc:
-        hint = {401: " (is the token right?)", 403: " (does the token have access?)"}.get(exc.status or 0, "")
+        hint = {401: " (is the token right?)", 403: " (does the token have access?)"}.get(
+            exc.status or 0, ""
+        )
         click.echo(f"FAIL  vendor {config.vendor.base_url}: {exc}{hint}")
         problems += 1
     if problems:
@@ -146,9 +150,12 @@ def plan(ctx: click.Context, as_json: bool) -> None:
             "counts": result.plan.counts(),
             "excluded": dict(result.desired.excluded),
             "skipped_records": [
-                {"source": i.source, "location": i.location, "reason": i.reason} for i in result.issues
+                {"source": i.source, "location": i.location, "reason": i.reason}
+                for i in result.issues
             ],
-            "source_failures": [{"source": f.source, "reason": f.reason} for f in result.source_failures],
+            "source_failures": [
+                {"source": f.source, "reason": f.reason} for f in result.source_failures
+            ],
             "held_back": result.held_back,
         }
         click.echo(json.dumps(document, ensure_ascii=False, indent=2))

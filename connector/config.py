@@ -203,7 +203,10 @@ class Config(_Strict):
 def _expand_env(value: Any, where: str, problems: list[str]) -> Any:
     """Replace ${NAME} in every string, recording unset variables as problems."""
     if isinstance(value, dict):
-        return {k: _expand_env(v, f"{where}.{k}" if where else str(k), problems) for k, v in value.items()}
+        return {
+            k: _expand_env(v, f"{where}.{k}" if where else str(k), problems)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_expand_env(v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
     if isinstance(value, str):
@@ -280,7 +283,9 @@ def load_config(path: Path) -> Config:
     path = Path(path)
     raw = load_yaml(path)
     if not isinstance(raw, dict):
-        raise ConfigError(str(path), ["the file must hold a mapping of keys (vendor:, state:, ...)"])
+        raise ConfigError(
+            str(path), ["the file must hold a mapping of keys (vendor:, state:, ...)"]
+        )
     problems: list[str] = []
     expanded = _expand_env(raw, "", problems)
     if problems:

@@ -30,10 +30,16 @@ def run_demo(config_path: Path = DEMO_CONFIG) -> int:
     configure_logging("json", "warning")  # the summaries below tell the story; logs only on trouble
     mapping = load_mapping(config.mapping)
     token = secrets.token_urlsafe(24)
-    with LocalScimServer(token) as server, tempfile.TemporaryDirectory(prefix="connector-demo-") as tmp:
+    with (
+        LocalScimServer(token) as server,
+        tempfile.TemporaryDirectory(prefix="connector-demo-") as tmp,
+    ):
         vendor = config.vendor.model_copy(update={"base_url": server.base_url, "token": None})
         config = config.model_copy(
-            update={"vendor": vendor, "state": config.state.model_copy(update={"path": Path(tmp) / "state.db"})}
+            update={
+                "vendor": vendor,
+                "state": config.state.model_copy(update={"path": Path(tmp) / "state.db"}),
+            }
         )
         click.echo(f"Local SCIM server: {server.base_url}\n")
         state = StateStore.open(config.state.path)
@@ -82,6 +88,8 @@ def show_server(base_url: str, token: str) -> str:
     for group in groups:
         members = sorted(names.get(m.get("value"), "?") for m in group.get("members") or [])
         lines.append("")
-        lines.append(f"Group {group.get('displayName')} (school unit {group.get('externalId')}): {len(members)} members")
+        lines.append(
+            f"Group {group.get('displayName')} (school unit {group.get('externalId')}): {len(members)} members"
+        )
         lines.extend(f"  - {m}" for m in members)
     return "\n".join(lines)

@@ -25,7 +25,9 @@ class Desired:
 def build_desired(scoped: Scoped, mapping: Mapping, ids: ExternalIdMaker) -> Desired:
     desired = Desired(excluded=Counter(scoped.excluded))
     for code, school in scoped.schools.items():
-        desired.groups[code] = DesiredGroup(external_id=code, attributes=mapping.group_attributes(school))
+        desired.groups[code] = DesiredGroup(
+            external_id=code, attributes=mapping.group_attributes(school)
+        )
     owner_of_username: dict[str, str] = {}
     for person in scoped.persons:
         external_id = ""
@@ -43,7 +45,11 @@ def build_desired(scoped: Scoped, mapping: Mapping, ids: ExternalIdMaker) -> Des
             # safe, but the first keeps its account and the clash is reported.
             desired.excluded[EXCLUDED_DUPLICATE_USERNAME] += 1
             desired.issues.append(
-                SourceIssue("mapping", f"user {external_id[:12]}", f"userName also used by user {owner_of_username[username][:12]}")
+                SourceIssue(
+                    "mapping",
+                    f"user {external_id[:12]}",
+                    f"userName also used by user {owner_of_username[username][:12]}",
+                )
             )
             continue
         owner_of_username[username] = external_id

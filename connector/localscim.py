@@ -45,13 +45,22 @@ class LocalScimServer:
         return f"{self.root}/{tenant}/v2"
 
     def start(self, timeout: float = 20.0) -> LocalScimServer:
-        executable = shutil.which("scim2-server") or str(Path(sys.executable).with_name("scim2-server"))
+        executable = shutil.which("scim2-server") or str(
+            Path(sys.executable).with_name("scim2-server")
+        )
         if not Path(executable).exists():
             raise ConnectorError(
                 "the local SCIM server is not installed; install it with: pip install 'connector[demo]'"
             )
-        command = [executable, "--hostname", "127.0.0.1", "--port", str(self.port),
-                   "--bearer-token", self.token]
+        command = [
+            executable,
+            "--hostname",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--bearer-token",
+            self.token,
+        ]
         if self._dynamic_tenants:
             command.append("--dynamic-tenants")
         if self._spc is not None:
@@ -63,7 +72,9 @@ class LocalScimServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise ConnectorError(f"the local SCIM server exited at start (code {self._process.returncode})")
+                raise ConnectorError(
+                    f"the local SCIM server exited at start (code {self._process.returncode})"
+                )
             try:
                 httpx.get(
                     f"{probe}/ServiceProviderConfig",

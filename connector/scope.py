@@ -77,8 +77,10 @@ def apply_scope(config: Config, reads: list[SourceRead]) -> Scoped:
                 continue
             if school_types:
                 school = schools.get(placement.school_unit_code)
-                types = (placement.school_type,) if placement.school_type else (
-                    school.school_types if school else ()
+                types = (
+                    (placement.school_type,)
+                    if placement.school_type
+                    else (school.school_types if school else ())
                 )
                 if not any(t.casefold() in school_types for t in types):
                     continue

@@ -165,7 +165,9 @@ class StateStore:
         for ext, vendor_id, origin, active, attributes in self._db.execute(
             "SELECT external_id, vendor_id, origin, active, attributes FROM users"
         ):
-            known.users[ext] = KnownUser(ext, vendor_id, origin, bool(active), json.loads(attributes))
+            known.users[ext] = KnownUser(
+                ext, vendor_id, origin, bool(active), json.loads(attributes)
+            )
         for ext, vendor_id, origin, attributes in self._db.execute(
             "SELECT external_id, vendor_id, origin, attributes FROM groups"
         ):
@@ -197,7 +199,16 @@ class StateStore:
                         ELSE COALESCE(users.deactivated_at, excluded.deactivated_at)
                     END
                 """,
-                (external_id, vendor_id, origin, active, json.dumps(attributes), now_utc(), active, now_utc()),
+                (
+                    external_id,
+                    vendor_id,
+                    origin,
+                    active,
+                    json.dumps(attributes),
+                    now_utc(),
+                    active,
+                    now_utc(),
+                ),
             )
 
     def forget_user(self, external_id: str) -> None:

@@ -103,7 +103,12 @@ def read_sources(config: Config) -> tuple[list[SourceRead], list[SourceFailure]]
             failures.append(SourceFailure(exc.source, exc.reason))
             continue
         for issue in read.issues:
-            log.warning("source.record_skipped", source=issue.source, location=issue.location, reason=issue.reason)
+            log.warning(
+                "source.record_skipped",
+                source=issue.source,
+                location=issue.location,
+                reason=issue.reason,
+            )
         if not read.persons:
             # An export with nobody in it is a broken export far more often than an empty town.
             reason = "returned no persons"
@@ -126,7 +131,11 @@ def compute_cycle(config: Config, mapping: Mapping, known: Known, run_id: str) -
     result = CycleResult(run_id, plan, desired, reads, failures)
     if failures:
         # No deprovisioning is ever derived from a source that failed.
-        held = {k: v for k, v in plan.counts().items() if k in ("remove_members", "deactivate_user") and v}
+        held = {
+            k: v
+            for k, v in plan.counts().items()
+            if k in ("remove_members", "deactivate_user") and v
+        }
         if held:
             result.held_back = held
             result.hold_reason = "a source failed: " + ", ".join(f.source for f in failures)
@@ -152,7 +161,9 @@ def plan_only(config: Config, mapping: Mapping) -> CycleResult:
     return compute_cycle(config, mapping, known, run_id)
 
 
-def run_sync(config: Config, mapping: Mapping, state: StateStore, client: ScimClient, command: str = "sync") -> CycleResult:
+def run_sync(
+    config: Config, mapping: Mapping, state: StateStore, client: ScimClient, command: str = "sync"
+) -> CycleResult:
     """One full cycle: read, plan, apply, record. The caller holds the state lock."""
     run_id = new_run_id()
     structlog.contextvars.bind_contextvars(run_id=run_id)

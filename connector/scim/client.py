@@ -225,9 +225,17 @@ class ScimClient:
         except _RetryableStatus as exc:
             response = exc.response
         except httpx.TransportError as exc:
-            log.error("scim.request.failed", method=method, path=shown, status=None,
-                      error=type(exc).__name__, attempts=self._max_retries + 1)
-            raise ScimError(method, shown, None, f"{type(exc).__name__}: connection failed") from None
+            log.error(
+                "scim.request.failed",
+                method=method,
+                path=shown,
+                status=None,
+                error=type(exc).__name__,
+                attempts=self._max_retries + 1,
+            )
+            raise ScimError(
+                method, shown, None, f"{type(exc).__name__}: connection failed"
+            ) from None
         if response.status_code not in expect:
             detail, scim_type = _error_detail(response)
             log.warning(
@@ -292,11 +300,16 @@ class ScimClient:
     def patch(self, resource_type: str, vendor_id: str, payload: dict[str, Any]) -> None:
         template = f"/{resource_type}/{{id}}"
         self.request(
-            "PATCH", f"/{resource_type}/{vendor_id}", template=template, json=payload,
+            "PATCH",
+            f"/{resource_type}/{vendor_id}",
+            template=template,
+            json=payload,
             expect=(200, 204),
         )
 
-    def replace(self, resource_type: str, vendor_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    def replace(
+        self, resource_type: str, vendor_id: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
         template = f"/{resource_type}/{{id}}"
         response = self.request(
             "PUT", f"/{resource_type}/{vendor_id}", template=template, json=payload

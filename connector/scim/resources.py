@@ -55,12 +55,14 @@ def flatten(resource: dict[str, Any], paths: frozenset[str] | set[str]) -> dict[
 def same_value(path: str, desired: Any, actual: Any) -> bool:
     """Compare as a vendor would: userName and e-mail addresses are case-insensitive."""
     if path == "emails" and isinstance(desired, list) and isinstance(actual, list):
+
         def key(items: list[Any]) -> list[tuple[str, Any]]:
             return sorted(
                 (str(e.get("value", "")).casefold(), e.get("type"))
                 for e in items
                 if isinstance(e, dict)
             )
+
         return key(desired) == key(actual)
     if path == "userName" and isinstance(desired, str) and isinstance(actual, str):
         return desired.casefold() == actual.casefold()
@@ -89,7 +91,9 @@ def attributes_patch(resource: type[User] | type[Group], changes: dict[str, Any]
     """PATCH `replace` for each changed path, `remove` for each value no longer wanted."""
     operation = PatchOperation[resource]  # type: ignore[valid-type]
     operations = [
-        operation(op="remove", path=path) if value is None else operation(op="replace", path=path, value=value)
+        operation(op="remove", path=path)
+        if value is None
+        else operation(op="replace", path=path, value=value)
         for path, value in sorted(changes.items())
     ]
     try:
@@ -106,7 +110,9 @@ def members_patch(*, add: list[str] = (), remove: list[str] = ()) -> dict[str, A
             PatchOperation[Group](op="add", path="members", value=[{"value": i} for i in add])
         )
     for vendor_id in remove:
-        operations.append(PatchOperation[Group](op="remove", path=f'members[value eq "{vendor_id}"]'))
+        operations.append(
+            PatchOperation[Group](op="remove", path=f'members[value eq "{vendor_id}"]')
+        )
     return PatchOp[Group](operations=operations).model_dump(scim_ctx=Context.RESOURCE_PATCH_REQUEST)
 
 

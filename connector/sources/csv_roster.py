@@ -67,16 +67,16 @@ class CsvRosterSource:
         except OSError as exc:
             raise SourceError(self.name, f"cannot read {config.path}: {exc.strerror}") from None
         text, used_encoding = decode(data, config.encoding)
-        reader = csv.reader(
-            io.StringIO(text, newline=""), delimiter=config.delimiter, strict=True
-        )
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=config.delimiter, strict=True)
         file_label = config.path.name
         try:
             header = next(reader)
         except StopIteration:
             raise SourceError(self.name, f"{file_label} is empty (no header row)") from None
         except csv.Error as exc:
-            raise SourceError(self.name, f"{file_label}:1: header cannot be parsed ({exc})") from None
+            raise SourceError(
+                self.name, f"{file_label}:1: header cannot be parsed ({exc})"
+            ) from None
         header = [h.strip() for h in header]
         index = self._column_index(header, file_label)
         protected_column = config.protected_identity.column
@@ -88,7 +88,9 @@ class CsvRosterSource:
                 column=protected_column,
                 consequence="every person in this source is treated as protected",
             )
-        not_protected = {v.strip().casefold() for v in config.protected_identity.not_protected_values}
+        not_protected = {
+            v.strip().casefold() for v in config.protected_identity.not_protected_values
+        }
 
         result = SourceRead(source=self.name)
         builders: dict[str, _PersonBuilder] = {}
@@ -104,7 +106,9 @@ class CsvRosterSource:
             except csv.Error as exc:
                 line = reader.line_num
                 result.issues.append(
-                    SourceIssue(self.name, f"{file_label}:{start_line}", f"cannot be parsed ({exc})")
+                    SourceIssue(
+                        self.name, f"{file_label}:{start_line}", f"cannot be parsed ({exc})"
+                    )
                 )
                 # csv cannot resume inside a broken record; what follows is still read.
                 continue
@@ -114,9 +118,7 @@ class CsvRosterSource:
             result.rows_read += 1
             location = f"{file_label}:{start_line}"
             try:
-                self._read_row(
-                    row, header, index, not_protected, builders, protected_keys, schools
-                )
+                self._read_row(row, header, index, not_protected, builders, protected_keys, schools)
             except _RowError as exc:
                 result.issues.append(SourceIssue(self.name, location, str(exc)))
 
