@@ -110,7 +110,7 @@ class _Wait:
     """Retry-After when the server gives one, else exponential backoff with jitter."""
 
     def __init__(self) -> None:
-        self._backoff = wait_exponential_jitter(initial=0.5, max=30.0, jitter=0.5)
+        self._backoff = wait_exponential_jitter(multiplier=0.5, max=30.0, jitter=0.5)
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

@@ -1,0 +1,51 @@
+"""Shared test fixtures: a real SCIM server on loopback, and a workspace with config and rosters.
+
+A test whose server cannot be started skips on a laptop, but fails when CI=true, so CI can
+never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from connector.errors import ConnectorError
+from connector.localscim import LocalScimServer
+from tests.support import SCIM_TOKEN, ScimPeek, Workspace
+
+
+def missing_server(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: a missing server is a failure, not a skip)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def scim_server() -> Iterator[LocalScimServer]:
+    server = LocalScimServer(SCIM_TOKEN, dynamic_tenants=True)
+    try:
+        server.start()
+    except ConnectorError as exc:
+        missing_server(f"scim2-server is not available: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def scim_url(scim_server: LocalScimServer) -> str:
+    """A fresh, empty SCIM server for this test (a tenant of the shared process)."""
+    return scim_server.tenant_url("t" + uuid.uuid4().hex[:12])
+
+
+@pytest.fixture
+def peek(scim_url: str) -> Iterator[ScimPeek]:
+    with ScimPeek(scim_url) as client:
+        yield client
+
+
+@pytest.fixture
+def workspace(tmp_path, scim_url: str) -> Workspace:
+    return Workspace(tmp_path, scim_url)
