@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from scim2_models import Group, User
 
-from connector.plan import Operation, OperationKind, Plan
+from connector.plan import SCRUBBED, Operation, OperationKind, Plan
 from connector.scim.client import ScimClient, ScimError, quote_filter_value
 from connector.scim.resources import (
     PayloadError,
@@ -102,6 +102,8 @@ class Applier:
             "add_members": self._add_members,
             "remove_members": self._remove_members,
             "deactivate_user": self._deactivate_user,
+            "delete_user": self._delete_user,
+            "delete_group": self._delete_group,
         }
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="apply") as pool:
             for kind, handler in handlers.items():
@@ -139,7 +141,13 @@ class Applier:
                 # Deleted at the vendor: forget the link so the next cycle re-creates it.
                 self.state.forget_user(op.target)
             return
-        if op.kind in ("create_user", "update_user", "deactivate_user"):
+        if op.kind == "delete_user":
+            self.state.forget_user(op.target)
+            self.user_ids.pop(op.target, None)
+        elif op.kind == "delete_group":
+            self.state.forget_group(op.target)
+            self.group_ids.pop(op.target, None)
+        elif op.kind in ("create_user", "update_user", "deactivate_user"):
             assert outcome.vendor_id is not None and outcome.applied is not None
             seen = self.known.users.get(op.target)
             origin = seen.origin if seen else outcome.result
@@ -163,6 +171,8 @@ class Applier:
             "update_group": "groups_updated",
             "add_members": "members_added",
             "remove_members": "members_removed",
+            "delete_user": "users_deleted",
+            "delete_group": "groups_deleted",
         }[op.kind]
         report.counts[count_key] += len(outcome.members) if op.members else 1
         skipped = len(op.members) - len(outcome.members)
@@ -173,6 +183,7 @@ class Applier:
             op=op.kind,
             result=outcome.result,
             ref=_ref(op.target),
+            reason=op.reason or None,
             members=len(outcome.members) if op.members else None,
         )
 
@@ -199,29 +210,54 @@ class Applier:
             raise
 
     def _find_existing(
-        self, resource_type: str, ext: str, name_attribute: str, name: str
+        self, resource_type: str, ext: str, names: dict[str, str]
     ) -> dict[str, Any] | None:
+        """Link candidates: by externalId; else by each naming attribute (userName, e-mail).
+
+        Several different candidates, or one that carries another externalId, is a conflict:
+        nothing is changed and it is reported.
+        """
         found = self._by_external_id(resource_type, ext)
         if found is not None:
             return found
-        found = self._search_one(
-            resource_type, f"{name_attribute} eq {quote_filter_value(name)}", name_attribute
-        )
-        if found is None:
-            return None
-        other = found.get("externalId")
-        if other and other != ext:
+        candidates: dict[str, dict[str, Any]] = {}
+        for attribute, value in names.items():
+            try:
+                match = self._search_one(
+                    resource_type, f"{attribute} eq {quote_filter_value(value)}", attribute
+                )
+            except ScimError as exc:
+                if exc.status in (400, 501) and attribute != "userName":
+                    continue  # the vendor cannot filter on this attribute
+                raise
+            if match is not None:
+                candidates[match["id"]] = match
+        if len(candidates) > 1:
             raise Conflict(
-                f"a vendor account with the same {name_attribute} belongs to another externalId"
+                f"{len(candidates)} different vendor accounts match by {', '.join(names)}"
             )
-        return found
+        if not candidates:
+            return None
+        (match,) = candidates.values()
+        other = match.get("externalId")
+        if other and other != ext:
+            raise Conflict("the matching vendor account belongs to another externalId")
+        return match
+
+    def _user_names(self, attributes: dict[str, Any]) -> dict[str, str]:
+        names = {"userName": str(attributes["userName"])}
+        emails = attributes.get("emails") or []
+        if emails and emails[0].get("value"):
+            names["emails.value"] = str(emails[0]["value"])
+        return names
 
     # -- users ----------------------------------------------------------------------------
 
     def _create_user(self, op: Operation) -> Outcome:
         attributes = op.attributes
         payload = user_payload(attributes)
-        existing = self._find_existing("Users", op.target, "userName", attributes["userName"])
+        names = self._user_names(attributes)
+        existing = self._find_existing("Users", op.target, names)
         if existing is None:
             try:
                 created = self.client.create("Users", payload)
@@ -230,9 +266,7 @@ class Applier:
                 if exc.status != 409:
                     raise
                 # Someone (or an earlier, interrupted run) created it meanwhile: link it.
-                existing = self._find_existing(
-                    "Users", op.target, "userName", attributes["userName"]
-                )
+                existing = self._find_existing("Users", op.target, names)
                 if existing is None:
                     raise
         self._bring_in_line("Users", User, existing, attributes, self.managed_user_paths)
@@ -279,8 +313,29 @@ class Applier:
     def _deactivate_user(self, op: Operation) -> Outcome:
         assert op.vendor_id is not None
         self._send_changes("Users", User, op.vendor_id, {"active": False})
-        applied = {**self.known.users[op.target].attributes, "active": False}
+        if op.reason == "protected":
+            # Keep only what is needed to recognise the account again: no name, no address.
+            applied = dict(SCRUBBED)
+        else:
+            applied = {**self.known.users[op.target].attributes, "active": False}
         return Outcome(op, "deactivated", op.vendor_id, applied)
+
+    def _delete_user(self, op: Operation) -> Outcome:
+        assert op.vendor_id is not None
+        self._delete("Users", op.vendor_id)
+        return Outcome(op, "deleted", op.vendor_id)
+
+    def _delete_group(self, op: Operation) -> Outcome:
+        assert op.vendor_id is not None
+        self._delete("Groups", op.vendor_id)
+        return Outcome(op, "deleted", op.vendor_id)
+
+    def _delete(self, resource_type: str, vendor_id: str) -> None:
+        try:
+            self.client.delete(resource_type, vendor_id)
+        except ScimError as exc:
+            if exc.status != 404:  # already gone is what we wanted
+                raise
 
     # -- groups ---------------------------------------------------------------------------
 
@@ -288,7 +343,7 @@ class Applier:
         attributes = op.attributes
         payload = group_payload(attributes)
         existing = self._find_existing(
-            "Groups", op.target, "displayName", attributes["displayName"]
+            "Groups", op.target, {"displayName": str(attributes["displayName"])}
         )
         if existing is None:
             created = self.client.create("Groups", payload)
@@ -317,15 +372,31 @@ class Applier:
         # A user whose create failed this cycle is left out; the next cycle adds them.
         ready = tuple(ext for ext in op.members if ext in self.user_ids)
         if ready:
-            payload = members_patch(add=[self.user_ids[ext] for ext in ready])
-            self.client.patch("Groups", group_id, payload)
+            self._change_members(group_id, add=[self.user_ids[ext] for ext in ready])
         return Outcome(op, "added", group_id, members=ready)
 
     def _remove_members(self, op: Operation) -> Outcome:
         group_id = self._group_id(op)
         known = tuple(ext for ext in op.members if ext in self.user_ids)
         if known:
-            payload = members_patch(remove=[self.user_ids[ext] for ext in known])
-            self.client.patch("Groups", group_id, payload)
+            self._change_members(group_id, remove=[self.user_ids[ext] for ext in known])
         # Members whose user link is gone cannot be addressed; their record is dropped too.
         return Outcome(op, "removed", group_id, members=op.members)
+
+    def _change_members(
+        self, group_id: str, *, add: list[str] | None = None, remove: list[str] | None = None
+    ) -> None:
+        if self.client.features().patch:
+            self.client.patch("Groups", group_id, members_patch(add=add or [], remove=remove or []))
+            return
+        # No PATCH: read the group, change only these members, put back everything else.
+        current = self.client.get("Groups", group_id)
+        gone = set(remove or [])
+        members = [
+            m
+            for m in current.get("members") or []
+            if isinstance(m, dict) and m.get("value") not in gone
+        ]
+        present = {m.get("value") for m in members}
+        members += [{"value": vendor_id} for vendor_id in add or [] if vendor_id not in present]
+        self.client.replace("Groups", group_id, replaced_resource(current, {"members": members}))

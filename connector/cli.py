@@ -137,12 +137,21 @@ def check(ctx: click.Context) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Compare with the vendor's real state (read-only) to show drift repairs.",
+)
 @click.pass_context
 @_plain_errors
-def plan(ctx: click.Context, as_json: bool) -> None:
+def plan(ctx: click.Context, as_json: bool, full: bool) -> None:
     """Print the operations a sync would perform. Changes nothing anywhere."""
     config, mapping = load(_config_path(ctx))
-    result = plan_only(config, mapping)
+    if full:
+        with make_client(config) as client:
+            result = plan_only(config, mapping, client)
+    else:
+        result = plan_only(config, mapping)
     if as_json:
         document = {
             "run_id": result.run_id,
@@ -157,6 +166,7 @@ def plan(ctx: click.Context, as_json: bool) -> None:
                 {"source": f.source, "reason": f.reason} for f in result.source_failures
             ],
             "held_back": result.held_back,
+            "hold_reasons": result.hold_reasons,
         }
         click.echo(json.dumps(document, ensure_ascii=False, indent=2))
     else:
@@ -165,20 +175,87 @@ def plan(ctx: click.Context, as_json: bool) -> None:
 
 
 @main.command()
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Reconcile with the vendor's real state now (repairs drift), whatever the schedule says.",
+)
 @click.pass_context
 @_plain_errors
-def sync(ctx: click.Context) -> None:
-    """Run one full cycle: read, plan, apply, record; print a summary."""
+def sync(ctx: click.Context, full: bool) -> None:
+    """Run one cycle: read, plan, apply, record; print a summary."""
     config, mapping = load(_config_path(ctx))
     state = StateStore.open(config.state.path)
     try:
         state.acquire_lock()
         with make_client(config) as client:
-            result = run_sync(config, mapping, state, client)
+            result = run_sync(config, mapping, state, client, full=True if full else None)
     finally:
         state.close()
     click.echo(render_summary(result))
     sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("person")
+@click.pass_context
+@_plain_errors
+def explain(ctx: click.Context, person: str) -> None:
+    """Tell whether PERSON (source key, e-mail or username) is in scope, why (not), and as what."""
+    from connector.explain import explain as explain_person
+
+    config, mapping = load(_config_path(ctx))
+    explanation = explain_person(config, mapping, person)
+    click.echo("\n".join(explanation.lines).strip())
+    sys.exit(0 if explanation.found else 1)
+
+
+@main.group()
+def report() -> None:
+    """Read-only reports."""
+
+
+@report.command("duplicates")
+@click.pass_context
+@_plain_errors
+def report_duplicates(ctx: click.Context) -> None:
+    """List vendor accounts that look like the same person as one the connector owns or wants."""
+    from connector.duplicates import find_duplicates
+    from connector.reconcile import observe_vendor
+    from connector.report import table
+    from connector.state import Known
+    from connector.sync import desired_state
+
+    config, mapping = load(_config_path(ctx))
+    _, failures, desired = desired_state(config, mapping)
+    state = StateStore.open_readonly(config.state.path)
+    known = state.load_known() if state else Known()
+    if state:
+        state.close()
+    with make_client(config) as client:
+        observation = observe_vendor(client, known, desired, page_size=config.reconcile.page_size)
+    pairs = find_duplicates(observation.vendor_users, observation.vendor_groups, known, desired)
+    if not pairs:
+        click.echo("No vendor account looks like a duplicate of one the connector owns or wants.")
+    else:
+        rows = [
+            (
+                p.vendor_id,
+                p.vendor_user_name,
+                p.owned_user_name,
+                p.owned_vendor_id or "(not yet created)",
+                p.why,
+            )
+            for p in pairs
+        ]
+        click.echo(table(("NOT OWNED: ID", "USERNAME", "LOOKS LIKE OUR", "OUR ID", "WHY"), rows))
+        click.echo(
+            f"\n{len(pairs)} possible duplicate(s). The connector never changes or deletes accounts it does not own."
+        )
+    for failure in failures:
+        click.echo(
+            f"warning: source {failure.source} failed ({failure.reason}); the report may be incomplete"
+        )
 
 
 @main.command()

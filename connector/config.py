@@ -169,6 +169,38 @@ class ScopeConfig(_Strict):
     staff_roles: list[str] = Field(default_factory=list)
 
 
+_MONTH_DAY = r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+
+
+class RolloverHoldConfig(_Strict):
+    """A yearly window (MM-DD to MM-DD, inclusive, Swedish local time) around the school-year
+    rollover in which deactivations and deletions caused by missing placements are held back."""
+
+    start: str = Field(pattern=_MONTH_DAY)
+    end: str = Field(pattern=_MONTH_DAY)
+
+
+class LifecycleConfig(_Strict):
+    # Delete an account the connector created this many days after it was deactivated.
+    delete_after_days: int = Field(default=90, ge=0)
+    # False: never delete anything; leavers stay deactivated.
+    delete_accounts: bool = True
+    # A person who became protected: delete the account the connector created, or only
+    # deactivate it and remove all memberships. Linked (not created) accounts are deactivated.
+    protected_policy: Literal["delete", "deactivate"] = "delete"
+    # Delete a school's group (one the connector created) once nobody in scope is left in it.
+    delete_empty_groups: bool = False
+    rollover_hold: RolloverHoldConfig | None = None
+
+
+class ReconcileConfig(_Strict):
+    # A full reconcile reads the vendor's real state and repairs drift. It runs when the last
+    # one is older than this many hours (0: every cycle), or on `sync --full`.
+    full_every_hours: float = Field(default=24.0, ge=0)
+    # Resources per page when listing the vendor's users and groups.
+    page_size: int = Field(default=200, ge=1, le=10000)
+
+
 class LoggingConfig(_Strict):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -186,6 +218,8 @@ class Config(_Strict):
     sources: list[SourceConfig] = Field(min_length=1)
     schools: list[SchoolConfig] = Field(default_factory=list)
     scope: ScopeConfig = Field(default_factory=ScopeConfig)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     # Where the config came from; set by load_config, not by the file.
     source_file: Path = Field(default=Path("config.yaml"), exclude=True)

@@ -20,10 +20,19 @@ class Desired:
     groups: dict[str, DesiredGroup] = field(default_factory=dict)
     excluded: Counter[str] = field(default_factory=Counter)
     issues: list[SourceIssue] = field(default_factory=list)
+    # externalIds of people now marked protected; in memory only, never stored or logged.
+    protected_ids: frozenset[str] = frozenset()
 
 
 def build_desired(scoped: Scoped, mapping: Mapping, ids: ExternalIdMaker) -> Desired:
     desired = Desired(excluded=Counter(scoped.excluded))
+    protected_ids = set()
+    for person in scoped.protected:
+        try:
+            protected_ids.add(ids.for_person(person))
+        except ValueError:
+            continue  # a key that may not be sent was never sent: nothing to take back
+    desired.protected_ids = frozenset(protected_ids)
     for code, school in scoped.schools.items():
         desired.groups[code] = DesiredGroup(
             external_id=code, attributes=mapping.group_attributes(school)

@@ -8,12 +8,13 @@ membership changes are add/remove operations in bounded chunks, never a replace 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from connector.mapping import DesiredGroup, DesiredUser
-from connector.state import Known
+from connector.state import Known, KnownUser
 
 OperationKind = Literal[
     "create_group",
@@ -23,9 +24,12 @@ OperationKind = Literal[
     "add_members",
     "remove_members",
     "deactivate_user",
+    "delete_user",
+    "delete_group",
 ]
 # Groups before users so members have somewhere to go; additions before removals so a
-# person moving school is never in no group at all; deprovisioning last.
+# person moving school is never in no group at all; deprovisioning last, memberships before
+# the accounts they point at.
 ORDER: tuple[OperationKind, ...] = (
     "create_group",
     "update_group",
@@ -34,8 +38,31 @@ ORDER: tuple[OperationKind, ...] = (
     "add_members",
     "remove_members",
     "deactivate_user",
+    "delete_user",
+    "delete_group",
 )
-DEPROVISIONING: frozenset[OperationKind] = frozenset({"remove_members", "deactivate_user"})
+DEPROVISIONING: frozenset[OperationKind] = frozenset(
+    {"remove_members", "deactivate_user", "delete_user", "delete_group"}
+)
+
+# Why an operation takes something away. Safety rules hold back some reasons, never "protected":
+# taking a protected person off the vendor is never postponed.
+Reason = Literal["", "moved", "left", "expired", "protected", "empty"]
+CAUSED_BY_MISSING_PLACEMENTS: frozenset[str] = frozenset({"left", "expired"})
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRules:
+    """The lifecycle settings the planner applies."""
+
+    member_chunk_size: int = 100
+    # Delete an account the connector created this long after it was deactivated; None: never.
+    delete_after: timedelta | None = timedelta(days=90)
+    # A person who became protected: "delete" the account the connector created (their school
+    # is exactly what must not leak), or "deactivate" it and remove every membership.
+    protected_policy: Literal["delete", "deactivate"] = "delete"
+    delete_empty_groups: bool = False
+    now: datetime | None = None  # for the grace period; None: never expired
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +73,12 @@ class Operation:
     # create: every managed attribute; update: changed paths only (None = remove the value)
     attributes: dict[str, Any] = field(default_factory=dict)
     members: tuple[str, ...] = ()  # user externalIds, for add/remove_members
+    reason: Reason = ""
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"op": self.kind, "target": self.target}
+        if self.reason:
+            out["reason"] = self.reason
         if self.vendor_id:
             out["vendor_id"] = self.vendor_id
         if self.attributes:
@@ -72,7 +102,21 @@ class Plan:
         return [op for op in self.operations if op.kind == kind]
 
     def without_deprovisioning(self) -> Plan:
-        return Plan([op for op in self.operations if op.kind not in DEPROVISIONING])
+        """Everything but deprovisioning; a protected person's removal is never held back."""
+        return Plan(
+            [
+                op
+                for op in self.operations
+                if op.kind not in DEPROVISIONING or op.reason == "protected"
+            ]
+        )
+
+    def split(self, hold: Callable[[Operation], bool]) -> tuple[Plan, Plan]:
+        """(operations to run, operations held back)."""
+        kept, held = Plan(), Plan()
+        for op in self.operations:
+            (held if hold(op) else kept).operations.append(op)
+        return kept, held
 
     def __bool__(self) -> bool:
         return bool(self.operations)
@@ -98,9 +142,27 @@ def make_plan(
     groups: dict[str, DesiredGroup],
     known: Known,
     *,
-    member_chunk_size: int = 100,
+    protected: frozenset[str] = frozenset(),
+    rules: PlanRules | None = None,
+    member_chunk_size: int | None = None,
 ) -> Plan:
+    """`protected`: externalIds of people the sources now mark protected (never desired)."""
+    rules = rules or PlanRules()
+    chunk = member_chunk_size or rules.member_chunk_size
     ops: dict[OperationKind, list[Operation]] = {kind: [] for kind in ORDER}
+
+    def removals(group_ext: str, gone: set[str]) -> None:
+        by_reason: dict[Reason, set[str]] = {"protected": set(), "left": set(), "moved": set()}
+        for user_ext in gone:
+            reason: Reason = (
+                "protected" if user_ext in protected else "moved" if user_ext in users else "left"
+            )
+            by_reason[reason].add(user_ext)
+        for reason, members in by_reason.items():
+            for part in _chunks(members, chunk):
+                ops["remove_members"].append(
+                    Operation("remove_members", group_ext, members=part, reason=reason)
+                )
 
     for ext, group in sorted(groups.items()):
         seen = known.groups.get(ext)
@@ -114,17 +176,19 @@ def make_plan(
                     Operation("update_group", ext, seen.vendor_id, attributes=changes)
                 )
             recorded_members = seen.members
-        for chunk in _chunks(group.members - recorded_members, member_chunk_size):
-            ops["add_members"].append(Operation("add_members", ext, members=chunk))
-        for chunk in _chunks(recorded_members - group.members, member_chunk_size):
-            ops["remove_members"].append(Operation("remove_members", ext, members=chunk))
+        for part in _chunks(group.members - recorded_members, chunk):
+            ops["add_members"].append(Operation("add_members", ext, members=part))
+        removals(ext, recorded_members - group.members)
 
-    # Groups no longer desired (a school with nobody left) are kept, but emptied of the
-    # members the connector put there.
+    # A group no longer desired (a school with nobody left) is emptied of the members the
+    # connector put there, and kept unless configured otherwise.
     for ext, seen in sorted(known.groups.items()):
         if ext not in groups:
-            for chunk in _chunks(seen.members, member_chunk_size):
-                ops["remove_members"].append(Operation("remove_members", ext, members=chunk))
+            removals(ext, seen.members)
+            if rules.delete_empty_groups and seen.origin == "created":
+                ops["delete_group"].append(
+                    Operation("delete_group", ext, seen.vendor_id, reason="empty")
+                )
 
     for ext, user in sorted(users.items()):
         seen_user = known.users.get(ext)
@@ -138,9 +202,48 @@ def make_plan(
             )
 
     for ext, seen_user in sorted(known.users.items()):
-        if ext not in users and seen_user.active:
+        if ext in users:
+            continue
+        if ext in protected:
+            if rules.protected_policy == "delete" and seen_user.origin == "created":
+                ops["delete_user"].append(
+                    Operation("delete_user", ext, seen_user.vendor_id, reason="protected")
+                )
+            elif seen_user.active or seen_user.attributes != SCRUBBED:
+                ops["deactivate_user"].append(
+                    Operation(
+                        "deactivate_user",
+                        ext,
+                        seen_user.vendor_id,
+                        attributes={"active": False},
+                        reason="protected",
+                    )
+                )
+        elif seen_user.active:
             ops["deactivate_user"].append(
-                Operation("deactivate_user", ext, seen_user.vendor_id, attributes={"active": False})
+                Operation(
+                    "deactivate_user",
+                    ext,
+                    seen_user.vendor_id,
+                    attributes={"active": False},
+                    reason="left",
+                )
+            )
+        elif _grace_expired(seen_user, rules):
+            ops["delete_user"].append(
+                Operation("delete_user", ext, seen_user.vendor_id, reason="expired")
             )
 
     return Plan([op for kind in ORDER for op in ops[kind]])
+
+
+# What the state keeps of a person who became protected and whose account was only deactivated.
+SCRUBBED: dict[str, Any] = {"active": False}
+
+
+def _grace_expired(user: KnownUser, rules: PlanRules) -> bool:
+    if rules.delete_after is None or rules.now is None or user.origin != "created":
+        return False
+    if user.deactivated_at is None:
+        return False
+    return rules.now - user.deactivated_at >= rules.delete_after

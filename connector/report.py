@@ -17,6 +17,8 @@ _OP_LABELS = {
     "add_members": "add members",
     "remove_members": "remove members",
     "deactivate_user": "deactivate user",
+    "delete_user": "delete user",
+    "delete_group": "delete group",
 }
 
 
@@ -34,10 +36,12 @@ def plan_rows(plan: Plan) -> list[tuple[str, str, str]]:
             detail = f"{name}"
         elif op.kind in ("add_members", "remove_members"):
             detail = f"{len(op.members)} member(s)"
-        elif op.kind == "deactivate_user":
-            detail = "active=false"
+        elif op.kind in ("deactivate_user", "delete_user", "delete_group"):
+            detail = "active=false" if op.kind == "deactivate_user" else ""
         else:
             detail = "; ".join(f"{p}={_short(v)}" for p, v in sorted(op.attributes.items()))
+        if op.reason:
+            detail = f"{detail} ({op.reason})".strip()
         rows.append((_OP_LABELS[op.kind], op.target[:12], detail))
     return rows
 
@@ -75,7 +79,7 @@ def _notes(result: CycleResult) -> list[str]:
         notes.append(f"SOURCE FAILED {failure.source}: {failure.reason}")
     if result.held_back:
         held = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.held_back.items())
-        notes.append(f"HELD BACK ({result.hold_reason}): {held}")
+        notes.append(f"HELD BACK ({'; '.join(result.hold_reasons)}): {held}")
     return notes
 
 
@@ -83,7 +87,8 @@ def render_summary(result: CycleResult) -> str:
     summary = result.summary()
     applied = summary["applied"]
     lines = [
-        f"Sync {result.run_id}: {summary['outcome']} in {summary['duration_seconds']:.1f} s",
+        f"Sync {result.run_id}: {summary['outcome']} in {summary['duration_seconds']:.1f} s"
+        + (" (full reconcile with the vendor's real state)" if result.full_reconcile else ""),
         f"  persons read         {summary['persons_read']}",
         f"  in scope             {summary['users_in_scope']} users, {summary['groups_in_scope']} groups",
         f"  excluded             {sum(summary['excluded'].values())}",
@@ -91,6 +96,7 @@ def render_summary(result: CycleResult) -> str:
         f" (linked to existing accounts: {applied.get('users_linked', 0)})",
         f"  users updated        {applied.get('users_updated', 0)}",
         f"  users deactivated    {applied.get('users_deactivated', 0)}",
+        f"  users deleted        {applied.get('users_deleted', 0)}",
         f"  groups created       {applied.get('groups_created', 0)}"
         f" (linked: {applied.get('groups_linked', 0)}, updated: {applied.get('groups_updated', 0)})",
         f"  memberships added    {applied.get('members_added', 0)}",

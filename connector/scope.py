@@ -21,6 +21,8 @@ class Scoped:
     persons: list[Person] = field(default_factory=list)
     schools: dict[str, School] = field(default_factory=dict)
     excluded: Counter[str] = field(default_factory=Counter)
+    # Held in memory only, to find accounts that must now be taken off the vendor.
+    protected: list[Person] = field(default_factory=list, repr=False)
 
 
 def merge_persons(reads: list[SourceRead]) -> list[Person]:
@@ -70,6 +72,7 @@ def apply_scope(config: Config, reads: list[SourceRead]) -> Scoped:
     for person in merge_persons(reads):
         if person.protected:
             result.excluded[EXCLUDED_PROTECTED] += 1
+            result.protected.append(person)
             continue
         placements = []
         for placement in person.placements:

@@ -68,6 +68,7 @@ class KnownUser:
     origin: str
     active: bool
     attributes: dict[str, Any]
+    deactivated_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -113,6 +114,9 @@ class StateStore:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA busy_timeout=5000")
+        # Deleted rows are overwritten, not just unlinked: a person who became protected must
+        # not linger in free pages of the file.
+        connection.execute("PRAGMA secure_delete=ON")
         connection.executescript(_SCHEMA)
         connection.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
@@ -127,6 +131,10 @@ class StateStore:
             return None
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         return cls(connection, path)
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database and empty it, so no old page version stays behind."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         self._db.close()
@@ -162,11 +170,16 @@ class StateStore:
 
     def load_known(self) -> Known:
         known = Known()
-        for ext, vendor_id, origin, active, attributes in self._db.execute(
-            "SELECT external_id, vendor_id, origin, active, attributes FROM users"
+        for ext, vendor_id, origin, active, attributes, deactivated_at in self._db.execute(
+            "SELECT external_id, vendor_id, origin, active, attributes, deactivated_at FROM users"
         ):
             known.users[ext] = KnownUser(
-                ext, vendor_id, origin, bool(active), json.loads(attributes)
+                ext,
+                vendor_id,
+                origin,
+                bool(active),
+                json.loads(attributes),
+                datetime.fromisoformat(deactivated_at) if deactivated_at else None,
             )
         for ext, vendor_id, origin, attributes in self._db.execute(
             "SELECT external_id, vendor_id, origin, attributes FROM groups"
@@ -216,6 +229,23 @@ class StateStore:
         with self.transaction():
             self._db.execute("DELETE FROM users WHERE external_id = ?", (external_id,))
             self._db.execute("DELETE FROM memberships WHERE user_external_id = ?", (external_id,))
+
+    def forget_group(self, external_id: str) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM groups WHERE external_id = ?", (external_id,))
+            self._db.execute("DELETE FROM memberships WHERE group_external_id = ?", (external_id,))
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
     def record_group(
         self, external_id: str, vendor_id: str, origin: str, attributes: dict[str, Any]

@@ -6,6 +6,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -15,9 +16,11 @@ from connector.config import Config
 from connector.desired import Desired, build_desired
 from connector.errors import SourceError
 from connector.externalid import ExternalIdMaker
+from connector.guard import hold_for_failed_sources, hold_for_rollover
 from connector.mapping import Mapping
 from connector.model import SourceIssue, SourceRead
-from connector.plan import Plan, make_plan
+from connector.plan import Plan, PlanRules, make_plan
+from connector.reconcile import observe_vendor
 from connector.scim.client import ScimClient
 from connector.scope import apply_scope
 from connector.sources import build_sources
@@ -28,6 +31,7 @@ log = structlog.get_logger(__name__)
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_HELD = 3
+LAST_FULL_RECONCILE = "last_full_reconcile"
 
 
 @dataclass(slots=True)
@@ -44,7 +48,8 @@ class CycleResult:
     reads: list[SourceRead]
     source_failures: list[SourceFailure]
     held_back: dict[str, int] = field(default_factory=dict)
-    hold_reason: str | None = None
+    hold_reasons: list[str] = field(default_factory=list)
+    full_reconcile: bool = False
     applied: ApplyReport | None = None
     requests: dict[str, int] = field(default_factory=dict)
     duration_seconds: float = 0.0
@@ -78,6 +83,8 @@ class CycleResult:
             "source_failures": [f.source for f in self.source_failures],
             "planned": {k: v for k, v in self.plan.counts().items() if v},
             "held_back": self.held_back,
+            "hold_reasons": self.hold_reasons,
+            "full_reconcile": self.full_reconcile,
             "applied": dict(sorted(self.applied.counts.items())) if self.applied else {},
             "requests": dict(sorted(self.requests.items())),
             "duration_seconds": round(self.duration_seconds, 3),
@@ -118,29 +125,57 @@ def read_sources(config: Config) -> tuple[list[SourceRead], list[SourceFailure]]
     return reads, failures
 
 
-def compute_cycle(config: Config, mapping: Mapping, known: Known, run_id: str) -> CycleResult:
-    """Everything up to the plan. Reads the sources; writes nothing anywhere."""
+def plan_rules(config: Config, member_chunk_size: int, now: datetime) -> PlanRules:
+    lifecycle = config.lifecycle
+    return PlanRules(
+        member_chunk_size=member_chunk_size,
+        delete_after=timedelta(days=lifecycle.delete_after_days)
+        if lifecycle.delete_accounts
+        else None,
+        protected_policy=lifecycle.protected_policy,
+        delete_empty_groups=lifecycle.delete_empty_groups and lifecycle.delete_accounts,
+        now=now,
+    )
+
+
+def desired_state(
+    config: Config, mapping: Mapping
+) -> tuple[list[SourceRead], list[SourceFailure], Desired]:
+    """Read the sources and work out what the vendor should hold. Writes nothing."""
     reads, failures = read_sources(config)
     scoped = apply_scope(config, reads)
     desired = build_desired(scoped, mapping, ExternalIdMaker(config.external_id))
     for issue in desired.issues:
         log.warning("mapping.person_skipped", location=issue.location, reason=issue.reason)
+    return reads, failures, desired
+
+
+def plan_cycle(
+    config: Config,
+    run_id: str,
+    reads: list[SourceRead],
+    failures: list[SourceFailure],
+    desired: Desired,
+    known: Known,
+    now: datetime,
+) -> CycleResult:
+    """Plan against what is known, then let the safety rules hold back what must wait."""
+    rules = plan_rules(config, config.vendor.member_chunk_size, now)
     plan = make_plan(
-        desired.users, desired.groups, known, member_chunk_size=config.vendor.member_chunk_size
+        desired.users, desired.groups, known, protected=desired.protected_ids, rules=rules
     )
     result = CycleResult(run_id, plan, desired, reads, failures)
-    if failures:
-        # No deprovisioning is ever derived from a source that failed.
-        held = {
-            k: v
-            for k, v in plan.counts().items()
-            if k in ("remove_members", "deactivate_user") and v
-        }
-        if held:
-            result.held_back = held
-            result.hold_reason = "a source failed: " + ", ".join(f.source for f in failures)
-            result.plan = plan.without_deprovisioning()
-            log.warning("guard.held", reason=result.hold_reason, **held)
+    plan, held_for_sources = hold_for_failed_sources(plan, [f.source for f in failures])
+    plan, held_for_rollover = hold_for_rollover(plan, config.lifecycle.rollover_hold, now)
+    result.plan = plan
+    for held in (held_for_sources, held_for_rollover):
+        if held is None:
+            continue
+        counts = {k: v for k, v in held.plan.counts().items() if v}
+        for kind, count in counts.items():
+            result.held_back[kind] = result.held_back.get(kind, 0) + count
+        result.hold_reasons.append(held.reason)
+        log.warning("guard.held", reason=held.reason, **counts)
     return result
 
 
@@ -148,31 +183,64 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def plan_only(config: Config, mapping: Mapping) -> CycleResult:
-    """What a sync would do, from the state file as it is; changes nothing anywhere."""
+def full_reconcile_due(config: Config, state: StateStore | None, now: datetime) -> bool:
+    hours = config.reconcile.full_every_hours
+    last = state.get_meta(LAST_FULL_RECONCILE) if state else None
+    if hours == 0 or last is None:
+        return True
+    return now - datetime.fromisoformat(last) >= timedelta(hours=hours)
+
+
+def plan_only(config: Config, mapping: Mapping, client: ScimClient | None = None) -> CycleResult:
+    """What a sync would do; changes nothing anywhere. With a client, compares with the
+    vendor's real state (read-only), as a full reconcile would."""
     run_id = new_run_id()
     structlog.contextvars.bind_contextvars(run_id=run_id)
+    now = datetime.now(UTC)
     state = StateStore.open_readonly(config.state.path)
     try:
         known = state.load_known() if state else Known()
     finally:
         if state:
             state.close()
-    return compute_cycle(config, mapping, known, run_id)
+    reads, failures, desired = desired_state(config, mapping)
+    if client is not None:
+        known = observe_vendor(client, known, desired, page_size=config.reconcile.page_size).known
+    return plan_cycle(config, run_id, reads, failures, desired, known, now)
 
 
 def run_sync(
-    config: Config, mapping: Mapping, state: StateStore, client: ScimClient, command: str = "sync"
+    config: Config,
+    mapping: Mapping,
+    state: StateStore,
+    client: ScimClient,
+    command: str = "sync",
+    *,
+    full: bool | None = None,
 ) -> CycleResult:
-    """One full cycle: read, plan, apply, record. The caller holds the state lock."""
+    """One cycle: read, plan, apply, record. The caller holds the state lock.
+
+    `full`: compare with the vendor's real state (drift repair); None: when it is due.
+    """
     run_id = new_run_id()
     structlog.contextvars.bind_contextvars(run_id=run_id)
     started = time.monotonic()
+    now = datetime.now(UTC)
+    full = full_reconcile_due(config, state, now) if full is None else full
     state.start_run(run_id, command)
-    log.info("sync.started", command=command)
+    log.info("sync.started", command=command, full_reconcile=full)
     requests_before = Counter(client.requests_by_method)
     known = state.load_known()
-    result = compute_cycle(config, mapping, known, run_id)
+    reads, failures, desired = desired_state(config, mapping)
+    if full:
+        observation = observe_vendor(client, known, desired, page_size=config.reconcile.page_size)
+        for ext in observation.vanished_users:
+            state.forget_user(ext)  # gone at the vendor; re-created below if still wanted
+        for ext in observation.vanished_groups:
+            state.forget_group(ext)
+        known = observation.known
+    result = plan_cycle(config, run_id, reads, failures, desired, known, now)
+    result.full_reconcile = full
     log.info("plan.computed", **{k: v for k, v in result.plan.counts().items() if v})
     applier = Applier(
         client,
@@ -182,10 +250,13 @@ def run_sync(
         concurrency=config.vendor.concurrency,
     )
     result.applied = applier.apply(result.plan)
+    if full and not failures:
+        state.set_meta(LAST_FULL_RECONCILE, now.isoformat())
     result.requests = dict(Counter(client.requests_by_method) - requests_before)
     result.duration_seconds = time.monotonic() - started
     summary = result.summary()
     state.finish_run(run_id, result.outcome, summary)
+    state.checkpoint()
     log.info("sync.finished", **{k: v for k, v in summary.items() if k != "run_id"})
     structlog.contextvars.unbind_contextvars("run_id")
     return result

@@ -14,7 +14,7 @@ import pytest
 
 from connector.errors import ConnectorError
 from connector.localscim import LocalScimServer
-from tests.support import SCIM_TOKEN, ScimPeek, Workspace
+from tests.support import SCIM_TOKEN, ScimPeek, Workspace, no_patch_service_provider_config
 
 
 def missing_server(reason: str) -> None:
@@ -49,3 +49,16 @@ def peek(scim_url: str) -> Iterator[ScimPeek]:
 @pytest.fixture
 def workspace(tmp_path, scim_url: str) -> Workspace:
     return Workspace(tmp_path, scim_url)
+
+
+@pytest.fixture(scope="session")
+def no_patch_scim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalScimServer]:
+    """A SCIM server whose ServiceProviderConfig says it has no PATCH."""
+    spc = no_patch_service_provider_config(tmp_path_factory.mktemp("spc") / "spc.json")
+    server = LocalScimServer(SCIM_TOKEN, dynamic_tenants=True, service_provider_config=spc)
+    try:
+        server.start()
+    except ConnectorError as exc:
+        missing_server(f"scim2-server is not available: {exc}")
+    yield server
+    server.stop()

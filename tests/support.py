@@ -245,3 +245,23 @@ class ScimPeek:
         )
         response.raise_for_status()
         return response.json()
+
+
+def no_patch_service_provider_config(path: Path) -> Path:
+    """A ServiceProviderConfig announcing that PATCH is not supported."""
+    path.write_text(
+        json.dumps(
+            {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+                "patch": {"supported": False},
+                "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+                "filter": {"supported": True, "maxResults": 1000},
+                "changePassword": {"supported": False},
+                "sort": {"supported": True},
+                "etag": {"supported": True},
+                "authenticationSchemes": [],
+            }
+        ),
+        encoding="utf-8",
+    )
+    return path

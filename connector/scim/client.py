@@ -10,9 +10,11 @@ business. Retries (tenacity) cover connection errors, timeouts, 429 and 5xx, hon
 from __future__ import annotations
 
 import email.utils
+import json as jsonlib
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -316,9 +318,36 @@ class ScimClient:
         )
         return self._resource(response, "PUT", template)
 
+    def delete(self, resource_type: str, vendor_id: str) -> None:
+        template = f"/{resource_type}/{{id}}"
+        self.request(
+            "DELETE", f"/{resource_type}/{vendor_id}", template=template, expect=(204, 200)
+        )
+
+    def list_all(self, resource_type: str, *, page_size: int = 200) -> Iterator[dict[str, Any]]:
+        """Every resource, page by page (startIndex/count, RFC 7644 section 3.4.2.4).
+
+        A page that fails fails the whole listing: a partial list must never pass for the whole.
+        """
+        path = f"/{resource_type}"
+        start = 1
+        while True:
+            params = {"startIndex": start, "count": page_size}
+            body = self._json(
+                self.request("GET", path, template=f"{path}?page", params=params), "GET", path
+            )
+            resources = body.get("Resources") or []
+            if not isinstance(resources, list):
+                raise ScimError("GET", path, 200, "Resources is not a list")
+            for resource in resources:
+                if isinstance(resource, dict) and isinstance(resource.get("id"), str):
+                    yield resource
+            total = body.get("totalResults")
+            start += len(resources)
+            if not resources or not isinstance(total, int) or start > total:
+                return
+
 
 def quote_filter_value(value: str) -> str:
     """A SCIM filter string literal (RFC 7644 section 3.4.2.2 uses JSON string syntax)."""
-    import json
-
-    return json.dumps(value, ensure_ascii=False)
+    return jsonlib.dumps(value, ensure_ascii=False)

@@ -1,0 +1,110 @@
+"""Full reconcile: what the vendor really holds of the objects the connector owns.
+
+Ordinary cycles trust the state file. A full reconcile lists the vendor's users and groups
+(paged) and builds the known state from them instead, so the plan repairs drift: attributes
+changed by hand, owned accounts deleted at the vendor (re-created and re-linked), memberships
+added or removed by hand in owned groups. Objects the connector does not own are read but never
+become part of the known state, so nothing is ever planned for them; members that are not the
+connector's users (a hand-made account in a school's group) are likewise left alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from connector.desired import Desired
+from connector.scim.client import ScimClient
+from connector.scim.resources import flatten, same_value
+from connector.state import Known, KnownGroup, KnownUser
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Observation:
+    known: Known
+    vanished_users: list[str] = field(default_factory=list)  # owned, but gone at the vendor
+    vanished_groups: list[str] = field(default_factory=list)
+    vendor_users: dict[str, dict[str, Any]] = field(default_factory=dict)  # by vendor id
+    vendor_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _observed_attributes(
+    resource: dict[str, Any], wanted: dict[str, Any], recorded: dict[str, Any]
+) -> dict[str, Any]:
+    """The vendor's values of the paths the connector manages for this object.
+
+    Where the vendor's value is equivalent to the wanted one (userName and e-mail ignoring
+    case), the wanted value stands in for it, so equivalence never becomes a needless update.
+    """
+    paths = set(wanted) | set(recorded)
+    actual = flatten(resource, paths)
+    observed = {}
+    for path in paths:
+        value = actual.get(path)
+        if value is None:
+            continue
+        want = wanted.get(path)
+        observed[path] = want if want is not None and same_value(path, want, value) else value
+    return observed
+
+
+def observe_vendor(
+    client: ScimClient, recorded: Known, desired: Desired, *, page_size: int = 200
+) -> Observation:
+    vendor_users = {r["id"]: r for r in client.list_all("Users", page_size=page_size)}
+    vendor_groups = {g["id"]: g for g in client.list_all("Groups", page_size=page_size)}
+    users_by_ext = {str(r["externalId"]): r for r in vendor_users.values() if r.get("externalId")}
+    groups_by_ext = {str(g["externalId"]): g for g in vendor_groups.values() if g.get("externalId")}
+    observation = Observation(Known(), vendor_users=vendor_users, vendor_groups=vendor_groups)
+
+    for ext, user in recorded.users.items():
+        resource = vendor_users.get(user.vendor_id) or users_by_ext.get(ext)
+        if resource is None:
+            observation.vanished_users.append(ext)
+            continue
+        wanted = desired.users[ext].attributes if ext in desired.users else user.attributes
+        observation.known.users[ext] = KnownUser(
+            ext,
+            resource["id"],
+            user.origin,
+            resource.get("active", True) is not False,
+            _observed_attributes(resource, wanted, user.attributes),
+            user.deactivated_at,
+        )
+
+    owned_by_vendor_id = {u.vendor_id: ext for ext, u in observation.known.users.items()}
+    for ext, group in recorded.groups.items():
+        resource = vendor_groups.get(group.vendor_id) or groups_by_ext.get(ext)
+        if resource is None:
+            observation.vanished_groups.append(ext)
+            continue
+        if "members" not in resource:  # some vendors leave members out of list responses
+            resource = client.get("Groups", resource["id"])
+        members = {
+            owned_by_vendor_id[m["value"]]
+            for m in resource.get("members") or []
+            if isinstance(m, dict) and m.get("value") in owned_by_vendor_id
+        }
+        wanted = desired.groups[ext].attributes if ext in desired.groups else group.attributes
+        observation.known.groups[ext] = KnownGroup(
+            ext,
+            resource["id"],
+            group.origin,
+            _observed_attributes(resource, wanted, group.attributes),
+            members,
+        )
+
+    log.info(
+        "reconcile.observed",
+        vendor_users=len(vendor_users),
+        vendor_groups=len(vendor_groups),
+        owned_users=len(observation.known.users),
+        owned_groups=len(observation.known.groups),
+        vanished_users=len(observation.vanished_users),
+        vanished_groups=len(observation.vanished_groups),
+    )
+    return observation
