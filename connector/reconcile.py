@@ -28,6 +28,8 @@ class Observation:
     known: Known
     vanished_users: list[str] = field(default_factory=list)  # owned, but gone at the vendor
     vanished_groups: list[str] = field(default_factory=list)
+    # owned users found under another vendor id (re-created at the vendor with our externalId)
+    relinked_users: dict[str, str] = field(default_factory=dict)
     vendor_users: dict[str, dict[str, Any]] = field(default_factory=dict)  # by vendor id
     vendor_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -66,6 +68,8 @@ def observe_vendor(
         if resource is None:
             observation.vanished_users.append(ext)
             continue
+        if resource["id"] != user.vendor_id:
+            observation.relinked_users[ext] = resource["id"]
         wanted = desired.users[ext].attributes if ext in desired.users else user.attributes
         observation.known.users[ext] = KnownUser(
             ext,

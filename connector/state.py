@@ -224,6 +224,13 @@ class StateStore:
                 ),
             )
 
+    def relink_user(self, external_id: str, vendor_id: str) -> None:
+        with self.transaction():
+            self._db.execute(
+                "UPDATE users SET vendor_id = ?, updated_at = ? WHERE external_id = ?",
+                (vendor_id, now_utc(), external_id),
+            )
+
     def forget_user(self, external_id: str) -> None:
         """Drop a link (the account is gone at the vendor) and the memberships recorded for it."""
         with self.transaction():

@@ -238,6 +238,8 @@ def run_sync(
             state.forget_user(ext)  # gone at the vendor; re-created below if still wanted
         for ext in observation.vanished_groups:
             state.forget_group(ext)
+        for ext, vendor_id in observation.relinked_users.items():
+            state.relink_user(ext, vendor_id)
         known = observation.known
     result = plan_cycle(config, run_id, reads, failures, desired, known, now)
     result.full_reconcile = full
