@@ -110,6 +110,9 @@ class CsvColumns(_Strict):
     school_year: str | None = None
     class_name: str | None = None
     role: str | None = None
+    # A value present in another source too (a student id, a personnummer) that joins this
+    # person with their entry there (see `join:`). Never sent to the vendor.
+    join_key: str | None = None
 
 
 class ProtectedIdentityConfig(_Strict):
@@ -152,7 +155,116 @@ class CsvSourceConfig(_Strict):
     ] = Field(default_factory=lambda: ["given_name", "family_name", "school_unit_code"])
 
 
-SourceConfig = Annotated[CsvSourceConfig, Field(discriminator="type")]
+class LdapAttributes(_Strict):
+    """Which LDAP attribute gives each field of a person."""
+
+    # The stable key: entryUUID (OpenLDAP), objectGUID (Active Directory), employeeID...
+    key: str
+    given_name: str | None = "givenName"
+    family_name: str | None = "sn"
+    email: str | None = "mail"
+    username: str | None = None
+    # A (multi-valued) attribute holding school unit codes: one placement per value.
+    school_unit_codes: str | None = None
+    role: str | None = None
+    join_key: str | None = None
+
+
+class LdapGroupRule(_Strict):
+    """Membership in `group` (a DN, via memberOf) means a placement at a school unit."""
+
+    group: str = Field(min_length=3)
+    school_unit_code: str = Field(pattern=r"^\d{8}$")
+    role: str | None = None
+
+
+class LdapProtectedIdentityConfig(_Strict):
+    """The directory's protected-identity marking. Fail closed, as for CSV sources."""
+
+    attribute: str | None = None
+    not_protected_values: list[str] = Field(default_factory=list)
+    assume_not_protected: bool = False
+
+    @model_validator(mode="after")
+    def _attribute_or_explicit_assumption(self) -> LdapProtectedIdentityConfig:
+        if self.assume_not_protected:
+            if self.attribute is not None:
+                raise ValueError("set either attribute or assume_not_protected, not both")
+            return self
+        if self.attribute is None:
+            raise ValueError("attribute is required (or set assume_not_protected: true)")
+        if not self.not_protected_values:
+            raise ValueError("not_protected_values must list at least one value")
+        return self
+
+
+class LdapSourceConfig(_Strict):
+    type: Literal["ldap"]
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Kind
+    # One or more servers, tried in order: ldap://host[:port] or ldaps://host[:port].
+    servers: list[str] = Field(min_length=1)
+    start_tls: bool = False
+    verify_tls: bool = True
+    ca_file: Path | None = None
+    bind_dn: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    base_dns: list[str] = Field(min_length=1)
+    filter: str = "(objectClass=person)"
+    page_size: int = Field(default=500, ge=1, le=100000)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    # Active Directory: objectGUID as a UUID, disabled accounts (userAccountControl) left out,
+    # ranged retrieval of large multi-valued attributes.
+    active_directory: bool = False
+    attributes: LdapAttributes
+    group_rules: list[LdapGroupRule] = Field(default_factory=list)
+    protected_identity: LdapProtectedIdentityConfig
+    required: list[Literal["given_name", "family_name", "email", "username"]] = Field(
+        default_factory=lambda: ["given_name", "family_name"]
+    )
+
+    @field_validator("servers")
+    @classmethod
+    def _ldap_urls(cls, servers: list[str]) -> list[str]:
+        for server in servers:
+            if not re.match(r"^ldaps?://[^/\s]+/?$", server):
+                raise ValueError(f"{server!r} is not an ldap:// or ldaps:// URL")
+        return servers
+
+    @model_validator(mode="after")
+    def _password_source(self) -> LdapSourceConfig:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("set either password or password_file, not both")
+        if self.bind_dn is None and (self.password or self.password_file):
+            raise ValueError("a password needs a bind_dn")
+        if self.start_tls and any(s.startswith("ldaps://") for s in self.servers):
+            raise ValueError("start_tls is for ldap:// servers; ldaps:// is already encrypted")
+        return self
+
+    def bind_password(self) -> str | None:
+        if self.password_file is not None:
+            return _read_secret_file(self.password_file).get_secret_value()
+        return self.password.get_secret_value() if self.password is not None else None
+
+
+SourceConfig = Annotated[CsvSourceConfig | LdapSourceConfig, Field(discriminator="type")]
+
+JoinField = Literal["given_name", "family_name", "email", "username"]
+
+
+class JoinConfig(_Strict):
+    """Merge the same person's entries in several sources by a shared join key.
+
+    Names, e-mail and username come from the first listed source that has a value (override
+    per field with `prefer`); placements are the union; protected if any source says so.
+    """
+
+    sources: list[str] = Field(min_length=2)
+    prefer: dict[JoinField, list[str]] = Field(default_factory=dict)
+    # A person found in only some of the joined sources: "use" them as they are, or "skip"
+    # (and report). Per source name; a source not listed here skips.
+    unmatched: dict[str, Literal["use", "skip"]] = Field(default_factory=dict)
 
 
 class SchoolConfig(_Strict):
@@ -218,6 +330,7 @@ class Config(_Strict):
     sources: list[SourceConfig] = Field(min_length=1)
     schools: list[SchoolConfig] = Field(default_factory=list)
     scope: ScopeConfig = Field(default_factory=ScopeConfig)
+    join: JoinConfig | None = None
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
@@ -232,6 +345,28 @@ class Config(_Strict):
         if duplicates:
             raise ValueError(f"source names must be unique; repeated: {', '.join(duplicates)}")
         return sources
+
+    @model_validator(mode="after")
+    def _join_names_real_sources(self) -> Config:
+        if self.join is None:
+            return self
+        by_name = {s.name: s for s in self.sources}
+        named = set(self.join.sources) | set(self.join.unmatched)
+        for names in self.join.prefer.values():
+            named |= set(names)
+        unknown = sorted(named - by_name.keys())
+        if unknown:
+            raise ValueError(f"join: unknown source(s) {', '.join(unknown)}")
+        for name in self.join.sources:
+            source = by_name[name]
+            mapped = (
+                source.columns.join_key
+                if isinstance(source, CsvSourceConfig)
+                else source.attributes.join_key
+            )
+            if not mapped:
+                raise ValueError(f"join: source {name} maps no join_key")
+        return self
 
 
 def _expand_env(value: Any, where: str, problems: list[str]) -> Any:
@@ -256,7 +391,7 @@ def _expand_env(value: Any, where: str, problems: list[str]) -> Any:
     return value
 
 
-_PATH_KEYS = {"path", "token_file", "key_file", "ca_file", "mapping"}
+_PATH_KEYS = {"path", "token_file", "key_file", "ca_file", "mapping", "password_file"}
 
 
 def _resolve_paths(value: Any, base: Path) -> Any:
@@ -281,7 +416,7 @@ def format_location(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("csv",):  # the discriminator tag pydantic inserts for unions
+        elif part in ("csv", "ldap"):  # the discriminator tag pydantic inserts for unions
             continue
         else:
             out += f".{part}" if out else str(part)

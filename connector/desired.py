@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from connector.externalid import ExternalIdMaker
 from connector.mapping import DesiredGroup, DesiredUser, Mapping
-from connector.model import SourceIssue
+from connector.model import Person, SourceIssue
 from connector.scope import Scoped
 
 EXCLUDED_MAPPING = "cannot be mapped"
@@ -22,17 +22,14 @@ class Desired:
     issues: list[SourceIssue] = field(default_factory=list)
     # externalIds of people now marked protected; in memory only, never stored or logged.
     protected_ids: frozenset[str] = frozenset()
+    # externalIds of people neither in scope nor gone: nothing is deprovisioned for them.
+    held_ids: frozenset[str] = frozenset()
 
 
 def build_desired(scoped: Scoped, mapping: Mapping, ids: ExternalIdMaker) -> Desired:
-    desired = Desired(excluded=Counter(scoped.excluded))
-    protected_ids = set()
-    for person in scoped.protected:
-        try:
-            protected_ids.add(ids.for_person(person))
-        except ValueError:
-            continue  # a key that may not be sent was never sent: nothing to take back
-    desired.protected_ids = frozenset(protected_ids)
+    desired = Desired(excluded=Counter(scoped.excluded), issues=list(scoped.issues))
+    desired.protected_ids = _ids_of(scoped.protected, ids)
+    desired.held_ids = _ids_of(scoped.held, ids)
     for code, school in scoped.schools.items():
         desired.groups[code] = DesiredGroup(
             external_id=code, attributes=mapping.group_attributes(school)
@@ -66,3 +63,13 @@ def build_desired(scoped: Scoped, mapping: Mapping, ids: ExternalIdMaker) -> Des
         for placement in person.placements:
             desired.groups[placement.school_unit_code].members.add(external_id)
     return desired
+
+
+def _ids_of(persons: list[Person], ids: ExternalIdMaker) -> frozenset[str]:
+    found = set()
+    for person in persons:
+        try:
+            found.add(ids.for_person(person))
+        except ValueError:
+            continue  # a key that may not be sent was never sent: nothing to match
+    return frozenset(found)

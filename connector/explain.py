@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from connector.config import Config
 from connector.desired import build_desired
 from connector.externalid import ExternalIdMaker
+from connector.join import join_persons
 from connector.mapping import Mapping
 from connector.model import Person
-from connector.scope import EXCLUDED_NO_PLACEMENT, EXCLUDED_PROTECTED, apply_scope, merge_persons
+from connector.scope import EXCLUDED_NO_PLACEMENT, EXCLUDED_PROTECTED, apply_scope
 from connector.state import StateStore
 from connector.sync import read_sources
 
@@ -39,12 +40,31 @@ def explain(config: Config, mapping: Mapping, query: str) -> Explanation:
         f"warning: source {f.source} failed ({f.reason}); the answer may be incomplete"
         for f in failures
     ]
-    matches = [p for p in merge_persons(reads) if _matches(p, query)]
-    if not matches:
+    raw = [p for r in reads for p in r.persons if _matches(p, query)]
+    if not raw:
         lines.append(
             f"No person in the sources matches {query!r} (by source key, e-mail or username)."
         )
         return Explanation(lines, found=False)
+    if any(p.protected for p in raw):
+        lines.append(f"excluded ({EXCLUDED_PROTECTED}).")
+        lines.append("  Nothing about this person is sent to the vendor, stored or logged.")
+        return Explanation(lines, found=True)
+    joined = join_persons(config, reads)
+    keys = {(p.kind, p.source_key) for p in raw}
+    join_keys = {p.join_key for p in raw if p.join_key}
+    held = [p for p in joined.held if (p.kind, p.source_key) in keys or p.join_key in join_keys]
+    matches = [
+        p
+        for p in joined.persons
+        if (p.kind, p.source_key) in keys or (p.join_key and p.join_key in join_keys)
+    ]
+    if held:
+        lines.append("held: a join key shared by several entries, or an unreadable record;")
+        lines.append("  nothing is created, changed or removed for this person until it is fixed.")
+    if not matches and not held:
+        sources = ", ".join(sorted({r.source for r in reads for p in r.persons if p in raw}))
+        lines.append(f"excluded: found only in {sources}, and the join's rule is to skip them")
 
     scoped = apply_scope(config, reads)
     in_scope = {(p.kind, p.source_key): p for p in scoped.persons}

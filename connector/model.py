@@ -45,6 +45,8 @@ class Person:
     username: str | None
     protected: bool
     placements: tuple[Placement, ...] = field(default=())
+    # A key shared with other sources (see `join:` in the config); in memory only, never sent.
+    join_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +76,6 @@ class SourceRead:
     schools: list[School] = field(default_factory=list)
     issues: list[SourceIssue] = field(default_factory=list)
     rows_read: int = 0
+    # Keys of records that could not be read: their people are not gone, so nothing is
+    # deprovisioned for them this cycle.
+    unreadable_keys: set[str] = field(default_factory=set)

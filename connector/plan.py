@@ -143,17 +143,20 @@ def make_plan(
     known: Known,
     *,
     protected: frozenset[str] = frozenset(),
+    keep: frozenset[str] = frozenset(),
     rules: PlanRules | None = None,
     member_chunk_size: int | None = None,
 ) -> Plan:
-    """`protected`: externalIds of people the sources now mark protected (never desired)."""
+    """`protected`: externalIds of people the sources now mark protected (never desired).
+    `keep`: externalIds of people neither in scope nor gone (unreadable, in a join conflict):
+    their accounts and memberships are left as they are."""
     rules = rules or PlanRules()
     chunk = member_chunk_size or rules.member_chunk_size
     ops: dict[OperationKind, list[Operation]] = {kind: [] for kind in ORDER}
 
     def removals(group_ext: str, gone: set[str]) -> None:
         by_reason: dict[Reason, set[str]] = {"protected": set(), "left": set(), "moved": set()}
-        for user_ext in gone:
+        for user_ext in gone - keep:
             reason: Reason = (
                 "protected" if user_ext in protected else "moved" if user_ext in users else "left"
             )
@@ -202,7 +205,7 @@ def make_plan(
             )
 
     for ext, seen_user in sorted(known.users.items()):
-        if ext in users:
+        if ext in users or (ext in keep and ext not in protected):
             continue
         if ext in protected:
             if rules.protected_policy == "delete" and seen_user.origin == "created":

@@ -10,7 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from connector.config import Config
-from connector.model import Kind, Person, School, SourceRead
+from connector.join import join_persons
+from connector.model import Kind, Person, School, SourceIssue, SourceRead
 
 EXCLUDED_PROTECTED = "protected identity"
 EXCLUDED_NO_PLACEMENT = "no placement in a school in scope"
@@ -23,26 +24,9 @@ class Scoped:
     excluded: Counter[str] = field(default_factory=Counter)
     # Held in memory only, to find accounts that must now be taken off the vendor.
     protected: list[Person] = field(default_factory=list, repr=False)
-
-
-def merge_persons(reads: list[SourceRead]) -> list[Person]:
-    """One person per (kind, source key) across sources: placements joined, protected if any says so."""
-    merged: dict[tuple[Kind, str], Person] = {}
-    for read in reads:
-        for person in read.persons:
-            key = (person.kind, person.source_key)
-            seen = merged.get(key)
-            if seen is None:
-                merged[key] = person
-            else:
-                merged[key] = replace(
-                    seen,
-                    protected=seen.protected or person.protected,
-                    placements=tuple(dict.fromkeys(seen.placements + person.placements)),
-                    email=seen.email or person.email,
-                    username=seen.username or person.username,
-                )
-    return list(merged.values())
+    # Neither in scope nor gone (a join conflict, an unreadable record): left as they are.
+    held: list[Person] = field(default_factory=list, repr=False)
+    issues: list[SourceIssue] = field(default_factory=list)
 
 
 def known_schools(config: Config, reads: list[SourceRead]) -> dict[str, School]:
@@ -68,8 +52,9 @@ def apply_scope(config: Config, reads: list[SourceRead]) -> Scoped:
     school_units = set(scope.school_units)
     staff_roles = {r.casefold() for r in scope.staff_roles}
     schools = known_schools(config, reads)
-    result = Scoped()
-    for person in merge_persons(reads):
+    joined = join_persons(config, reads)
+    result = Scoped(excluded=Counter(joined.excluded), held=joined.held, issues=joined.issues)
+    for person in joined.persons:
         if person.protected:
             result.excluded[EXCLUDED_PROTECTED] += 1
             result.protected.append(person)

@@ -162,7 +162,12 @@ def plan_cycle(
     """Plan against what is known, then let the safety rules hold back what must wait."""
     rules = plan_rules(config, config.vendor.member_chunk_size, now)
     plan = make_plan(
-        desired.users, desired.groups, known, protected=desired.protected_ids, rules=rules
+        desired.users,
+        desired.groups,
+        known,
+        protected=desired.protected_ids,
+        keep=desired.held_ids,
+        rules=rules,
     )
     result = CycleResult(run_id, plan, desired, reads, failures)
     plan, held_for_sources = hold_for_failed_sources(plan, [f.source for f in failures])

@@ -7,6 +7,7 @@ from typing import Protocol
 from connector.config import Config
 from connector.model import SourceRead
 from connector.sources.csv_roster import CsvRosterSource
+from connector.sources.ldap_directory import LdapDirectorySource
 
 
 class Source(Protocol):
@@ -22,4 +23,6 @@ def build_sources(config: Config) -> list[Source]:
     for source_config in config.sources:
         if source_config.type == "csv":
             sources.append(CsvRosterSource(source_config))
+        else:
+            sources.append(LdapDirectorySource(source_config))
     return sources

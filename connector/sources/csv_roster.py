@@ -48,6 +48,7 @@ class _PersonBuilder:
     email: str | None
     username: str | None
     protected: bool
+    join_key: str | None = None
     placements: list[Placement] = field(default_factory=list)
 
 
@@ -121,6 +122,9 @@ class CsvRosterSource:
                 self._read_row(row, header, index, not_protected, builders, protected_keys, schools)
             except _RowError as exc:
                 result.issues.append(SourceIssue(self.name, location, str(exc)))
+                key_column = index[config.columns.key]
+                if key_column < len(row) and row[key_column].strip():
+                    result.unreadable_keys.add(row[key_column].strip())
 
         for key, builder in builders.items():
             result.persons.append(
@@ -133,6 +137,7 @@ class CsvRosterSource:
                     username=builder.username,
                     protected=builder.protected or key in protected_keys,
                     placements=tuple(dict.fromkeys(builder.placements)),
+                    join_key=builder.join_key,
                 )
             )
         result.schools = list(schools.values())
@@ -218,6 +223,7 @@ class CsvRosterSource:
                 email=email,
                 username=values["username"] or None,
                 protected=protected,
+                join_key=cell(columns.join_key) or None,
             )
         else:
             builder.protected = builder.protected or protected
