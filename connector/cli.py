@@ -22,6 +22,7 @@ from connector.mapping import Mapping, load_mapping
 from connector.report import render_plan, render_summary
 from connector.scim.client import ScimClient, ScimError
 from connector.sources import build_sources
+from connector.sources.ldap_directory import LdapDirectorySource
 from connector.state import StateStore
 from connector.sync import plan_only, run_sync
 
@@ -104,6 +105,12 @@ def check(ctx: click.Context) -> None:
     problems = 0
     for source in build_sources(config):
         try:
+            if isinstance(source, LdapDirectorySource):
+                counts = source.count()
+                who = source.config.bind_dn or "anonymous"
+                click.echo(f"ok    source {source.name}: bind as {who}")
+                for base, entries in counts.items():
+                    click.echo(f"        {base}: {entries} entries match the filter")
             read = source.read()
         except SourceError as exc:
             click.echo(f"FAIL  source {source.name}: {exc.reason}")
@@ -111,8 +118,8 @@ def check(ctx: click.Context) -> None:
             continue
         protected = sum(1 for p in read.persons if p.protected)
         click.echo(
-            f"ok    source {source.name}: {read.rows_read} rows, {len(read.persons)} persons "
-            f"({protected} protected, left out), {len(read.issues)} rows skipped"
+            f"ok    source {source.name}: {read.rows_read} records, {len(read.persons)} persons "
+            f"({protected} protected, left out), {len(read.issues)} records skipped"
         )
         for issue in read.issues:
             click.echo(f"        skipped {issue.location}: {issue.reason}")

@@ -427,7 +427,7 @@ def validation_problems(error: ValidationError) -> list[str]:
     problems = []
     for item in error.errors():
         message = item["msg"].removeprefix("Value error, ")
-        problems.append(f"{format_location(item['loc'])}: {message}")
+        problems.append(f"{format_location(item['loc'])}: {message}" if item["loc"] else message)
     return problems
 
 
@@ -470,11 +470,18 @@ def load_config(path: Path) -> Config:
 
 def _check_secret_files(config: Config, path: Path) -> None:
     problems = []
-    for key, file in (
+    files = [
         ("vendor.token_file", config.vendor.token_file),
         ("external_id.key_file", config.external_id.key_file),
         ("vendor.ca_file", config.vendor.ca_file),
-    ):
+    ]
+    for i, source in enumerate(config.sources):
+        if isinstance(source, LdapSourceConfig):
+            files += [
+                (f"sources[{i}].ca_file", source.ca_file),
+                (f"sources[{i}].password_file", source.password_file),
+            ]
+    for key, file in files:
         if file is not None and not file.is_file():
             problems.append(f"{key}: file {file} does not exist")
     if not config.mapping.is_file():

@@ -52,7 +52,7 @@ def test_check_reports_sources_and_vendor(workspace: Workspace) -> None:
 
     assert result.exit_code == 0, result.stdout
     assert (
-        "ok    source students: 2 rows, 2 persons (1 protected, left out), 0 rows skipped"
+        "ok    source students: 2 records, 2 persons (1 protected, left out), 0 records skipped"
         in result.stdout
     )
     assert "ok    vendor" in result.stdout and "PATCH yes" in result.stdout
@@ -89,15 +89,13 @@ def test_python_dash_m_reports_a_bad_config_with_exit_code_2(tmp_path: Path) -> 
 def test_example_config_is_valid(tmp_path: Path) -> None:
     example = tmp_path / "example.yaml"
     text = (REPO / "config" / "example.yaml").read_text(encoding="utf-8")
-    example.write_text(
-        text.replace(
-            "/etc/connector/mappings/default.yaml", str(REPO / "mappings" / "default.yaml")
-        )
+    text = text.replace(
+        "/etc/connector/mappings/default.yaml", str(REPO / "mappings" / "default.yaml")
     )
+    example.write_text(text.replace("/etc/connector/kommun-ca.pem", str(REPO / "README.md")))
+    env = {"SCIM_TOKEN": "x", "CONNECTOR_ID_KEY": "y", "LDAP_PASSWORD": "z"}
 
-    result = run_module(
-        "--config", str(example), "plan", env={"SCIM_TOKEN": "x", "CONNECTOR_ID_KEY": "y"}
-    )
+    result = run_module("--config", str(example), "plan", env=env)
 
     # the example's exports do not exist here: the sources fail, the config itself is accepted
     assert result.returncode == 1, result.stderr
