@@ -156,7 +156,7 @@ def make_plan(
 
     def removals(group_ext: str, gone: set[str]) -> None:
         by_reason: dict[Reason, set[str]] = {"protected": set(), "left": set(), "moved": set()}
-        for user_ext in gone - keep:
+        for user_ext in gone - (keep - protected):
             reason: Reason = (
                 "protected" if user_ext in protected else "moved" if user_ext in users else "left"
             )

@@ -9,7 +9,7 @@ A file that cannot be read at all fails the source as a whole.
 from __future__ import annotations
 
 import csv
-import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import structlog
@@ -56,6 +56,71 @@ class _RowError(Exception):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class _Record:
+    line: int  # where the record starts, 1-based
+    row: list[str] | None  # None: the record could not be parsed
+    error: str | None = None
+
+
+class _Lines:
+    """An iterator over the file's lines that knows where it is, so parsing can resume."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.position = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self.position >= len(self.lines):
+            raise StopIteration
+        self.position += 1
+        return self.lines[self.position - 1]
+
+
+class _Records:
+    """CSV records with their line numbers, recovering from broken quoting.
+
+    A quoted field may legitimately span lines. But a stray quote that is never closed would
+    make the csv module swallow the rest of the file into one field; so a record that spans
+    lines and has the wrong number of columns, or that cannot be parsed, is reported as
+    broken at the line it starts on, and reading resumes on the next line.
+    """
+
+    def __init__(self, lines: list[str], delimiter: str) -> None:
+        self._lines = _Lines(lines)
+        self._delimiter = delimiter
+        self._reader = self._new_reader()
+        self.columns: int | None = None  # known once the header is read
+
+    def _new_reader(self) -> Iterator[list[str]]:
+        return csv.reader(self._lines, delimiter=self._delimiter, strict=True)
+
+    def __iter__(self) -> _Records:
+        return self
+
+    def __next__(self) -> _Record:
+        start = self._lines.position
+        try:
+            row = next(self._reader)
+        except StopIteration:
+            raise
+        except csv.Error as exc:
+            self._resume_after(start)
+            return _Record(start + 1, None, f"cannot be parsed ({exc})")
+        spanned = self._lines.position - start > 1
+        if spanned and self.columns is not None and len(row) != self.columns:
+            self._resume_after(start)
+            return _Record(start + 1, None, "has a quote that is never closed")
+        return _Record(start + 1, row)
+
+    def _resume_after(self, start: int) -> None:
+        self._lines.position = start + 1
+        self._reader = self._new_reader()
+
+
 class CsvRosterSource:
     def __init__(self, config: CsvSourceConfig) -> None:
         self.config = config
@@ -68,17 +133,15 @@ class CsvRosterSource:
         except OSError as exc:
             raise SourceError(self.name, f"cannot read {config.path}: {exc.strerror}") from None
         text, used_encoding = decode(data, config.encoding)
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=config.delimiter, strict=True)
         file_label = config.path.name
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise SourceError(self.name, f"{file_label} is empty (no header row)") from None
-        except csv.Error as exc:
-            raise SourceError(
-                self.name, f"{file_label}:1: header cannot be parsed ({exc})"
-            ) from None
-        header = [h.strip() for h in header]
+        records = _Records(text.splitlines(keepends=True), config.delimiter)
+        first = next(records, None)
+        if first is None:
+            raise SourceError(self.name, f"{file_label} is empty (no header row)")
+        if first.row is None:
+            raise SourceError(self.name, f"{file_label}:1: header cannot be parsed ({first.error})")
+        header = [h.strip() for h in first.row]
+        records.columns = len(header)
         index = self._column_index(header, file_label)
         protected_column = config.protected_identity.column
         if protected_column is not None and protected_column not in index:
@@ -95,31 +158,24 @@ class CsvRosterSource:
 
         result = SourceRead(source=self.name)
         builders: dict[str, _PersonBuilder] = {}
-        protected_keys: set[str] = set()
+        # Keys seen marked protected (or unreadably marked) on any row, even a broken one,
+        # with the row's join key where it could be read.
+        protected_keys: dict[str, str | None] = {}
+        suspect: set[str] = set()
         schools: dict[str, School] = {}
-        line = 1
-        while True:
-            start_line = line + 1
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                line = reader.line_num
-                result.issues.append(
-                    SourceIssue(
-                        self.name, f"{file_label}:{start_line}", f"cannot be parsed ({exc})"
-                    )
-                )
-                # csv cannot resume inside a broken record; what follows is still read.
+        for record in records:
+            location = f"{file_label}:{record.line}"
+            if record.row is None:
+                result.issues.append(SourceIssue(self.name, location, str(record.error)))
                 continue
-            line = reader.line_num
+            row = record.row
             if not row or all(not cell.strip() for cell in row):
                 continue
             result.rows_read += 1
-            location = f"{file_label}:{start_line}"
             try:
-                self._read_row(row, header, index, not_protected, builders, protected_keys, schools)
+                self._read_row(
+                    row, header, index, not_protected, builders, protected_keys, suspect, schools
+                )
             except _RowError as exc:
                 result.issues.append(SourceIssue(self.name, location, str(exc)))
                 key_column = index[config.columns.key]
@@ -127,6 +183,9 @@ class CsvRosterSource:
                     result.unreadable_keys.add(row[key_column].strip())
 
         for key, builder in builders.items():
+            if key in suspect and key not in protected_keys:
+                result.unreadable_keys.add(key)
+                continue
             result.persons.append(
                 Person(
                     source_key=key,
@@ -140,6 +199,13 @@ class CsvRosterSource:
                     join_key=builder.join_key,
                 )
             )
+        for key, join_key in protected_keys.items():
+            if key not in builders:
+                # Only broken rows, but marked protected: still a protected person, so an
+                # account made before the marking is taken off the vendor.
+                result.persons.append(
+                    Person(key, config.kind, "", "", None, None, True, join_key=join_key)
+                )
         result.schools = list(schools.values())
         log.info(
             "source.read",
@@ -170,16 +236,34 @@ class CsvRosterSource:
         index: dict[str, int],
         not_protected: set[str],
         builders: dict[str, _PersonBuilder],
-        protected_keys: set[str],
+        protected_keys: dict[str, str | None],
+        suspect_keys: set[str],
         schools: dict[str, School],
     ) -> None:
         config = self.config
         columns = config.columns
-        key_cell = row[index[columns.key]].strip() if index[columns.key] < len(row) else ""
+
+        def loose(column: str | None) -> str:
+            position = index[column] if column is not None else len(row)
+            return row[position].strip() if position < len(row) else ""
+
+        key_cell = loose(columns.key)
+        marking = config.protected_identity
+        if (
+            key_cell
+            and marking.column is not None
+            and marking.column in index
+            and index[marking.column] >= len(row)
+        ):
+            # The row is too short to carry its marking: this person cannot be shown to be
+            # unprotected, so nothing is sent for them this cycle (and nothing taken away).
+            suspect_keys.add(key_cell)
         protected = self._is_protected(row, index, not_protected)
-        if key_cell and protected:
+        if key_cell and protected and key_cell not in suspect_keys:
             # Whatever else is wrong with the row, this key is marked protected (or unreadable).
-            protected_keys.add(key_cell)
+            protected_keys[key_cell] = (
+                protected_keys.get(key_cell) or loose(columns.join_key) or None
+            )
         if len(row) != len(header):
             raise _RowError(f"has {len(row)} columns, the header has {len(header)}")
         if _has_undecodable(row):

@@ -1,0 +1,479 @@
+"""Unit tests for connector.sources.csv_roster: encodings, row problems and protected identity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.config import Config, CsvSourceConfig
+from connector.errors import SourceError
+from connector.model import Kind, Person, Placement, SourceRead
+from connector.scope import apply_scope
+from connector.sources.csv_roster import MAX_FIELD_LENGTH, CsvRosterSource, decode
+
+HEADER = ["Elev-ID", "Förnamn", "Efternamn", "E-post", "Skolenhetskod", "Skola", "Skyddad"]
+SCHOOL_A = "11111111"
+SCHOOL_B = "22222222"
+
+
+def row(
+    key: str,
+    given: str = "Anna",
+    family: str = "Ek",
+    *,
+    email: str | None = None,
+    school: str = SCHOOL_A,
+    school_name: str = "Norrskolan",
+    marking: str = "Nej",
+) -> list[str]:
+    if email is None:
+        email = f"{key.lower()}@skola.example.se"
+    return [key, given, family, email, school, school_name, marking]
+
+
+def source_config(path: Path, **overrides: Any) -> CsvSourceConfig:
+    data: dict[str, Any] = {
+        "type": "csv",
+        "name": "students",
+        "path": path,
+        "kind": "student",
+        "delimiter": ";",
+        "encoding": "utf-8",
+        "columns": {
+            "key": "Elev-ID",
+            "given_name": "Förnamn",
+            "family_name": "Efternamn",
+            "email": "E-post",
+            "school_unit_code": "Skolenhetskod",
+            "school_name": "Skola",
+        },
+        "protected_identity": {"column": "Skyddad", "not_protected_values": ["Nej"]},
+    }
+    data.update(overrides)
+    return CsvSourceConfig.model_validate(data)
+
+
+def write_rows(
+    path: Path,
+    rows: list[list[str]],
+    *,
+    header: list[str] = HEADER,
+    delimiter: str = ";",
+    encoding: str = "utf-8",
+) -> Path:
+    lines = [delimiter.join(header), *(delimiter.join(r) for r in rows)]
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode(encoding))
+    return path
+
+
+def read(path: Path, **overrides: Any) -> SourceRead:
+    return CsvRosterSource(source_config(path, **overrides)).read()
+
+
+def by_key(result: SourceRead) -> dict[str, Person]:
+    return {p.source_key: p for p in result.persons}
+
+
+def protected_of(tmp_path: Path, rows: list[list[str]], **overrides: Any) -> dict[str, bool]:
+    result = read(write_rows(tmp_path / "elever.csv", rows), **overrides)
+    return {p.source_key: p.protected for p in result.persons}
+
+
+# -- delimiters and encodings ------------------------------------------------------------------
+
+
+def test_semicolon_delimited_file_is_read(tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "elever.csv", [row("E1", "Åsa", "Öberg")])
+    result = read(path)
+    assert result.issues == []
+    assert result.rows_read == 1
+    person = by_key(result)["E1"]
+    assert (person.given_name, person.family_name) == ("Åsa", "Öberg")
+    assert person.email == "e1@skola.example.se"
+    assert person.kind is Kind.STUDENT
+    assert person.placements == (Placement(school_unit_code=SCHOOL_A),)
+    assert person.protected is False
+
+
+def test_comma_delimited_file_is_read(tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "elever.csv", [row("E1"), row("E2")], delimiter=",")
+    result = read(path, delimiter=",")
+    assert result.issues == []
+    assert set(by_key(result)) == {"E1", "E2"}
+
+
+def test_utf8_bom_does_not_hide_first_header_column(tmp_path: Path) -> None:
+    path = tmp_path / "elever.csv"
+    write_rows(path, [row("E1", "Åsa")])
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    result = read(path)
+    assert result.issues == []
+    assert by_key(result)["E1"].given_name == "Åsa"
+
+
+def test_windows_1252_keeps_swedish_letters(tmp_path: Path) -> None:
+    path = write_rows(
+        tmp_path / "elever.csv", [row("E1", "Åsa Ärla", "Östlund-åäö")], encoding="cp1252"
+    )
+    result = read(path, encoding="windows-1252")
+    assert result.issues == []
+    person = by_key(result)["E1"]
+    assert person.given_name == "Åsa Ärla"
+    assert person.family_name == "Östlund-åäö"
+
+
+def test_auto_encoding_reads_windows_1252_file(tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "elever.csv", [row("E1", "Åsa", "Öberg")], encoding="cp1252")
+    result = read(path, encoding="auto")
+    assert result.issues == []
+    assert by_key(result)["E1"].given_name == "Åsa"
+    assert by_key(result)["E1"].family_name == "Öberg"
+
+
+def test_auto_encoding_reads_utf8_file(tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "elever.csv", [row("E1", "Åsa", "Öberg")], encoding="utf-8")
+    result = read(path, encoding="auto")
+    assert result.issues == []
+    # Not mojibake such as "Ã…sa".
+    assert by_key(result)["E1"].given_name == "Åsa"
+
+
+def test_decode_auto_picks_the_right_encoding() -> None:
+    assert decode("Åsa;Öberg".encode("cp1252"), "auto") == ("Åsa;Öberg", "windows-1252")
+    assert decode("Åsa;Öberg".encode(), "auto") == ("Åsa;Öberg", "utf-8")
+    assert decode(b"\xef\xbb\xbfElev-ID", "auto") == ("Elev-ID", "utf-8")
+
+
+# -- people and placements ---------------------------------------------------------------------
+
+
+def test_student_on_two_rows_becomes_one_person_with_two_placements(tmp_path: Path) -> None:
+    rows = [
+        row("E1", school=SCHOOL_A, school_name="Norrskolan"),
+        row("E1", school=SCHOOL_B, school_name="Söderskolan"),
+    ]
+    result = read(write_rows(tmp_path / "elever.csv", rows))
+    assert result.rows_read == 2
+    assert len(result.persons) == 1
+    codes = [p.school_unit_code for p in result.persons[0].placements]
+    assert codes == [SCHOOL_A, SCHOOL_B]
+    assert {s.code: s.name for s in result.schools} == {
+        SCHOOL_A: "Norrskolan",
+        SCHOOL_B: "Söderskolan",
+    }
+
+
+def test_identical_rows_give_one_placement(tmp_path: Path) -> None:
+    result = read(write_rows(tmp_path / "elever.csv", [row("E1"), row("E1")]))
+    assert len(result.persons) == 1
+    assert len(result.persons[0].placements) == 1
+
+
+def test_blank_lines_are_skipped_and_line_numbers_stay_right(tmp_path: Path) -> None:
+    path = tmp_path / "elever.csv"
+    text = ";".join(HEADER) + "\n\n" + ";".join(row("E1")) + "\n;;;;;;\n" + ";".join(row("")) + "\n"
+    path.write_text(text, encoding="utf-8")
+    result = read(path)
+    assert set(by_key(result)) == {"E1"}
+    assert result.rows_read == 2
+    assert [i.location for i in result.issues] == ["elever.csv:5"]
+
+
+def test_staff_kind_is_carried_over(tmp_path: Path) -> None:
+    result = read(write_rows(tmp_path / "personal.csv", [row("P1")]), kind="staff")
+    assert result.persons[0].kind is Kind.STAFF
+
+
+# -- broken rows -------------------------------------------------------------------------------
+
+
+def test_broken_rows_are_reported_by_line_without_personal_data(tmp_path: Path) -> None:
+    long_name = "Lång" * 300  # > MAX_FIELD_LENGTH
+    assert len(long_name) > MAX_FIELD_LENGTH
+    rows = [
+        row("E1001", "Greta", "Garbo"),  # line 2: fine
+        ["E1002", "Sven", "Svensson", "sven@skola.example.se"],  # line 3: too few columns
+        row("", "Karin", "Nyckellös"),  # line 4: empty key
+        row("E1004", "Olle", "Postlös", email="olle-at-nowhere"),  # line 5: invalid e-mail
+        row("E1005", long_name, "Långnamn"),  # line 6: field too long
+        row("E1006", "Maja", "Majasson"),  # line 7: fine
+    ]
+    path = write_rows(tmp_path / "elever.csv", rows)
+    result = read(path)
+
+    assert set(by_key(result)) == {"E1001", "E1006"}
+    assert result.rows_read == 6
+    locations = [i.location for i in result.issues]
+    assert locations == ["elever.csv:3", "elever.csv:4", "elever.csv:5", "elever.csv:6"]
+    assert all(i.source == "students" for i in result.issues)
+
+    reasons = [i.reason for i in result.issues]
+    assert "columns" in reasons[0]
+    assert "key column" in reasons[1]
+    assert "e-mail" in reasons[2]
+    assert str(MAX_FIELD_LENGTH) in reasons[3]
+
+    personal = {cell for r in rows for cell in r if len(cell) >= 3} - {
+        SCHOOL_A,
+        "Norrskolan",
+        "Nej",
+    }
+    for reason in reasons:
+        for value in personal:
+            assert value not in reason, (value, reason)
+        assert "Lång" not in reason
+
+
+def test_undecodable_byte_in_utf8_mode_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "elever.csv"
+    good = ";".join(row("E1", "Åsa")).encode()
+    bad = ";".join(row("E2", "Xyz", "Qwerty")).encode().replace(b"Xyz", b"X\xffz")
+    later = ";".join(row("E3", "Bo")).encode()
+    path.write_bytes(b"\n".join([";".join(HEADER).encode(), good, bad, later, b""]))
+    result = read(path, encoding="utf-8")
+    assert set(by_key(result)) == {"E1", "E3"}
+    assert len(result.issues) == 1
+    issue = result.issues[0]
+    assert issue.location == "elever.csv:3"
+    assert "utf-8" in issue.reason
+    assert "E2" not in issue.reason
+    assert "Qwerty" not in issue.reason
+    assert "\udcff" not in issue.reason
+
+
+def test_required_field_missing_is_reported(tmp_path: Path) -> None:
+    rows = [row("E1", given=""), row("E2")]
+    result = read(write_rows(tmp_path / "elever.csv", rows))
+    assert set(by_key(result)) == {"E2"}
+    assert [(i.location, i.reason) for i in result.issues] == [
+        ("elever.csv:2", "the required field given_name is empty")
+    ]
+
+
+def test_row_with_broken_quoting_is_reported_and_later_rows_read(tmp_path: Path) -> None:
+    path = tmp_path / "elever.csv"
+    lines = [
+        ";".join(HEADER),
+        ";".join(row("E1")),
+        'E2;"Anna"x;Ek;e2@skola.example.se;11111111;Norrskolan;Nej',
+        ";".join(row("E3")),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = read(path)
+    assert set(by_key(result)) == {"E1", "E3"}
+    assert [i.location for i in result.issues] == ["elever.csv:3"]
+    assert "cannot be parsed" in result.issues[0].reason
+
+
+# -- protected identity: fail closed -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("marking", "expected"),
+    [
+        ("Ja", True),
+        ("", True),
+        ("  ", True),
+        ("Kanske", True),
+        ("Nej", False),
+        ("nej", False),
+        ("NEJ", False),
+        (" Nej ", False),
+    ],
+)
+def test_protected_marking_fails_closed(tmp_path: Path, marking: str, expected: bool) -> None:
+    assert protected_of(tmp_path, [row("E1", marking=marking)]) == {"E1": expected}
+
+
+def test_not_protected_values_match_case_insensitively(tmp_path: Path) -> None:
+    rows = [row("E1", marking="nej"), row("E2", marking="Ja")]
+    result = protected_of(
+        tmp_path,
+        rows,
+        protected_identity={"column": "Skyddad", "not_protected_values": ["NEJ", "N"]},
+    )
+    assert result == {"E1": False, "E2": True}
+
+
+def test_missing_protected_column_makes_everyone_protected(tmp_path: Path) -> None:
+    header = HEADER[:-1]
+    rows = [row("E1")[:-1], row("E2")[:-1]]
+    result = read(write_rows(tmp_path / "elever.csv", rows, header=header))
+    assert result.issues == []
+    assert {p.source_key: p.protected for p in result.persons} == {"E1": True, "E2": True}
+
+
+def test_assume_not_protected_reads_everyone_as_not_protected(tmp_path: Path) -> None:
+    header = HEADER[:-1]
+    rows = [row("P1")[:-1]]
+    result = read(
+        write_rows(tmp_path / "personal.csv", rows, header=header),
+        protected_identity={"assume_not_protected": True},
+    )
+    assert result.persons[0].protected is False
+
+
+@pytest.mark.parametrize("protected_first", [True, False])
+def test_one_protected_row_makes_the_person_protected(
+    tmp_path: Path, protected_first: bool
+) -> None:
+    rows = [row("E1", school=SCHOOL_A, marking="Ja"), row("E1", school=SCHOOL_B, marking="Nej")]
+    if not protected_first:
+        rows.reverse()
+    assert protected_of(tmp_path, [*rows, row("E2")]) == {"E1": True, "E2": False}
+
+
+@pytest.mark.parametrize("broken_first", [True, False])
+def test_broken_row_marked_protected_still_protects_the_key(
+    tmp_path: Path, broken_first: bool
+) -> None:
+    rows = [
+        row("E1", school=SCHOOL_A, email="not-an-address", marking="Ja"),  # broken, protected
+        row("E1", school=SCHOOL_B, marking="Nej"),  # valid, not protected
+    ]
+    if not broken_first:
+        rows.reverse()
+    result = read(write_rows(tmp_path / "elever.csv", rows))
+    assert len(result.issues) == 1
+    person = by_key(result)["E1"]
+    assert person.protected is True
+    assert [p.school_unit_code for p in person.placements] == [SCHOOL_B]
+
+
+def test_short_row_without_protected_cell_holds_the_key(tmp_path: Path) -> None:
+    # The marking cannot be read: the person is not sent (not even from their valid row), and
+    # nothing is taken away from them either: they are held as unreadable.
+    rows = [row("E1", school=SCHOOL_A)[:-1], row("E1", school=SCHOOL_B, marking="Nej")]
+    result = read(write_rows(tmp_path / "elever.csv", rows))
+    assert [i.location for i in result.issues] == ["elever.csv:2"]
+    assert "E1" not in by_key(result)
+    assert result.unreadable_keys == {"E1"}
+
+
+def test_broken_rows_with_a_key_are_listed_as_unreadable(tmp_path: Path) -> None:
+    rows = [row("E1", email="nope"), row("", "Karin"), row("E3")]
+    result = read(write_rows(tmp_path / "elever.csv", rows))
+    assert result.unreadable_keys == {"E1"}
+    assert set(by_key(result)) == {"E3"}
+
+
+def test_broken_row_with_undecodable_marking_protects_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "elever.csv"
+    broken = ";".join(row("E1", school=SCHOOL_A, marking="N?j")).encode().replace(b"?", b"\xff")
+    valid = ";".join(row("E1", school=SCHOOL_B, marking="Nej")).encode()
+    path.write_bytes(b"\n".join([";".join(HEADER).encode(), broken, valid, b""]))
+    result = read(path)
+    assert len(result.issues) == 1
+    assert by_key(result)["E1"].protected is True
+
+
+# -- whole-file failures -----------------------------------------------------------------------
+
+
+def test_missing_file_raises_source_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError) as info:
+        read(tmp_path / "finns-inte.csv")
+    assert info.value.source == "students"
+    assert "finns-inte.csv" in info.value.reason
+
+
+def test_missing_key_column_raises_source_error(tmp_path: Path) -> None:
+    header = ["ID", *HEADER[1:]]
+    path = write_rows(tmp_path / "elever.csv", [row("E1")], header=header)
+    with pytest.raises(SourceError) as info:
+        read(path)
+    assert "Elev-ID" in info.value.reason
+
+
+def test_wrong_delimiter_raises_source_error_for_missing_columns(tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "elever.csv", [row("E1")], delimiter=",")
+    with pytest.raises(SourceError, match="header lacks configured column"):
+        read(path, delimiter=";")
+
+
+def test_empty_file_raises_source_error(tmp_path: Path) -> None:
+    path = tmp_path / "elever.csv"
+    path.write_bytes(b"")
+    with pytest.raises(SourceError) as info:
+        read(path)
+    assert "empty" in info.value.reason
+
+
+def test_file_with_only_a_bom_raises_source_error(tmp_path: Path) -> None:
+    path = tmp_path / "elever.csv"
+    path.write_bytes(b"\xef\xbb\xbf")
+    with pytest.raises(SourceError, match="empty"):
+        read(path)
+
+
+# -- an unterminated quote -----------------------------------------------------------------------
+
+
+def write_unterminated_quote_file(path: Path) -> Path:
+    lines = [
+        ";".join(HEADER),
+        ";".join(row("E1", school=SCHOOL_A, marking="Nej")),  # line 2
+        'E2;"Bo;Ek;e2@skola.example.se;11111111;Norrskolan;Nej',  # line 3: quote never closed
+        ";".join(row("E1", school=SCHOOL_B, marking="Ja")),  # line 4: E1 marked protected
+        ";".join(row("E3")),  # line 5
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_unterminated_quote_does_not_hide_a_later_protected_marking(tmp_path: Path) -> None:
+    path = write_unterminated_quote_file(tmp_path / "elever.csv")
+    try:
+        result = read(path)
+    except SourceError:
+        return  # failing the whole source is a safe answer too
+    assert all(p.protected for p in result.persons if p.source_key == "E1")
+
+
+def test_unterminated_quote_does_not_silently_drop_later_rows(tmp_path: Path) -> None:
+    path = write_unterminated_quote_file(tmp_path / "elever.csv")
+    try:
+        result = read(path)
+    except SourceError:
+        return  # failing the whole source is a safe answer too
+    assert "E3" in by_key(result) or "E3" in result.unreadable_keys
+
+
+# -- protected markings on broken rows, seen from scope ------------------------------------------
+
+
+def scope_config(tmp_path: Path, *paths: Path) -> Config:
+    sources = [
+        source_config(path, name=path.stem).model_dump(mode="json", exclude_defaults=False)
+        for path in paths
+    ]
+    return Config.model_validate(
+        {
+            "vendor": {"base_url": "https://scim.example.se", "token": "t"},
+            "state": {"path": str(tmp_path / "state.db")},
+            "mapping": str(tmp_path / "mapping.yaml"),
+            "external_id": {"key": "k"},
+            "sources": sources,
+        }
+    )
+
+
+def test_only_row_broken_and_marked_protected_still_counts_as_protected(tmp_path: Path) -> None:
+    # A roster that blanks the names of a person with protected identity makes their row broken.
+    path = write_rows(tmp_path / "elever.csv", [row("E1", given="", marking="Ja"), row("E2")])
+    config = scope_config(tmp_path, path)
+    scoped = apply_scope(config, [CsvRosterSource(config.sources[0]).read()])
+    assert "E1" in {p.source_key for p in scoped.protected}
+    assert "E1" not in {p.source_key for p in scoped.held}
+
+
+def test_broken_protected_row_in_one_source_protects_the_key_in_another(tmp_path: Path) -> None:
+    first = write_rows(tmp_path / "elever_a.csv", [row("E1", email="nope", marking="Ja")])
+    second = write_rows(tmp_path / "elever_b.csv", [row("E1", school=SCHOOL_B, marking="Nej")])
+    config = scope_config(tmp_path, first, second)
+    reads = [CsvRosterSource(s).read() for s in config.sources]
+    scoped = apply_scope(config, reads)
+    assert "E1" not in {p.source_key for p in scoped.persons}
+    assert "E1" in {p.source_key for p in scoped.protected}
