@@ -106,7 +106,17 @@ def join_persons(config: Config, reads: list[SourceRead]) -> Joined:
             else:
                 _unmatched(join, name, person, result)
 
+    missing = [name for name in join.sources if name not in reads_by_name]
     keys = dict.fromkeys(k for name in join.sources for k in by_source[name])
+    if missing:
+        # A joined source failed: nobody can be joined reliably, and using the rest as they
+        # are would rewrite e-mail addresses and usernames. Hold everyone until it is back.
+        for key in keys:
+            present = [(name, p) for name in join.sources for p in by_source[name].get(key, [])]
+            merged = _merge_entries(join, key, present)
+            (result.persons if merged.protected else result.held).append(merged)
+        result.excluded[f"held: joined source {', '.join(missing)} failed"] += len(keys)
+        return result
     for key in keys:
         present = [(name, p) for name in join.sources for p in by_source[name].get(key, [])]
         crowded = [name for name in join.sources if len(by_source[name].get(key, [])) > 1]

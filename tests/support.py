@@ -126,9 +126,13 @@ class Workspace:
         self.config_path = root / "connector.yaml"
         self.student_encoding = "utf-8"
         self.staff_enabled = False
+        self.students_enabled = False
+        self.extra_sources: list[dict[str, Any]] = []
+        self.student_columns: dict[str, str] = {}
         self.overrides: dict[str, Any] = {}
 
     def students(self, rows: list[list[str]], **kwargs: Any) -> None:
+        self.students_enabled = True
         write_csv(self.students_csv, STUDENT_HEADER, rows, **kwargs)
 
     def staff(self, rows: list[list[str]]) -> None:
@@ -136,28 +140,31 @@ class Workspace:
         write_csv(self.staff_csv, STAFF_HEADER, rows)
 
     def config(self) -> dict[str, Any]:
-        sources: list[dict[str, Any]] = [
-            {
-                "name": "students",
-                "type": "csv",
-                "kind": "student",
-                "path": str(self.students_csv),
-                "encoding": self.student_encoding,
-                "columns": {
-                    "key": "Elev-ID",
-                    "given_name": "Förnamn",
-                    "family_name": "Efternamn",
-                    "email": "E-post",
-                    "school_unit_code": "Skolenhetskod",
-                    "school_name": "Skola",
-                    "school_type": "Skolform",
-                    "school_year": "Årskurs",
-                    "class_name": "Klass",
-                },
-                "protected_identity": {"column": "Skyddad", "not_protected_values": ["Nej"]},
-                "required": ["given_name", "family_name", "email", "school_unit_code"],
-            }
-        ]
+        sources: list[dict[str, Any]] = []
+        if self.students_enabled:
+            sources.append(
+                {
+                    "name": "students",
+                    "type": "csv",
+                    "kind": "student",
+                    "path": str(self.students_csv),
+                    "encoding": self.student_encoding,
+                    "columns": {
+                        "key": "Elev-ID",
+                        "given_name": "Förnamn",
+                        "family_name": "Efternamn",
+                        "email": "E-post",
+                        "school_unit_code": "Skolenhetskod",
+                        "school_name": "Skola",
+                        "school_type": "Skolform",
+                        "school_year": "Årskurs",
+                        "class_name": "Klass",
+                        **self.student_columns,
+                    },
+                    "protected_identity": {"column": "Skyddad", "not_protected_values": ["Nej"]},
+                    "required": ["given_name", "family_name", "email", "school_unit_code"],
+                }
+            )
         if self.staff_enabled:
             sources.append(
                 {
@@ -176,6 +183,7 @@ class Workspace:
                     "protected_identity": {"column": "Skyddad", "not_protected_values": ["Nej"]},
                 }
             )
+        sources += self.extra_sources
         config: dict[str, Any] = {
             "vendor": {"base_url": self.scim_url, "token": "${TEST_SCIM_TOKEN}", "max_retries": 1},
             "state": {"path": str(self.state_path)},
