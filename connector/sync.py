@@ -146,7 +146,8 @@ def desired_state(
     scoped = apply_scope(config, reads)
     desired = build_desired(scoped, mapping, ExternalIdMaker(config.external_id))
     for issue in desired.issues:
-        log.warning("mapping.person_skipped", location=issue.location, reason=issue.reason)
+        event = "join.conflict" if issue.source == "join" else "mapping.person_skipped"
+        log.warning(event, location=issue.location, reason=issue.reason)
     return reads, failures, desired
 
 

@@ -62,3 +62,47 @@ def no_patch_scim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
         missing_server(f"scim2-server is not available: {exc}")
     yield server
     server.stop()
+
+
+# --- a real OpenLDAP slapd per test (tests/ldap_support.py) ---------------------------------
+
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+from tests.ldap_support import Slapd, slapd_binary  # noqa: E402
+
+
+@pytest.fixture
+def slapd_factory(tmp_path) -> Iterator[Callable[..., Slapd]]:
+    """Call with Slapd's keyword arguments to get a started slapd (each in its own folder);
+    all are stopped after the test."""
+    if slapd_binary() is None:
+        missing_server("slapd is not installed (no /usr/sbin/slapd, none on PATH)")
+    started: list[Slapd] = []
+
+    def make(**options: Any) -> Slapd:
+        server = Slapd(tmp_path / f"slapd-{len(started)}", **options)
+        started.append(server)
+        return server.start()
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def slapd(slapd_factory: Callable[..., Slapd]) -> Slapd:
+    """A started, empty slapd (suffix, service account); memberof overlay on."""
+    return slapd_factory()
+
+
+@pytest.fixture
+def slapd_tls(slapd_factory: Callable[..., Slapd]) -> Slapd:
+    """A started slapd with StartTLS on `url`, an `ldaps_url`, `ca_file` and `wrong_ca_file`."""
+    return slapd_factory(tls=True)
+
+
+@pytest.fixture
+def slapd_ad(slapd_factory: Callable[..., Slapd]) -> Slapd:
+    """A started slapd with msuser.schema (AD attributes) and no memberof overlay."""
+    return slapd_factory(active_directory_schema=True)

@@ -129,6 +129,7 @@ class Workspace:
         self.students_enabled = False
         self.extra_sources: list[dict[str, Any]] = []
         self.student_columns: dict[str, str] = {}
+        self.student_required = ["given_name", "family_name", "email", "school_unit_code"]
         self.overrides: dict[str, Any] = {}
 
     def students(self, rows: list[list[str]], **kwargs: Any) -> None:
@@ -162,7 +163,7 @@ class Workspace:
                         **self.student_columns,
                     },
                     "protected_identity": {"column": "Skyddad", "not_protected_values": ["Nej"]},
-                    "required": ["given_name", "family_name", "email", "school_unit_code"],
+                    "required": self.student_required,
                 }
             )
         if self.staff_enabled:

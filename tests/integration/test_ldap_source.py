@@ -1,0 +1,323 @@
+"""The directory as a source: a real slapd on loopback, through the connector, into a real SCIM server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector.model import Kind
+from tests.integration.test_roster_sync import opaque_id
+from tests.ldap_support import Slapd
+from tests.support import ScimPeek, Workspace, student
+
+A, B = "11111111", "22222222"
+
+
+def directory_source(slapd: Slapd, **overrides: Any) -> dict[str, Any]:
+    source: dict[str, Any] = {
+        "name": "directory",
+        "type": "ldap",
+        "kind": "staff",
+        "servers": [slapd.url],
+        "bind_dn": slapd.service_dn,
+        "password": slapd.service_password,
+        "base_dns": [f"ou=people,{slapd.suffix}"],
+        "filter": "(objectClass=inetOrgPerson)",
+        "page_size": 3,
+        "timeout_seconds": 5,
+        "attributes": {
+            "key": "entryUUID",
+            "given_name": "givenName",
+            "family_name": "sn",
+            "email": "mail",
+            "username": "uid",
+            "school_unit_codes": "departmentNumber",
+            "role": "title",
+        },
+        "protected_identity": {"assume_not_protected": True},
+        "required": ["given_name", "family_name", "email"],
+    }
+    source.update(overrides)
+    return source
+
+
+def add_staff(slapd: Slapd, count: int, school: str = A) -> list[str]:
+    return [
+        slapd.add_person(
+            f"staff{i}",
+            f"Lärare{i}",
+            f"Åkesson{i}",
+            mail=f"staff{i}@edu.example.se",
+            departmentNumber=[school],
+            title="Lärare",
+        )
+        for i in range(count)
+    ]
+
+
+def test_more_entries_than_the_size_limit_are_all_read_by_paging(
+    tmp_path, scim_url, peek: ScimPeek, slapd_factory
+) -> None:
+    slapd = slapd_factory(size_limit=5)
+    slapd.add_ou("people")
+    add_staff(slapd, 12)
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.extra_sources = [directory_source(slapd)]
+
+    result = workspace.sync()
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    users = peek.users()
+    assert len(users) == 12
+    assert users["staff7@edu.example.se"]["name"]["formatted"] == "Åkesson7, Lärare7"
+    assert users["staff7@edu.example.se"]["userType"] == "teacher"
+    assert len(peek.member_names(peek.groups()[A])) == 12
+
+
+def test_staff_with_two_schools_by_group_membership_are_in_both_groups(
+    tmp_path, scim_url, peek: ScimPeek, slapd_factory
+) -> None:
+    slapd = slapd_factory()
+    slapd.add_ou("people")
+    slapd.add_ou("groups")
+    karin = slapd.add_person("karin", "Karin", "Sjöberg", mail="karin@edu.example.se")
+    olle = slapd.add_person("olle", "Olle", "Ek", mail="olle@edu.example.se")
+    slapd.add_group("larare-a", [karin, olle], ou="groups")
+    slapd.add_group("larare-b", [karin], ou="groups")
+    rules = [
+        {"group": f"cn=larare-a,ou=groups,{slapd.suffix}", "school_unit_code": A, "role": "Lärare"},
+        {
+            "group": f"CN=Larare-B, OU=groups, {slapd.suffix.upper()}",
+            "school_unit_code": B,
+            "role": "Lärare",
+        },
+    ]
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.extra_sources = [directory_source(slapd, group_rules=rules)]
+
+    result = workspace.sync()
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    groups = peek.groups()
+    assert peek.member_names(groups[A]) == {"karin@edu.example.se", "olle@edu.example.se"}
+    assert peek.member_names(groups[B]) == {"karin@edu.example.se"}
+
+
+def test_roster_students_joined_with_directory_accounts(
+    tmp_path, scim_url, peek: ScimPeek, slapd_factory
+) -> None:
+    slapd = slapd_factory()
+    slapd.add_ou("people")
+    slapd.add_person("asa.o", "Åsa", "Öberg", mail="asa.o@elev.kommun.example", employeeNumber="E1")
+    slapd.add_person(
+        "erik.l", "Erik", "Lind", mail="erik.l@elev.kommun.example", employeeNumber="E2"
+    )
+    # E3 and E4 share a join key in the directory: a conflict
+    slapd.add_person(
+        "marta.s", "Märta", "Ström", mail="marta.s@elev.kommun.example", employeeNumber="E3"
+    )
+    slapd.add_person(
+        "marta.s2", "Märta", "Ström", mail="marta.s2@elev.kommun.example", employeeNumber="E3"
+    )
+    # only in the directory: skipped by rule
+    slapd.add_person(
+        "only.dir", "Dir", "Only", mail="only.dir@elev.kommun.example", employeeNumber="E99"
+    )
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.students(
+        [
+            student("E1", "Åsa", "Öberg", A, email="wrong.roster.address@edu.example.se"),
+            student("E2", "Erik", "Lind", B, email=""),
+            student("E3", "Märta", "Ström", A, email="marta@edu.example.se"),
+            student(
+                "E5", "Noa", "Rosterson", A, email="noa@edu.example.se"
+            ),  # no directory account
+        ]
+    )
+    workspace.student_columns = {"join_key": "Elev-ID"}
+    # the roster's e-mail column may be empty when the directory has the address
+    workspace.student_required = ["given_name", "family_name", "school_unit_code"]
+    source = directory_source(slapd, kind="student", name="accounts")
+    source["attributes"]["join_key"] = "employeeNumber"
+    source["required"] = ["email"]
+    workspace.extra_sources = [source]
+    workspace.overrides["join"] = {
+        "sources": ["students", "accounts"],
+        "prefer": {"email": ["accounts", "students"], "username": ["accounts", "students"]},
+        "unmatched": {"students": "use", "accounts": "skip"},
+    }
+
+    result = workspace.sync()
+
+    users = peek.users()
+    assert set(users) == {
+        "asa.o@elev.kommun.example",
+        "erik.l@elev.kommun.example",
+        "noa@edu.example.se",
+    }
+    assert peek.member_names(peek.groups()[A]) == {
+        "asa.o@elev.kommun.example",
+        "noa@edu.example.se",
+    }
+    assert peek.member_names(peek.groups()[B]) == {"erik.l@elev.kommun.example"}
+    assert users["asa.o@elev.kommun.example"]["name"]["formatted"] == "Öberg, Åsa"
+    conflicts = [e for e in result.log_events() if e["event"] == "join.conflict"]
+    assert any("share one join key" in e["reason"] for e in conflicts)
+    for user in users.values():
+        assert "E1" not in str(user) and "E2" not in str(user)  # the join key never leaves
+    finished = result.event("sync.finished")
+    assert finished["excluded"]["only in source accounts"] == 1
+    assert finished["excluded"]["join key shared by several entries"] == 1
+
+
+def test_starttls_with_the_test_ca_works_and_the_wrong_ca_fails_cleanly(
+    tmp_path, scim_url, peek: ScimPeek, slapd_factory
+) -> None:
+    slapd = slapd_factory(tls=True)
+    slapd.add_ou("people")
+    add_staff(slapd, 3)
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.extra_sources = [directory_source(slapd, start_tls=True, ca_file=str(slapd.ca_file))]
+    assert workspace.sync().exit_code == 0
+    assert len(peek.users()) == 3
+
+    slapd.delete(f"uid=staff0,ou=people,{slapd.suffix}")
+    workspace.extra_sources = [
+        directory_source(slapd, start_tls=True, ca_file=str(slapd.wrong_ca_file))
+    ]
+    result = workspace.sync()
+
+    assert result.exit_code == 1
+    failed = result.event("source.failed")
+    assert failed["source"] == "directory" and slapd.url in failed["reason"]
+    assert "certificate" in failed["reason"].lower() or "ssl" in failed["reason"].lower()
+    assert all(u["active"] for u in peek.list("Users"))  # nothing deactivated
+    assert slapd.service_password not in result.stderr + result.stdout
+
+
+def test_ldaps_with_the_test_ca(tmp_path, scim_url, peek: ScimPeek, slapd_factory) -> None:
+    slapd = slapd_factory(tls=True)
+    slapd.add_ou("people")
+    add_staff(slapd, 2)
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.extra_sources = [
+        directory_source(slapd, servers=[slapd.ldaps_url], ca_file=str(slapd.ca_file))
+    ]
+
+    assert workspace.sync().exit_code == 0
+    assert len(peek.users()) == 2
+
+
+def test_directory_down_is_a_failed_source_and_recovers(
+    tmp_path, scim_url, peek: ScimPeek, slapd_factory
+) -> None:
+    slapd = slapd_factory()
+    slapd.add_ou("people")
+    add_staff(slapd, 4)
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.extra_sources = [directory_source(slapd)]
+    assert workspace.sync().exit_code == 0
+
+    slapd.stop()
+    down = workspace.sync()
+    assert down.exit_code == 1
+    assert down.event("source.failed")["source"] == "directory"
+    assert all(u["active"] for u in peek.list("Users"))
+
+    slapd.start()
+    slapd.delete(f"uid=staff3,ou=people,{slapd.suffix}")
+    back = workspace.sync()
+    assert back.exit_code == 0
+    users = peek.users()
+    assert users["staff3@edu.example.se"]["active"] is False
+    assert users["staff0@edu.example.se"]["active"] is True
+
+
+def test_entry_without_mail_is_reported_by_dn_and_skipped(
+    tmp_path, scim_url, peek: ScimPeek, slapd_factory
+) -> None:
+    slapd = slapd_factory()
+    slapd.add_ou("people")
+    add_staff(slapd, 2)
+    dn = slapd.add_person("nomail", "Utan", "Adress", departmentNumber=[A])
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.extra_sources = [directory_source(slapd)]
+
+    result = workspace.sync()
+
+    assert result.exit_code == 0
+    skipped = [e for e in result.log_events() if e["event"] == "source.record_skipped"]
+    assert skipped == [
+        {
+            **skipped[0],
+            "source": "directory",
+            "location": dn,
+            "reason": "the required attribute mail is missing",
+        }
+    ]
+    assert len(peek.users()) == 2
+
+
+def test_check_reports_bind_and_counts(tmp_path, scim_url, slapd_factory) -> None:
+    slapd = slapd_factory()
+    slapd.add_ou("people")
+    add_staff(slapd, 3)
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.extra_sources = [directory_source(slapd)]
+
+    result = workspace.run("check")
+
+    assert result.exit_code == 0, result.stdout
+    assert f"bind as {slapd.service_dn}" in result.stdout
+    assert f"ou=people,{slapd.suffix}: 3 entries match the filter" in result.stdout
+
+
+def test_active_directory_guid_key_disabled_accounts_and_member_of(
+    tmp_path, scim_url, peek: ScimPeek, slapd_factory
+) -> None:
+    slapd = slapd_factory(active_directory_schema=True)
+    guid = bytes.fromhex("E004253F894FD3119A0C0305E82C3301")
+    karin = slapd.add_ad_user(
+        "Karin Sjöberg",
+        object_guid=guid,
+        sam_account_name="karsjo",
+        givenName="Karin",
+        sn="Sjöberg",
+        mail="karin@edu.example.se",
+        userPrincipalName="karsjo@kommun.example",
+    )
+    slapd.add_ad_user(
+        "Disabled Person",
+        object_guid=bytes(range(16)),
+        sam_account_name="dis",
+        user_account_control=514,
+        givenName="Dis",
+        sn="Abled",
+        mail="disabled@edu.example.se",
+    )
+    slapd.add_ad_group("Larare-A", [karin])
+    source = directory_source(
+        slapd,
+        filter="(objectClass=user)",
+        active_directory=True,
+        attributes={"key": "objectGUID", "email": "mail", "username": "userPrincipalName"},
+        group_rules=[
+            {
+                "group": f"cn=Larare-A,ou=groups,{slapd.suffix}",
+                "school_unit_code": A,
+                "role": "Lärare",
+            }
+        ],
+    )
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.extra_sources = [source]
+
+    result = workspace.sync()
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    users = peek.users()
+    assert set(users) == {"karin@edu.example.se"}  # the disabled account counts as not present
+    assert peek.member_names(peek.groups()[A]) == {"karin@edu.example.se"}
+
+    assert users["karin@edu.example.se"]["externalId"] == opaque_id(
+        "3f2504e0-4f89-11d3-9a0c-0305e82c3301", Kind.STAFF
+    )
