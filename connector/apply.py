@@ -11,6 +11,8 @@ externalId, then by userName / displayName), so an existing account is linked, n
 
 from __future__ import annotations
 
+import contextvars
+import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -80,8 +82,11 @@ class Applier:
         *,
         managed_user_paths: frozenset[str],
         concurrency: int = 4,
+        stop: threading.Event | None = None,
     ) -> None:
         self.client = client
+        # Set on shutdown: operations not yet started are left for the next cycle.
+        self.stop = stop or threading.Event()
         self.state = state
         self.managed_user_paths = managed_user_paths
         self.concurrency = concurrency
@@ -110,14 +115,20 @@ class Applier:
                 ops = plan.of_kind(kind)
                 if not ops:
                     continue
+                # Each worker runs in a copy of this context, so its log events keep the run_id.
                 futures: list[Future[Outcome]] = [
-                    pool.submit(self._guarded, handler, op) for op in ops
+                    pool.submit(contextvars.copy_context().run, self._guarded, handler, op)
+                    for op in ops
                 ]
                 for future in futures:
                     self._record(future.result(), report)
+                if self.stop.is_set():
+                    break
         return report
 
     def _guarded(self, handler: Callable[[Operation], Outcome], op: Operation) -> Outcome:
+        if self.stop.is_set():
+            return Outcome(op, "postponed")
         try:
             return handler(op)
         except Conflict as exc:
@@ -128,6 +139,9 @@ class Applier:
 
     def _record(self, outcome: Outcome, report: ApplyReport) -> None:
         op = outcome.op
+        if outcome.result == "postponed":
+            report.counts["postponed"] += 1
+            return
         if outcome.result in ("failed", "conflict"):
             report.counts[outcome.result] += 1
             report.failures.append({"op": op.kind, "ref": _ref(op.target), "error": outcome.error})

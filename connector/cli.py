@@ -204,6 +204,32 @@ def sync(ctx: click.Context, full: bool) -> None:
 
 
 @main.command()
+@click.pass_context
+@_plain_errors
+def run(ctx: click.Context) -> None:
+    """Run as a service: a cycle every interval, a full reconcile on schedule, until SIGTERM."""
+    from connector.daemon import Daemon
+
+    config_path = _config_path(ctx)
+    config = load_config(config_path)
+    configure_logging(config.logging.format, config.logging.level, stream=sys.stdout)
+    mapping = load_mapping(config.mapping)
+    sys.exit(Daemon(config_path, config, mapping, make_client).run())
+
+
+@main.command()
+@click.option("--runs", default=10, show_default=True, help="How many recent runs to show.")
+@click.pass_context
+@_plain_errors
+def status(ctx: click.Context, runs: int) -> None:
+    """The last runs from the state file, what is held back, and when the next run is due."""
+    from connector.status import render_status
+
+    config = load_config(_config_path(ctx))
+    click.echo(render_status(config.state.path, runs))
+
+
+@main.command()
 @click.argument("person")
 @click.pass_context
 @_plain_errors

@@ -156,6 +156,21 @@ class StateStore:
             ) from None
         self._lock_file = descriptor
 
+    @staticmethod
+    def lock_is_held(path: Path) -> bool:
+        """Whether some process holds the state file's lock (a daemon or a sync is running)."""
+        lock_path = path.with_name(path.name + ".lock")
+        if not lock_path.exists():
+            return False
+        descriptor = os.open(lock_path, os.O_RDONLY)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(descriptor)
+        return False
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         self._db.execute("BEGIN IMMEDIATE")

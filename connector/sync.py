@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections import Counter
@@ -223,6 +224,7 @@ def run_sync(
     command: str = "sync",
     *,
     full: bool | None = None,
+    stop: threading.Event | None = None,
 ) -> CycleResult:
     """One cycle: read, plan, apply, record. The caller holds the state lock.
 
@@ -256,6 +258,7 @@ def run_sync(
         known,
         managed_user_paths=mapping.managed_user_paths,
         concurrency=config.vendor.concurrency,
+        stop=stop,
     )
     result.applied = applier.apply(result.plan)
     if full and not failures:
