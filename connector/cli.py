@@ -187,16 +187,29 @@ def plan(ctx: click.Context, as_json: bool, full: bool) -> None:
     is_flag=True,
     help="Reconcile with the vendor's real state now (repairs drift), whatever the schedule says.",
 )
+@click.option(
+    "--allow-deprovision",
+    is_flag=True,
+    help="For this run only, let deactivations, deletions and membership removals through the "
+    "safety rules (thresholds, unhealthy sources, the rollover window).",
+)
 @click.pass_context
 @_plain_errors
-def sync(ctx: click.Context, full: bool) -> None:
+def sync(ctx: click.Context, full: bool, allow_deprovision: bool) -> None:
     """Run one cycle: read, plan, apply, record; print a summary."""
     config, mapping = load(_config_path(ctx))
     state = StateStore.open(config.state.path)
     try:
         state.acquire_lock()
         with make_client(config) as client:
-            result = run_sync(config, mapping, state, client, full=True if full else None)
+            result = run_sync(
+                config,
+                mapping,
+                state,
+                client,
+                full=True if full else None,
+                allow_deprovision=allow_deprovision,
+            )
     finally:
         state.close()
     click.echo(render_summary(result))
@@ -227,6 +240,68 @@ def status(ctx: click.Context, runs: int) -> None:
 
     config = load_config(_config_path(ctx))
     click.echo(render_status(config.state.path, runs))
+
+
+@main.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+@_plain_errors
+def approve(ctx: click.Context, yes: bool) -> None:
+    """Show what the last cycle held back, and after confirmation let it run, once."""
+    from connector.guard import approval_keys
+    from connector.plan import Operation, Plan
+    from connector.report import table
+
+    config, mapping = load(_config_path(ctx))
+    state = StateStore.open(config.state.path)
+    try:
+        state.acquire_lock()
+        held = state.held_plan()
+        if not held or not held.get("operations"):
+            click.echo("Nothing is held back.")
+            return
+        plan = Plan(
+            [
+                Operation(
+                    op["op"],
+                    op["target"],
+                    op.get("vendor_id"),
+                    members=tuple(op.get("members", ())),
+                    reason=op.get("reason", ""),
+                )
+                for op in held["operations"]
+            ]
+        )
+        names = {
+            ext: u.attributes.get("userName", "") for ext, u in state.load_known().users.items()
+        }
+        rows = [
+            (
+                op.kind.replace("_", " "),
+                op.target[:12],
+                str(names.get(op.target, "")) or f"{len(op.members)} member(s)",
+                op.reason,
+            )
+            for op in plan.operations
+        ]
+        click.echo(f"Held back by run {held['run_id']} at {held['held_at']}:")
+        for reason in held.get("reasons", []):
+            click.echo(f"  {reason}")
+        click.echo("")
+        click.echo(table(("OPERATION", "REF", "USER / MEMBERS", "REASON"), rows))
+        counts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in plan.counts().items() if v)
+        click.echo(f"\n{counts}")
+        if not yes and not click.confirm("Apply these now (once)?", default=False):
+            click.echo("Nothing was changed.")
+            return
+        with make_client(config) as client:
+            result = run_sync(
+                config, mapping, state, client, command="approve", approved=approval_keys(plan)
+            )
+    finally:
+        state.close()
+    click.echo(render_summary(result))
+    sys.exit(result.exit_code)
 
 
 @main.command()

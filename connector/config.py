@@ -49,6 +49,8 @@ class VendorConfig(_Strict):
     concurrency: int = Field(default=4, ge=1, le=64)
     member_chunk_size: int = Field(default=100, ge=1, le=1000)
     max_retries: int = Field(default=4, ge=0, le=20)
+    # Requests per second at most (0: no limit). Protects the vendor.
+    rate_limit: float = Field(default=0.0, ge=0)
 
     @field_validator("base_url")
     @classmethod
@@ -313,6 +315,36 @@ class ReconcileConfig(_Strict):
     page_size: int = Field(default=200, ge=1, le=10000)
 
 
+class Limit(_Strict):
+    """Trips when a cycle would exceed both the count and the percentage."""
+
+    count: int = Field(ge=0)
+    percent: float = Field(ge=0, le=100)
+
+
+class SafetyConfig(_Strict):
+    """Deprovisioning thresholds and source health, on by default.
+
+    A tripped limit holds back all deprovisioning of the cycle (creates and updates still go)
+    until `connector approve` or `sync --allow-deprovision`. Percentages are of what the
+    connector manages (its users, or its memberships).
+    """
+
+    max_deactivations: Limit = Field(default_factory=lambda: Limit(count=50, percent=5))
+    max_deletions: Limit = Field(default_factory=lambda: Limit(count=50, percent=5))
+    max_membership_removals: Limit = Field(default_factory=lambda: Limit(count=200, percent=5))
+    # A source that returns fewer people than this share of its last good read is unhealthy:
+    # no deprovisioning is derived from it in that cycle.
+    min_source_percent: float = Field(default=80.0, ge=0, le=100)
+    # Objects that keep failing at the vendor wait this long before the next try, doubling
+    # with each failure, up to max_retry_delay_seconds.
+    retry_delay_seconds: float = Field(default=60.0, ge=0)
+    max_retry_delay_seconds: float = Field(default=6 * 3600.0, ge=0)
+    # After this many cycles in a row in which the vendor failed, the connector is degraded:
+    # it says so (status, metrics, /readyz) and slows its cycles down.
+    degraded_after_cycles: int = Field(default=3, ge=1)
+
+
 class DaemonConfig(_Strict):
     """`connector run`: an incremental cycle every interval, a full reconcile on a schedule."""
 
@@ -376,6 +408,7 @@ class Config(_Strict):
     join: JoinConfig | None = None
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)

@@ -269,6 +269,22 @@ class StateStore:
                 (key, value),
             )
 
+    def source_counts(self) -> dict[str, int]:
+        """Persons per source at its last good read (for the shrinking-source check)."""
+        rows = self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'source_count:%'")
+        return {key.removeprefix("source_count:"): int(value) for key, value in rows}
+
+    def set_source_count(self, source: str, count: int) -> None:
+        self.set_meta(f"source_count:{source}", str(count))
+
+    def held_plan(self) -> dict[str, Any] | None:
+        """The deprovisioning the last cycle held back, for `connector approve`."""
+        raw = self.get_meta("held_plan")
+        return json.loads(raw) if raw else None
+
+    def set_held_plan(self, held: dict[str, Any] | None) -> None:
+        self.set_meta("held_plan", json.dumps(held) if held else "")
+
     def record_group(
         self, external_id: str, vendor_id: str, origin: str, attributes: dict[str, Any]
     ) -> None:

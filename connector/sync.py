@@ -17,10 +17,16 @@ from connector.config import Config
 from connector.desired import Desired, build_desired
 from connector.errors import SourceError
 from connector.externalid import ExternalIdMaker
-from connector.guard import hold_for_failed_sources, hold_for_rollover
+from connector.guard import (
+    hold_for_failed_sources,
+    hold_for_rollover,
+    hold_for_thresholds,
+    shrunken_sources,
+    split_approved,
+)
 from connector.mapping import Mapping
 from connector.model import SourceIssue, SourceRead
-from connector.plan import Plan, PlanRules, make_plan
+from connector.plan import DEPROVISIONING, ORDER, Plan, PlanRules, make_plan
 from connector.reconcile import observe_vendor
 from connector.scim.client import ScimClient
 from connector.scope import apply_scope
@@ -50,6 +56,8 @@ class CycleResult:
     source_failures: list[SourceFailure]
     held_back: dict[str, int] = field(default_factory=dict)
     hold_reasons: list[str] = field(default_factory=list)
+    held_plan: Plan = field(default_factory=Plan)
+    unhealthy_sources: dict[str, str] = field(default_factory=dict)
     full_reconcile: bool = False
     applied: ApplyReport | None = None
     requests: dict[str, int] = field(default_factory=dict)
@@ -82,6 +90,7 @@ class CycleResult:
             "excluded": dict(sorted(self.desired.excluded.items())),
             "skipped_records": len(self.issues),
             "source_failures": [f.source for f in self.source_failures],
+            "unhealthy_sources": sorted(self.unhealthy_sources),
             "planned": {k: v for k, v in self.plan.counts().items() if v},
             "held_back": self.held_back,
             "hold_reasons": self.hold_reasons,
@@ -160,8 +169,16 @@ def plan_cycle(
     desired: Desired,
     known: Known,
     now: datetime,
+    *,
+    last_good: dict[str, int] | None = None,
+    approved: frozenset[str] = frozenset(),
+    allow_deprovision: bool = False,
 ) -> CycleResult:
-    """Plan against what is known, then let the safety rules hold back what must wait."""
+    """Plan against what is known, then let the safety rules hold back what must wait.
+
+    `approved` (from `connector approve`) releases exactly those deprovisioning steps;
+    `allow_deprovision` releases all of them for this cycle.
+    """
     rules = plan_rules(config, config.vendor.member_chunk_size, now)
     plan = make_plan(
         desired.users,
@@ -172,12 +189,32 @@ def plan_cycle(
         rules=rules,
     )
     result = CycleResult(run_id, plan, desired, reads, failures)
-    plan, held_for_sources = hold_for_failed_sources(plan, [f.source for f in failures])
-    plan, held_for_rollover = hold_for_rollover(plan, config.lifecycle.rollover_hold, now)
-    result.plan = plan
-    for held in (held_for_sources, held_for_rollover):
+    counts = {r.source: len(r.persons) for r in reads}
+    result.unhealthy_sources = shrunken_sources(
+        counts, last_good or {}, config.safety.min_source_percent
+    )
+    for name, why in result.unhealthy_sources.items():
+        log.warning("source.unhealthy", source=name, reason=why)
+    if allow_deprovision:
+        if any(op.kind in DEPROVISIONING for op in plan.operations):
+            log.warning("guard.released", reason="allowed for this run (--allow-deprovision)")
+        return result
+    released, rest = split_approved(plan, approved)
+    if released:
+        log.warning(
+            "guard.released", reason="approved", **{k: v for k, v in released.counts().items() if v}
+        )
+    unhealthy = {f.source: f"failed ({f.reason})" for f in failures} | result.unhealthy_sources
+    rest, held_for_sources = hold_for_failed_sources(rest, unhealthy)
+    rest, held_for_rollover = hold_for_rollover(rest, config.lifecycle.rollover_hold, now)
+    rest, held_for_thresholds = hold_for_thresholds(rest, config.safety, known)
+    result.plan = Plan(
+        sorted(released.operations + rest.operations, key=lambda op: ORDER.index(op.kind))
+    )
+    for held in (held_for_sources, held_for_rollover, held_for_thresholds):
         if held is None:
             continue
+        result.held_plan.operations.extend(held.plan.operations)
         counts = {k: v for k, v in held.plan.counts().items() if v}
         for kind, count in counts.items():
             result.held_back[kind] = result.held_back.get(kind, 0) + count
@@ -207,13 +244,14 @@ def plan_only(config: Config, mapping: Mapping, client: ScimClient | None = None
     state = StateStore.open_readonly(config.state.path)
     try:
         known = state.load_known() if state else Known()
+        last_good = state.source_counts() if state else {}
     finally:
         if state:
             state.close()
     reads, failures, desired = desired_state(config, mapping)
     if client is not None:
         known = observe_vendor(client, known, desired, page_size=config.reconcile.page_size).known
-    return plan_cycle(config, run_id, reads, failures, desired, known, now)
+    return plan_cycle(config, run_id, reads, failures, desired, known, now, last_good=last_good)
 
 
 def run_sync(
@@ -225,6 +263,8 @@ def run_sync(
     *,
     full: bool | None = None,
     stop: threading.Event | None = None,
+    approved: frozenset[str] = frozenset(),
+    allow_deprovision: bool = False,
 ) -> CycleResult:
     """One cycle: read, plan, apply, record. The caller holds the state lock.
 
@@ -249,7 +289,18 @@ def run_sync(
         for ext, vendor_id in observation.relinked_users.items():
             state.relink_user(ext, vendor_id)
         known = observation.known
-    result = plan_cycle(config, run_id, reads, failures, desired, known, now)
+    result = plan_cycle(
+        config,
+        run_id,
+        reads,
+        failures,
+        desired,
+        known,
+        now,
+        last_good=state.source_counts(),
+        approved=approved,
+        allow_deprovision=allow_deprovision,
+    )
     result.full_reconcile = full
     log.info("plan.computed", **{k: v for k, v in result.plan.counts().items() if v})
     applier = Applier(
@@ -263,6 +314,19 @@ def run_sync(
     result.applied = applier.apply(result.plan)
     if full and not failures:
         state.set_meta(LAST_FULL_RECONCILE, now.isoformat())
+    for read in reads:
+        if read.source not in result.unhealthy_sources or allow_deprovision or approved:
+            state.set_source_count(read.source, len(read.persons))
+    state.set_held_plan(
+        {
+            "run_id": run_id,
+            "held_at": now.isoformat(timespec="seconds"),
+            "reasons": result.hold_reasons,
+            "operations": [op.as_dict() for op in result.held_plan.operations],
+        }
+        if result.held_plan
+        else None
+    )
     result.requests = dict(Counter(client.requests_by_method) - requests_before)
     result.duration_seconds = time.monotonic() - started
     summary = result.summary()
