@@ -52,12 +52,26 @@ class Outcome:
     members: tuple[str, ...] = ()
     error: str | None = None
     gone: bool = False  # the object no longer exists at the vendor
+    transient: bool = False  # the vendor failed (no answer, 429, 5xx), not the object
 
 
 @dataclass(slots=True)
 class ApplyReport:
     counts: Counter[str] = field(default_factory=Counter)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    transient_failures: int = 0
+    succeeded: int = 0
+    vendor_unavailable: bool = False
+
+
+# After this many transient failures in a row, the vendor is taken to be down for the rest
+# of the cycle: the remaining operations wait for the next cycle instead of each retrying.
+VENDOR_DOWN_AFTER = 5
+
+
+def failure_key(op: Operation) -> str:
+    """What a failure is remembered under (opaque: kinds and externalIds)."""
+    return f"{op.kind}:{op.target}"
 
 
 def _ref(external_id: str) -> str:
@@ -83,10 +97,18 @@ class Applier:
         managed_user_paths: frozenset[str],
         concurrency: int = 4,
         stop: threading.Event | None = None,
+        retry_delay: float = 60.0,
+        max_retry_delay: float = 6 * 3600.0,
     ) -> None:
         self.client = client
         # Set on shutdown: operations not yet started are left for the next cycle.
         self.stop = stop or threading.Event()
+        self._vendor_down = threading.Event()
+        self._lock = threading.Lock()
+        self._transient_in_a_row = 0
+        self.retry_delay = retry_delay
+        self.max_retry_delay = max_retry_delay
+        self.failing = state.failure_keys()
         self.state = state
         self.managed_user_paths = managed_user_paths
         self.concurrency = concurrency
@@ -122,20 +144,33 @@ class Applier:
                 ]
                 for future in futures:
                     self._record(future.result(), report)
-                if self.stop.is_set():
+                if self.stop.is_set() or self._vendor_down.is_set():
                     break
+        report.vendor_unavailable = self._vendor_down.is_set()
         return report
 
     def _guarded(self, handler: Callable[[Operation], Outcome], op: Operation) -> Outcome:
-        if self.stop.is_set():
+        if self.stop.is_set() or self._vendor_down.is_set():
             return Outcome(op, "postponed")
         try:
-            return handler(op)
+            outcome = handler(op)
         except Conflict as exc:
-            return Outcome(op, "conflict", error=str(exc))
+            outcome = Outcome(op, "conflict", error=str(exc))
         except (ScimError, PayloadError) as exc:
-            gone = isinstance(exc, ScimError) and exc.status == 404 and op.vendor_id is not None
-            return Outcome(op, "failed", error=_scrub(str(exc), op.attributes), gone=gone)
+            status = exc.status if isinstance(exc, ScimError) else 0
+            gone = status == 404 and op.vendor_id is not None
+            transient = isinstance(exc, ScimError) and (
+                status is None or status == 429 or status >= 500
+            )
+            outcome = Outcome(
+                op, "failed", error=_scrub(str(exc), op.attributes), gone=gone, transient=transient
+            )
+        with self._lock:
+            self._transient_in_a_row = self._transient_in_a_row + 1 if outcome.transient else 0
+            if self._transient_in_a_row >= VENDOR_DOWN_AFTER and not self._vendor_down.is_set():
+                self._vendor_down.set()
+                log.error("apply.vendor_unavailable", failures_in_a_row=self._transient_in_a_row)
+        return outcome
 
     def _record(self, outcome: Outcome, report: ApplyReport) -> None:
         op = outcome.op
@@ -144,6 +179,11 @@ class Applier:
             return
         if outcome.result in ("failed", "conflict"):
             report.counts[outcome.result] += 1
+            report.transient_failures += outcome.transient
+            if not outcome.transient:
+                # This object's own trouble (refused, ambiguous): try again later, less often.
+                # A vendor that is down is handled per cycle instead (degraded, slower cycles).
+                self.state.record_failure(failure_key(op), self.retry_delay, self.max_retry_delay)
             report.failures.append({"op": op.kind, "ref": _ref(op.target), "error": outcome.error})
             log.warning(
                 "apply.failed" if outcome.result == "failed" else "apply.conflict",
@@ -189,6 +229,9 @@ class Applier:
             "delete_group": "groups_deleted",
         }[op.kind]
         report.counts[count_key] += len(outcome.members) if op.members else 1
+        report.succeeded += 1
+        if failure_key(op) in self.failing:
+            self.state.clear_failure(failure_key(op))
         skipped = len(op.members) - len(outcome.members)
         if skipped:
             report.counts["members_skipped"] += skipped

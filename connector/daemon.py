@@ -75,6 +75,7 @@ class Daemon:
         self.state.acquire_lock()
         self._files = _fingerprint(config_path, mapping.path)
         self._scheduler: BackgroundScheduler | None = None
+        self._slowdown = 1
 
     # -- the worker thread -----------------------------------------------------------------
 
@@ -104,7 +105,10 @@ class Daemon:
     def _schedule_next(self) -> None:
         if self.stop_event.is_set() or self._scheduler is None:
             return
-        when = datetime.now(UTC) + timedelta(seconds=self.config.daemon.interval_seconds)
+        interval = self.config.daemon.interval_seconds
+        # A degraded vendor gets slower cycles (doubling, at most hourly) instead of a hammering.
+        seconds = min(interval * self._slowdown, max(interval, 3600.0))
+        when = datetime.now(UTC) + timedelta(seconds=seconds)
         self._scheduler.modify_job("cycle", next_run_time=when)
         self.state.set_meta(NEXT_RUN, when.isoformat(timespec="seconds"))
 

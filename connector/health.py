@@ -58,6 +58,8 @@ class HealthServer:
         return f"{host}:{port}"
 
     def readiness(self) -> tuple[bool, str]:
+        if self.metrics.is_degraded:
+            return False, "not ready: degraded, the vendor has failed several cycles in a row"
         last = self.metrics.last_success_monotonic
         if last is None:
             return (

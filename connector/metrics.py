@@ -63,6 +63,17 @@ class Metrics:
         self.in_scope = Gauge(
             "connector_users_in_scope", "Users the vendor should hold.", registry=r
         )
+        self.degraded = Gauge(
+            "connector_degraded",
+            "1 while the vendor has failed several cycles in a row (cycles are slowed down).",
+            registry=r,
+        )
+        self.deferred = Gauge(
+            "connector_deferred_operations",
+            "Operations waiting for their next try after failing, in the last cycle.",
+            registry=r,
+        )
+        self.is_degraded = False
         self.last_success_monotonic: float | None = None
         self.last_outcome: str | None = None
 
@@ -83,6 +94,9 @@ class Metrics:
         for name in source_names:
             self.source_up.labels(name).set(0 if name in failed else 1)
         self.in_scope.set(len(result.desired.users))
+        self.degraded.set(1 if result.degraded else 0)
+        self.is_degraded = result.degraded
+        self.deferred.set(result.deferred)
         self.last_outcome = result.outcome
         if result.outcome in ("success", "held"):
             self.last_success.set(time.time())

@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,11 @@ CREATE TABLE IF NOT EXISTS memberships (
     group_external_id TEXT NOT NULL,
     user_external_id TEXT NOT NULL,
     PRIMARY KEY (group_external_id, user_external_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS failures (
+    key TEXT PRIMARY KEY,
+    attempts INTEGER NOT NULL,
+    next_attempt_at TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -268,6 +273,34 @@ class StateStore:
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    # -- objects that keep failing at the vendor ---------------------------------------------
+
+    def record_failure(self, key: str, delay: float, max_delay: float) -> None:
+        """One more failure: wait delay * 2^(attempts-1), at most max_delay, before the next try."""
+        row = self._db.execute("SELECT attempts FROM failures WHERE key = ?", (key,)).fetchone()
+        attempts = (row[0] if row else 0) + 1
+        wait = min(delay * 2 ** (attempts - 1), max_delay)
+        next_attempt = datetime.now(UTC) + timedelta(seconds=wait)
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO failures (key, attempts, next_attempt_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET attempts = excluded.attempts, "
+                "next_attempt_at = excluded.next_attempt_at",
+                (key, attempts, next_attempt.isoformat()),
+            )
+
+    def clear_failure(self, key: str) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM failures WHERE key = ?", (key,))
+
+    def failure_keys(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT key FROM failures")}
+
+    def backing_off(self, now: datetime) -> set[str]:
+        """Keys of objects whose next try is not yet due."""
+        rows = self._db.execute("SELECT key, next_attempt_at FROM failures")
+        return {key for key, when in rows if datetime.fromisoformat(when) > now}
 
     def source_counts(self) -> dict[str, int]:
         """Persons per source at its last good read (for the shrinking-source check)."""

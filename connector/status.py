@@ -8,6 +8,7 @@ from pathlib import Path
 from connector.daemon import DAEMON_PID, NEXT_RUN
 from connector.report import table
 from connector.state import StateStore
+from connector.sync import DEGRADED_SINCE, FAILING_CYCLES
 
 _CHANGE_KEYS = (
     ("users_created", "created"),
@@ -36,6 +37,8 @@ def render_status(state_path: Path, runs: int = 10) -> str:
         records = state.last_runs(runs)
         pid = state.get_meta(DAEMON_PID)
         next_run = state.get_meta(NEXT_RUN)
+        degraded_since = state.get_meta(DEGRADED_SINCE)
+        failing = state.get_meta(FAILING_CYCLES)
     finally:
         state.close()
     lines = []
@@ -49,6 +52,11 @@ def render_status(state_path: Path, runs: int = 10) -> str:
             )
     else:
         lines.append("Daemon: not running")
+    if degraded_since:
+        lines.append(
+            f"Vendor: DEGRADED since {degraded_since} ({failing} failing cycles in a row; "
+            "cycles are slowed down until it answers again)"
+        )
     lines.append("")
     if not records:
         lines.append("No runs recorded yet.")

@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from connector.apply import Applier, ApplyReport
+from connector.apply import Applier, ApplyReport, failure_key
 from connector.config import Config
 from connector.desired import Desired, build_desired
 from connector.errors import SourceError
@@ -28,7 +28,7 @@ from connector.mapping import Mapping
 from connector.model import SourceIssue, SourceRead
 from connector.plan import DEPROVISIONING, ORDER, Plan, PlanRules, make_plan
 from connector.reconcile import observe_vendor
-from connector.scim.client import ScimClient
+from connector.scim.client import ScimClient, ScimError
 from connector.scope import apply_scope
 from connector.sources import build_sources
 from connector.state import Known, StateStore
@@ -58,6 +58,9 @@ class CycleResult:
     hold_reasons: list[str] = field(default_factory=list)
     held_plan: Plan = field(default_factory=Plan)
     unhealthy_sources: dict[str, str] = field(default_factory=dict)
+    deferred: int = 0
+    failing_cycles: int = 0
+    degraded: bool = False
     full_reconcile: bool = False
     applied: ApplyReport | None = None
     requests: dict[str, int] = field(default_factory=dict)
@@ -69,7 +72,11 @@ class CycleResult:
 
     @property
     def exit_code(self) -> int:
-        if self.source_failures or (self.applied and self.applied.failures):
+        if (
+            self.source_failures
+            or self.degraded
+            or (self.applied and (self.applied.failures or self.applied.vendor_unavailable))
+        ):
             return EXIT_FAILED
         if self.held_back:
             return EXIT_HELD
@@ -95,6 +102,8 @@ class CycleResult:
             "held_back": self.held_back,
             "hold_reasons": self.hold_reasons,
             "full_reconcile": self.full_reconcile,
+            "deferred": self.deferred,
+            "degraded": self.degraded,
             "applied": dict(sorted(self.applied.counts.items())) if self.applied else {},
             "requests": dict(sorted(self.requests.items())),
             "duration_seconds": round(self.duration_seconds, 3),
@@ -223,6 +232,28 @@ def plan_cycle(
     return result
 
 
+FAILING_CYCLES = "vendor.failing_cycles"
+DEGRADED_SINCE = "vendor.degraded_since"
+
+
+def track_vendor_health(
+    state: StateStore, result: CycleResult, vendor_failed: bool, degraded_after: int, now: datetime
+) -> None:
+    """Count cycles in a row in which the vendor failed; enough of them make us degraded."""
+    failing = int(state.get_meta(FAILING_CYCLES) or 0)
+    failing = failing + 1 if vendor_failed else 0
+    state.set_meta(FAILING_CYCLES, str(failing))
+    was_degraded = bool(state.get_meta(DEGRADED_SINCE))
+    result.failing_cycles = failing
+    result.degraded = failing >= degraded_after
+    if result.degraded and not was_degraded:
+        state.set_meta(DEGRADED_SINCE, now.isoformat(timespec="seconds"))
+        log.error("vendor.degraded", failing_cycles=failing)
+    elif not result.degraded and was_degraded:
+        state.set_meta(DEGRADED_SINCE, "")
+        log.info("vendor.recovered")
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -280,15 +311,24 @@ def run_sync(
     requests_before = Counter(client.requests_by_method)
     known = state.load_known()
     reads, failures, desired = desired_state(config, mapping)
+    vendor_unreadable = False
     if full:
-        observation = observe_vendor(client, known, desired, page_size=config.reconcile.page_size)
-        for ext in observation.vanished_users:
-            state.forget_user(ext)  # gone at the vendor; re-created below if still wanted
-        for ext in observation.vanished_groups:
-            state.forget_group(ext)
-        for ext, vendor_id in observation.relinked_users.items():
-            state.relink_user(ext, vendor_id)
-        known = observation.known
+        try:
+            observation = observe_vendor(
+                client, known, desired, page_size=config.reconcile.page_size
+            )
+        except ScimError as exc:
+            # The cycle goes on from the state file; the full reconcile waits for the next one.
+            log.error("reconcile.failed", error=str(exc))
+            full, vendor_unreadable = False, True
+        else:
+            for ext in observation.vanished_users:
+                state.forget_user(ext)  # gone at the vendor; re-created below if still wanted
+            for ext in observation.vanished_groups:
+                state.forget_group(ext)
+            for ext, vendor_id in observation.relinked_users.items():
+                state.relink_user(ext, vendor_id)
+            known = observation.known
     result = plan_cycle(
         config,
         run_id,
@@ -302,7 +342,15 @@ def run_sync(
         allow_deprovision=allow_deprovision,
     )
     result.full_reconcile = full
+    backing_off = state.backing_off(now)
+    if backing_off:
+        # Objects that keep failing wait, with a growing delay, instead of failing every cycle.
+        result.plan, deferred = result.plan.split(lambda op: failure_key(op) in backing_off)
+        result.deferred = len(deferred.operations)
+        if result.deferred:
+            log.info("plan.deferred", operations=result.deferred)
     log.info("plan.computed", **{k: v for k, v in result.plan.counts().items() if v})
+    safety = config.safety
     applier = Applier(
         client,
         state,
@@ -310,8 +358,17 @@ def run_sync(
         managed_user_paths=mapping.managed_user_paths,
         concurrency=config.vendor.concurrency,
         stop=stop,
+        retry_delay=safety.retry_delay_seconds,
+        max_retry_delay=safety.max_retry_delay_seconds,
     )
     result.applied = applier.apply(result.plan)
+    report = result.applied
+    vendor_failed = (
+        vendor_unreadable
+        or report.vendor_unavailable
+        or (report.transient_failures > 0 and report.succeeded == 0)
+    )
+    track_vendor_health(state, result, vendor_failed, safety.degraded_after_cycles, now)
     if full and not failures:
         state.set_meta(LAST_FULL_RECONCILE, now.isoformat())
     for read in reads:
