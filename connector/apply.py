@@ -52,6 +52,7 @@ class Outcome:
     members: tuple[str, ...] = ()
     error: str | None = None
     gone: bool = False  # the object no longer exists at the vendor
+    version: str | None = None  # the vendor's ETag after this change
     transient: bool = False  # the vendor failed (no answer, 429, 5xx), not the object
 
 
@@ -74,6 +75,12 @@ def failure_key(op: Operation) -> str:
     return f"{op.kind}:{op.target}"
 
 
+def _version(resource: dict[str, Any]) -> str | None:
+    meta = resource.get("meta")
+    version = meta.get("version") if isinstance(meta, dict) else None
+    return str(version) if version else None
+
+
 def _ref(external_id: str) -> str:
     """An opaque, short reference for logs: a prefix of the (already opaque) externalId."""
     return external_id[:12]
@@ -94,7 +101,6 @@ class Applier:
         state: StateStore,
         known: Known,
         *,
-        managed_user_paths: frozenset[str],
         concurrency: int = 4,
         stop: threading.Event | None = None,
         retry_delay: float = 60.0,
@@ -110,7 +116,6 @@ class Applier:
         self.max_retry_delay = max_retry_delay
         self.failing = state.failure_keys()
         self.state = state
-        self.managed_user_paths = managed_user_paths
         self.concurrency = concurrency
         self.known = known
         self.user_ids = {ext: u.vendor_id for ext, u in known.users.items()}
@@ -205,7 +210,9 @@ class Applier:
             assert outcome.vendor_id is not None and outcome.applied is not None
             seen = self.known.users.get(op.target)
             origin = seen.origin if seen else outcome.result
-            self.state.record_user(op.target, outcome.vendor_id, origin, outcome.applied)
+            self.state.record_user(
+                op.target, outcome.vendor_id, origin, outcome.applied, outcome.version
+            )
             self.user_ids[op.target] = outcome.vendor_id
         elif op.kind in ("create_group", "update_group"):
             assert outcome.vendor_id is not None and outcome.applied is not None
@@ -318,7 +325,7 @@ class Applier:
         if existing is None:
             try:
                 created = self.client.create("Users", payload)
-                return Outcome(op, "created", created["id"], attributes)
+                return Outcome(op, "created", created["id"], attributes, version=_version(created))
             except ScimError as exc:
                 if exc.status != 409:
                     raise
@@ -326,8 +333,8 @@ class Applier:
                 existing = self._find_existing("Users", op.target, names)
                 if existing is None:
                     raise
-        self._bring_in_line("Users", User, existing, attributes, self.managed_user_paths)
-        return Outcome(op, "linked", existing["id"], attributes)
+        version = self._bring_in_line("Users", User, existing, attributes)
+        return Outcome(op, "linked", existing["id"], attributes, version=version)
 
     def _bring_in_line(
         self,
@@ -335,13 +342,15 @@ class Applier:
         model: type[User] | type[Group],
         existing: dict[str, Any],
         attributes: dict[str, Any],
-        managed: frozenset[str],
-    ) -> None:
-        """After linking: change only the managed attributes that differ."""
-        current = flatten(existing, managed | attributes.keys())
+    ) -> str | None:
+        """Change only the managed attributes that differ from `existing`; the new version."""
+        current = flatten(existing, frozenset(attributes))
         changes = {p: v for p, v in attributes.items() if not same_value(p, v, current.get(p))}
-        if changes:
-            self._send_changes(resource_type, model, existing["id"], changes, existing)
+        if not changes:
+            return _version(existing)
+        return self._send_changes(
+            resource_type, model, existing["id"], changes, existing, _version(existing)
+        )
 
     def _send_changes(
         self,
@@ -350,32 +359,52 @@ class Applier:
         vendor_id: str,
         changes: dict[str, Any],
         current: dict[str, Any] | None = None,
-    ) -> None:
-        if self.client.features().patch:
-            self.client.patch(resource_type, vendor_id, attributes_patch(model, changes))
-            return
+        version: str | None = None,
+    ) -> str | None:
+        """PATCH the changes (If-Match where the vendor does ETags); the new version."""
+        features = self.client.features()
+        if_match = version if features.etag else None
+        if features.patch:
+            payload = attributes_patch(model, changes)
+            return self.client.patch(resource_type, vendor_id, payload, if_match=if_match)
         # No PATCH: read, change only our attributes, and put back everything else as it was.
         if current is None:
             current = self.client.get(resource_type, vendor_id)
-        self.client.replace(resource_type, vendor_id, replaced_resource(current, changes))
+            if_match = _version(current) if features.etag else None
+        replaced = self.client.replace(
+            resource_type, vendor_id, replaced_resource(current, changes), if_match=if_match
+        )
+        return _version(replaced)
+
+    def _update_known_user(
+        self, op: Operation, changes: dict[str, Any], wanted: dict[str, Any]
+    ) -> str | None:
+        """Send `changes` at the version we last saw. If the account changed at the vendor since
+        (412), read it again and send what now differs from `wanted`, once."""
+        assert op.vendor_id is not None
+        seen = self.known.users[op.target]
+        try:
+            return self._send_changes("Users", User, op.vendor_id, changes, version=seen.version)
+        except ScimError as exc:
+            if exc.status != 412:
+                raise
+        log.info("apply.replanned", op=op.kind, ref=_ref(op.target), why="changed at the vendor")
+        current = self.client.get("Users", op.vendor_id)
+        return self._bring_in_line("Users", User, current, wanted)
 
     def _update_user(self, op: Operation) -> Outcome:
-        assert op.vendor_id is not None
-        self._send_changes("Users", User, op.vendor_id, op.attributes)
-        applied = {**self.known.users[op.target].attributes, **op.attributes}
-        return Outcome(
-            op, "updated", op.vendor_id, {k: v for k, v in applied.items() if v is not None}
-        )
+        merged = {**self.known.users[op.target].attributes, **op.attributes}
+        wanted = {k: v for k, v in merged.items() if v is not None}
+        version = self._update_known_user(op, op.attributes, wanted)
+        return Outcome(op, "updated", op.vendor_id, wanted, version=version)
 
     def _deactivate_user(self, op: Operation) -> Outcome:
-        assert op.vendor_id is not None
-        self._send_changes("Users", User, op.vendor_id, {"active": False})
+        wanted = {**self.known.users[op.target].attributes, "active": False}
+        version = self._update_known_user(op, {"active": False}, {"active": False})
         if op.reason == "protected":
             # Keep only what is needed to recognise the account again: no name, no address.
-            applied = dict(SCRUBBED)
-        else:
-            applied = {**self.known.users[op.target].attributes, "active": False}
-        return Outcome(op, "deactivated", op.vendor_id, applied)
+            wanted = dict(SCRUBBED)
+        return Outcome(op, "deactivated", op.vendor_id, wanted, version=version)
 
     def _delete_user(self, op: Operation) -> Outcome:
         assert op.vendor_id is not None
@@ -405,7 +434,7 @@ class Applier:
         if existing is None:
             created = self.client.create("Groups", payload)
             return Outcome(op, "created", created["id"], attributes)
-        self._bring_in_line("Groups", Group, existing, attributes, frozenset(attributes))
+        self._bring_in_line("Groups", Group, existing, attributes)
         return Outcome(op, "linked", existing["id"], attributes)
 
     def _update_group(self, op: Operation) -> Outcome:

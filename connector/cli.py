@@ -70,6 +70,7 @@ def make_client(config: Config) -> ScimClient:
         verify_tls=vendor.verify_tls,
         ca_file=vendor.ca_file,
         max_retries=vendor.max_retries,
+        rate_limit=vendor.rate_limit,
     )
 
 

@@ -100,10 +100,6 @@ class Mapping:
         if problems:
             raise ConfigError(str(path), problems)
 
-    @property
-    def managed_user_paths(self) -> frozenset[str]:
-        return frozenset(self.user_templates) | {"active", "externalId"}
-
     def user_type(self, person: Person) -> str:
         if person.kind is Kind.STUDENT:
             return "student"

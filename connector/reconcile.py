@@ -78,6 +78,9 @@ def observe_vendor(
             resource.get("active", True) is not False,
             _observed_attributes(resource, wanted, user.attributes),
             user.deactivated_at,
+            (resource.get("meta") or {}).get("version")
+            if isinstance(resource.get("meta"), dict)
+            else None,
         )
 
     owned_by_vendor_id = {u.vendor_id: ext for ext, u in observation.known.users.items()}

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS users (
     active INTEGER NOT NULL,
     attributes TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    deactivated_at TEXT
+    deactivated_at TEXT,
+    version TEXT
 );
 CREATE TABLE IF NOT EXISTS groups (
     external_id TEXT PRIMARY KEY,
@@ -74,6 +75,7 @@ class KnownUser:
     active: bool
     attributes: dict[str, Any]
     deactivated_at: datetime | None = None
+    version: str | None = None  # the vendor's ETag after our last write, for If-Match
 
 
 @dataclass(slots=True)
@@ -190,8 +192,9 @@ class StateStore:
 
     def load_known(self) -> Known:
         known = Known()
-        for ext, vendor_id, origin, active, attributes, deactivated_at in self._db.execute(
-            "SELECT external_id, vendor_id, origin, active, attributes, deactivated_at FROM users"
+        for ext, vendor_id, origin, active, attributes, deactivated_at, version in self._db.execute(
+            "SELECT external_id, vendor_id, origin, active, attributes, deactivated_at, version "
+            "FROM users"
         ):
             known.users[ext] = KnownUser(
                 ext,
@@ -200,6 +203,7 @@ class StateStore:
                 bool(active),
                 json.loads(attributes),
                 datetime.fromisoformat(deactivated_at) if deactivated_at else None,
+                version,
             )
         for ext, vendor_id, origin, attributes in self._db.execute(
             "SELECT external_id, vendor_id, origin, attributes FROM groups"
@@ -213,20 +217,26 @@ class StateStore:
         return known
 
     def record_user(
-        self, external_id: str, vendor_id: str, origin: str, attributes: dict[str, Any]
+        self,
+        external_id: str,
+        vendor_id: str,
+        origin: str,
+        attributes: dict[str, Any],
+        version: str | None = None,
     ) -> None:
         active = bool(attributes.get("active", True))
         with self.transaction():
             self._db.execute(
                 """
                 INSERT INTO users (external_id, vendor_id, origin, active, attributes, updated_at,
-                                   deactivated_at)
-                VALUES (?, ?, ?, ?, ?, ?, CASE WHEN ? THEN NULL ELSE ? END)
+                                   deactivated_at, version)
+                VALUES (?, ?, ?, ?, ?, ?, CASE WHEN ? THEN NULL ELSE ? END, ?)
                 ON CONFLICT (external_id) DO UPDATE SET
                     vendor_id = excluded.vendor_id,
                     active = excluded.active,
                     attributes = excluded.attributes,
                     updated_at = excluded.updated_at,
+                    version = excluded.version,
                     deactivated_at = CASE
                         WHEN excluded.active THEN NULL
                         ELSE COALESCE(users.deactivated_at, excluded.deactivated_at)
@@ -241,6 +251,7 @@ class StateStore:
                     now_utc(),
                     active,
                     now_utc(),
+                    version,
                 ),
             )
 

@@ -355,7 +355,6 @@ def run_sync(
         client,
         state,
         known,
-        managed_user_paths=mapping.managed_user_paths,
         concurrency=config.vendor.concurrency,
         stop=stop,
         retry_delay=safety.retry_delay_seconds,

@@ -14,7 +14,7 @@ import json as jsonlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,6 +104,36 @@ def parse_retry_after(value: str | None) -> float | None:
     return min(max((when - datetime.now(UTC)).total_seconds(), 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
+class RateLimiter:
+    """At most `rate` requests per second across all threads: a token bucket holding one
+    second's worth, so short bursts pass and a steady stream is paced."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self._tokens = self.capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens -= 1  # reserve this request's slot, even if it is in the future
+            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+        if wait > 0:
+            self._sleep(wait)
+
+
 def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TransportError | _RetryableStatus)
 
@@ -145,6 +175,7 @@ class ScimClient:
         verify_tls: bool = True,
         ca_file: Path | None = None,
         max_retries: int = 4,
+        rate_limit: float = 0.0,
     ) -> None:
         headers = {"Accept": SCIM_JSON, "User-Agent": "connector/0.1"}
         if token:
@@ -159,6 +190,7 @@ class ScimClient:
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
         )
         self._max_retries = max_retries
+        self._rate = RateLimiter(rate_limit) if rate_limit > 0 else None
         self._lock = threading.Lock()
         self.requests_by_method: Counter[str] = Counter()
         self._features: ServerFeatures | None = None
@@ -183,19 +215,21 @@ class ScimClient:
         json: Any = None,
         params: dict[str, Any] | None = None,
         expect: tuple[int, ...] = (200,),
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """Send with retries. `template` (e.g. /Users/{id}) is what logs show instead of the path."""
         shown = template or path
 
         def attempt() -> httpx.Response:
+            if self._rate is not None:
+                self._rate.acquire()
             with self._lock:
                 self.requests_by_method[method] += 1
+            extra = dict(headers or {})
+            if json is not None:
+                extra["Content-Type"] = SCIM_JSON
             response = self._http.request(
-                method,
-                path.lstrip("/"),
-                json=json,
-                params=params,
-                headers={"Content-Type": SCIM_JSON} if json is not None else None,
+                method, path.lstrip("/"), json=json, params=params, headers=extra or None
             )
             if response.status_code in RETRYABLE_STATUS:
                 raise _RetryableStatus(response)
@@ -263,6 +297,10 @@ class ScimClient:
         body = self._json(response, method, shown)
         if not isinstance(body.get("id"), str) or not body["id"]:
             raise ScimError(method, shown, response.status_code, "response has no resource id")
+        etag = response.headers.get("ETag")
+        if etag:
+            meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+            body["meta"] = {**meta, "version": meta.get("version") or etag}
         return body
 
     # -- SCIM operations ------------------------------------------------------------------
@@ -299,22 +337,42 @@ class ScimClient:
         response = self.request("POST", path, json=payload, expect=(201, 200))
         return self._resource(response, "POST", path)
 
-    def patch(self, resource_type: str, vendor_id: str, payload: dict[str, Any]) -> None:
+    def patch(
+        self,
+        resource_type: str,
+        vendor_id: str,
+        payload: dict[str, Any],
+        *,
+        if_match: str | None = None,
+    ) -> str | None:
+        """PATCH; with `if_match`, only if the resource is still at that version (else 412).
+        Returns the new version (ETag) when the server gives one."""
         template = f"/{resource_type}/{{id}}"
-        self.request(
+        response = self.request(
             "PATCH",
             f"/{resource_type}/{vendor_id}",
             template=template,
             json=payload,
             expect=(200, 204),
+            headers={"If-Match": if_match} if if_match else None,
         )
+        return response.headers.get("ETag")
 
     def replace(
-        self, resource_type: str, vendor_id: str, payload: dict[str, Any]
+        self,
+        resource_type: str,
+        vendor_id: str,
+        payload: dict[str, Any],
+        *,
+        if_match: str | None = None,
     ) -> dict[str, Any]:
         template = f"/{resource_type}/{{id}}"
         response = self.request(
-            "PUT", f"/{resource_type}/{vendor_id}", template=template, json=payload
+            "PUT",
+            f"/{resource_type}/{vendor_id}",
+            template=template,
+            json=payload,
+            headers={"If-Match": if_match} if if_match else None,
         )
         return self._resource(response, "PUT", template)
 

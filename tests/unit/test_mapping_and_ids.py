@@ -100,10 +100,11 @@ def test_group_attributes_use_school_name(mapping: Mapping) -> None:
     }
 
 
-def test_managed_user_paths_include_connector_owned_paths(mapping: Mapping) -> None:
-    paths = mapping.managed_user_paths
+def test_mapped_attributes_are_the_managed_ones_plus_the_connectors_own(mapping: Mapping) -> None:
+    person = Person("E1", Kind.STUDENT, "Åsa", "Öberg", "asa@skola.example.se", None, False)
+    paths = set(mapping.user_attributes(person, "x" * 32))
     assert {"userName", "emails", "active", "externalId"} <= paths
-    assert "nickName" not in paths
+    assert "nickName" not in paths  # not named by the mapping: never touched
 
 
 # -- broken mapping files --------------------------------------------------------------------
