@@ -142,6 +142,10 @@ class Applier:
                 ops = plan.of_kind(kind)
                 if not ops:
                     continue
+                if kind in ("create_user", "create_group"):
+                    self.state.record_intents(
+                        kind.removeprefix("create_"), [op.target for op in ops]
+                    )
                 # Each worker runs in a copy of this context, so its log events keep the run_id.
                 futures: list[Future[Outcome]] = [
                     pool.submit(contextvars.copy_context().run, self._guarded, handler, op)

@@ -16,9 +16,9 @@ from typing import Any
 import structlog
 
 from connector.desired import Desired
-from connector.scim.client import ScimClient
+from connector.scim.client import ScimClient, quote_filter_value
 from connector.scim.resources import flatten, same_value
-from connector.state import Known, KnownGroup, KnownUser
+from connector.state import Known, KnownGroup, KnownUser, StateStore
 
 log = structlog.get_logger(__name__)
 
@@ -115,3 +115,33 @@ def observe_vendor(
         vanished_groups=len(observation.vanished_groups),
     )
     return observation
+
+
+def resolve_interrupted_creates(state: StateStore, client: ScimClient, desired: Desired) -> int:
+    """Creates a crashed run may have sent without recording: link what the vendor has.
+
+    Objects still wanted are found by the create's own lookup. For the others (gone from the
+    sources since the crash) the vendor is asked by externalId, and what exists is linked as
+    created, so the ordinary lifecycle deprovisions it instead of leaving an orphan.
+    """
+    linked = 0
+    for ext, kind in state.intents().items():
+        wanted = desired.users if kind == "user" else desired.groups
+        if ext in wanted:
+            continue
+        resource_type = "Users" if kind == "user" else "Groups"
+        found = client.search(resource_type, f"externalId eq {quote_filter_value(ext)}")
+        if len(found) == 1:
+            resource = found[0]
+            if kind == "user":
+                attributes = flatten(resource, {"userName", "active"})
+                attributes["externalId"] = ext
+                state.record_user(ext, resource["id"], "created", attributes)
+            else:
+                state.record_group(ext, resource["id"], "created", {"externalId": ext})
+            linked += 1
+        else:
+            state.clear_intent(ext)
+    if linked:
+        log.warning("reconcile.interrupted_creates", linked=linked)
+    return linked

@@ -47,6 +47,11 @@ CREATE TABLE IF NOT EXISTS memberships (
     user_external_id TEXT NOT NULL,
     PRIMARY KEY (group_external_id, user_external_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS intents (
+    external_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('user', 'group')),
+    recorded_at TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS failures (
     key TEXT PRIMARY KEY,
     attempts INTEGER NOT NULL,
@@ -254,6 +259,7 @@ class StateStore:
                     version,
                 ),
             )
+            self._db.execute("DELETE FROM intents WHERE external_id = ?", (external_id,))
 
     def relink_user(self, external_id: str, vendor_id: str) -> None:
         with self.transaction():
@@ -284,6 +290,25 @@ class StateStore:
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    # -- creates about to be sent ------------------------------------------------------------
+
+    def record_intents(self, kind: str, external_ids: Iterable[str]) -> None:
+        """Before creates are sent: if the process dies mid-way, the next run knows that these
+        objects may exist at the vendor without a link, and looks them up."""
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO intents (external_id, kind, recorded_at) VALUES (?, ?, ?)",
+                [(ext, kind, now_utc()) for ext in external_ids],
+            )
+
+    def intents(self) -> dict[str, str]:
+        """externalId -> kind of creates that were sent (or about to be) but never recorded."""
+        return dict(self._db.execute("SELECT external_id, kind FROM intents"))
+
+    def clear_intent(self, external_id: str) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM intents WHERE external_id = ?", (external_id,))
 
     # -- objects that keep failing at the vendor ---------------------------------------------
 
@@ -344,6 +369,7 @@ class StateStore:
                 """,
                 (external_id, vendor_id, origin, json.dumps(attributes), now_utc()),
             )
+            self._db.execute("DELETE FROM intents WHERE external_id = ?", (external_id,))
 
     def add_memberships(self, group_external_id: str, user_external_ids: Iterable[str]) -> None:
         with self.transaction():

@@ -27,7 +27,7 @@ from connector.guard import (
 from connector.mapping import Mapping
 from connector.model import SourceIssue, SourceRead
 from connector.plan import DEPROVISIONING, ORDER, Plan, PlanRules, make_plan
-from connector.reconcile import observe_vendor
+from connector.reconcile import observe_vendor, resolve_interrupted_creates
 from connector.scim.client import ScimClient, ScimError
 from connector.scope import apply_scope
 from connector.sources import build_sources
@@ -309,9 +309,15 @@ def run_sync(
     state.start_run(run_id, command)
     log.info("sync.started", command=command, full_reconcile=full)
     requests_before = Counter(client.requests_by_method)
-    known = state.load_known()
     reads, failures, desired = desired_state(config, mapping)
     vendor_unreadable = False
+    if state.intents():
+        try:
+            resolve_interrupted_creates(state, client, desired)
+        except ScimError as exc:
+            log.error("reconcile.failed", error=str(exc))
+            vendor_unreadable = True
+    known = state.load_known()
     if full:
         try:
             observation = observe_vendor(
