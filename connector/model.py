@@ -7,6 +7,7 @@ big city holds 100,000+ of them in memory at once.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -79,3 +80,20 @@ class SourceRead:
     # Keys of records that could not be read: their people are not gone, so nothing is
     # deprovisioned for them this cycle.
     unreadable_keys: set[str] = field(default_factory=set)
+
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def has_control_characters(value: str) -> bool:
+    """Line breaks, tabs and the like have no place in a name, an address or a username."""
+    return bool(_CONTROL_CHARACTERS.search(value))
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def looks_like_formula(value: str) -> bool:
+    """A value a spreadsheet would run (`=cmd|' /C calc'!A0`): never a name or an address.
+    Vendors export what they are sent to CSV, so such values are refused at the source."""
+    return value.startswith(_FORMULA_STARTS)

@@ -17,7 +17,15 @@ from email_validator import EmailNotValidError, validate_email
 
 from connector.config import CsvSourceConfig
 from connector.errors import SourceError
-from connector.model import Person, Placement, School, SourceIssue, SourceRead
+from connector.model import (
+    Person,
+    Placement,
+    School,
+    SourceIssue,
+    SourceRead,
+    has_control_characters,
+    looks_like_formula,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +51,7 @@ def _has_undecodable(values: list[str]) -> bool:
 
 @dataclass
 class _PersonBuilder:
+    line: int  # the first row of this key, for reporting a conflicting repeat
     given_name: str
     family_name: str
     email: str | None
@@ -174,7 +183,15 @@ class CsvRosterSource:
             result.rows_read += 1
             try:
                 self._read_row(
-                    row, header, index, not_protected, builders, protected_keys, suspect, schools
+                    record.line,
+                    row,
+                    header,
+                    index,
+                    not_protected,
+                    builders,
+                    protected_keys,
+                    suspect,
+                    schools,
                 )
             except _RowError as exc:
                 result.issues.append(SourceIssue(self.name, location, str(exc)))
@@ -231,6 +248,7 @@ class CsvRosterSource:
 
     def _read_row(
         self,
+        line: int,
         row: list[str],
         header: list[str],
         index: dict[str, int],
@@ -286,6 +304,11 @@ class CsvRosterSource:
         for required in config.required:
             if not values[required]:
                 raise _RowError(f"the required field {required} is empty")
+        for name in ("given_name", "family_name", "email", "username"):
+            if looks_like_formula(values[name]):
+                raise _RowError(f"{name} starts like a spreadsheet formula (=, +, -, @)")
+            if has_control_characters(values[name]):
+                raise _RowError(f"{name} holds control characters (a line break?)")
         email = values["email"] or None
         if email is not None:
             try:
@@ -300,8 +323,15 @@ class CsvRosterSource:
             role=cell(columns.role) or None,
         )
         builder = builders.get(key_cell)
+        if builder is not None and (
+            (builder.given_name, builder.family_name, builder.email)
+            != (values["given_name"], values["family_name"], email)
+        ):
+            # One key, two different people (or a half-edited export): keep the first.
+            raise _RowError(f"the key repeats line {builder.line} with a different name or e-mail")
         if builder is None:
             builder = builders[key_cell] = _PersonBuilder(
+                line=line,
                 given_name=values["given_name"],
                 family_name=values["family_name"],
                 email=email,

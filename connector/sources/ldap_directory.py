@@ -24,13 +24,19 @@ from ldap3.core.exceptions import LDAPException
 
 from connector.config import LdapSourceConfig
 from connector.errors import SourceError
-from connector.model import Person, Placement, SourceIssue, SourceRead
+from connector.model import (
+    Person,
+    Placement,
+    SourceIssue,
+    SourceRead,
+    has_control_characters,
+    looks_like_formula,
+)
 
 log = structlog.get_logger(__name__)
 
 # userAccountControl flag ACCOUNTDISABLE (MS-ADTS 2.2.16).
 AD_ACCOUNT_DISABLED = 0x0002
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 _RANGED = re.compile(r"^(?P<name>[^;]+);range=(?P<low>\d+)-(?P<high>\d+|\*)$", re.IGNORECASE)
 MAX_VALUE_LENGTH = 1024
 
@@ -287,7 +293,7 @@ class LdapDirectorySource:
                 text = value.decode("utf-8")
             except UnicodeDecodeError:
                 raise _EntryError(f"{attribute} cannot be decoded as UTF-8") from None
-            if _CONTROL_CHARACTERS.search(text):
+            if has_control_characters(text):
                 raise _EntryError(f"{attribute} holds control characters")
             if len(text) > MAX_VALUE_LENGTH:
                 raise _EntryError(f"{attribute} is longer than {MAX_VALUE_LENGTH} characters")
@@ -327,6 +333,9 @@ class LdapDirectorySource:
             if not values[required]:
                 attribute = getattr(attributes, required) or required
                 raise _EntryError(f"the required attribute {attribute} is missing")
+        for name, value in values.items():
+            if looks_like_formula(value):
+                raise _EntryError(f"{getattr(attributes, name)} starts like a spreadsheet formula")
         email = values["email"] or None
         if email is not None:
             try:

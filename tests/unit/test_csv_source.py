@@ -477,3 +477,52 @@ def test_broken_protected_row_in_one_source_protects_the_key_in_another(tmp_path
     scoped = apply_scope(config, reads)
     assert "E1" not in {p.source_key for p in scoped.persons}
     assert "E1" in {p.source_key for p in scoped.protected}
+
+
+# -- hostile input ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["=cmd|' /C calc'!A0", "+SUM(A1:A9)", "-2+3", "@HYPERLINK(x)"])
+def test_formula_like_values_are_refused_by_line(tmp_path: Path, value: str) -> None:
+    rows = [row("E1"), row("E2", given=value), row("E3")]
+    result = read(write_rows(tmp_path / "elever.csv", rows))
+
+    assert set(by_key(result)) == {"E1", "E3"}
+    (issue,) = result.issues
+    assert issue.location == "elever.csv:3"
+    assert issue.reason == "given_name starts like a spreadsheet formula (=, +, -, @)"
+    assert value not in issue.reason
+    assert result.unreadable_keys == {"E2"}  # not sent, and not deprovisioned either
+
+
+def test_a_repeated_key_with_another_name_is_refused_and_the_first_kept(tmp_path: Path) -> None:
+    rows = [
+        row("E1", "Anna", "Ek", school=SCHOOL_A),
+        row("E1", "Anna", "Ek", school=SCHOOL_B),  # the same person at a second school: fine
+        row("E1", "Bertil", "Berg", school=SCHOOL_B),  # another person under the same key
+    ]
+    result = read(write_rows(tmp_path / "elever.csv", rows))
+
+    person = by_key(result)["E1"]
+    assert (person.given_name, person.family_name) == ("Anna", "Ek")
+    assert [p.school_unit_code for p in person.placements] == [SCHOOL_A, SCHOOL_B]
+    (issue,) = result.issues
+    assert issue.location == "elever.csv:4"
+    assert issue.reason == "the key repeats line 2 with a different name or e-mail"
+
+
+def test_embedded_newlines_are_refused_and_keep_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "elever.csv"
+    path.write_text(
+        ";".join(HEADER)
+        + "\n"
+        + 'E1;"Anna\nMaria";Ek;e1@skola.example.se;11111111;Norrskolan;Nej\n'
+        + "E2;Bo;;not-an-address;11111111;Norrskolan;Nej\n",
+        encoding="utf-8",
+    )
+    result = read(path)
+    assert by_key(result) == {}
+    assert [(i.location, i.reason) for i in result.issues] == [
+        ("elever.csv:2", "given_name holds control characters (a line break?)"),
+        ("elever.csv:4", "the required field family_name is empty"),
+    ]
