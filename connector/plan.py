@@ -188,7 +188,8 @@ def make_plan(
     for ext, seen in sorted(known.groups.items()):
         if ext not in groups:
             removals(ext, seen.members)
-            if rules.delete_empty_groups and seen.origin == "created":
+            still_held = seen.members & (keep - protected)
+            if rules.delete_empty_groups and seen.origin == "created" and not still_held:
                 ops["delete_group"].append(
                     Operation("delete_group", ext, seen.vendor_id, reason="empty")
                 )

@@ -9,6 +9,7 @@ A file that cannot be read at all fails the source as a whole.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -70,6 +71,7 @@ class _Record:
     line: int  # where the record starts, 1-based
     row: list[str] | None  # None: the record could not be parsed
     error: str | None = None
+    swallowed: tuple[str, ...] = ()  # raw lines taken into a broken multi-line record
 
 
 class _Lines:
@@ -92,10 +94,12 @@ class _Lines:
 class _Records:
     """CSV records with their line numbers, recovering from broken quoting.
 
-    A quoted field may legitimately span lines. But a stray quote that is never closed would
-    make the csv module swallow the rest of the file into one field; so a record that spans
-    lines and has the wrong number of columns, or that cannot be parsed, is reported as
-    broken at the line it starts on, and reading resumes on the next line.
+    A record that cannot be parsed (a quote left open to the end of the file) is reported at
+    the line it starts on, and reading resumes on the next line. A record that spans lines
+    and has the wrong number of columns is either a stray quote that swallowed the lines
+    after it or a valid record with a wrong column count - the two cannot be told apart - so
+    it is reported, reading goes on after it, and `swallowed` lists the lines it took, whose
+    people are then held rather than trusted.
     """
 
     def __init__(self, lines: list[str], delimiter: str) -> None:
@@ -119,10 +123,15 @@ class _Records:
         except csv.Error as exc:
             self._resume_after(start)
             return _Record(start + 1, None, f"cannot be parsed ({exc})")
-        spanned = self._lines.position - start > 1
-        if spanned and self.columns is not None and len(row) != self.columns:
-            self._resume_after(start)
-            return _Record(start + 1, None, "has a quote that is never closed")
+        end = self._lines.position
+        if end - start > 1 and self.columns is not None and len(row) != self.columns:
+            swallowed = tuple(self._lines.lines[start + 1 : end])
+            return _Record(
+                start + 1,
+                None,
+                f"has {len(row)} columns across lines {start + 1}-{end}: a quote out of place?",
+                swallowed,
+            )
         return _Record(start + 1, row)
 
     def _resume_after(self, start: int) -> None:
@@ -143,7 +152,9 @@ class CsvRosterSource:
             raise SourceError(self.name, f"cannot read {config.path}: {exc.strerror}") from None
         text, used_encoding = decode(data, config.encoding)
         file_label = config.path.name
-        records = _Records(text.splitlines(keepends=True), config.delimiter)
+        # Only \r, \n and \r\n end a line in CSV (str.splitlines would also split on \f, \v...).
+        lines = io.StringIO(text, newline="").readlines()
+        records = _Records(lines, config.delimiter)
         first = next(records, None)
         if first is None:
             raise SourceError(self.name, f"{file_label} is empty (no header row)")
@@ -176,6 +187,14 @@ class CsvRosterSource:
             location = f"{file_label}:{record.line}"
             if record.row is None:
                 result.issues.append(SourceIssue(self.name, location, str(record.error)))
+                key_column = index[config.columns.key]
+                for raw in record.swallowed:
+                    cells = raw.split(config.delimiter)
+                    if key_column < len(cells) and cells[key_column].strip(' "\r\n'):
+                        # Possibly a row of its own: hold that person, trust nothing of theirs.
+                        key = cells[key_column].strip(' "\r\n')
+                        suspect.add(key)
+                        result.unreadable_keys.add(key)
                 continue
             row = record.row
             if not row or all(not cell.strip() for cell in row):
@@ -267,17 +286,18 @@ class CsvRosterSource:
 
         key_cell = loose(columns.key)
         marking = config.protected_identity
-        if (
-            key_cell
-            and marking.column is not None
+        too_short = (
+            marking.column is not None
             and marking.column in index
             and index[marking.column] >= len(row)
-        ):
+        )
+        if key_cell and too_short:
             # The row is too short to carry its marking: this person cannot be shown to be
-            # unprotected, so nothing is sent for them this cycle (and nothing taken away).
+            # unprotected, so nothing is sent for them this cycle (and nothing taken away),
+            # unless another row marks them protected.
             suspect_keys.add(key_cell)
         protected = self._is_protected(row, index, not_protected)
-        if key_cell and protected and key_cell not in suspect_keys:
+        if key_cell and protected and not too_short:
             # Whatever else is wrong with the row, this key is marked protected (or unreadable).
             protected_keys[key_cell] = (
                 protected_keys.get(key_cell) or loose(columns.join_key) or None
