@@ -382,8 +382,6 @@ def check_kept_people_are_left_alone(scenario: Scenario) -> None:
 @PROPERTY
 @given(scenarios(with_keep=True))
 def test_kept_people_keep_their_accounts_and_memberships(scenario: Scenario) -> None:
-    # Under delete_empty_groups, see the xfail test below.
-    scenario.rules = replace(scenario.rules, delete_empty_groups=False)
     check_kept_people_are_left_alone(scenario)
 
 
