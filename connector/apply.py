@@ -115,6 +115,8 @@ class Applier:
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
         self.failing = state.failure_keys()
+        # Creates an interrupted run recorded as intended: what we find for them is ours.
+        self.prior_intents = set(state.intents())
         self.state = state
         self.concurrency = concurrency
         self.known = known
@@ -323,22 +325,40 @@ class Applier:
 
     def _create_user(self, op: Operation) -> Outcome:
         attributes = op.attributes
-        payload = user_payload(attributes)
         names = self._user_names(attributes)
-        existing = self._find_existing("Users", op.target, names)
+        return self._create(op, "Users", User, user_payload(attributes), names)
+
+    def _create(
+        self,
+        op: Operation,
+        resource_type: str,
+        model: type[User] | type[Group],
+        payload: dict[str, Any],
+        names: dict[str, str],
+    ) -> Outcome:
+        """Link what the vendor already has; else create, and if the answer is lost (or 409),
+        look again rather than send it twice."""
+        attributes = op.attributes
+        existing = self._find_existing(resource_type, op.target, names)
+        # Ours if an interrupted run of ours sent it (it carries our opaque externalId).
+        ours = op.target in self.prior_intents
         if existing is None:
             try:
-                created = self.client.create("Users", payload)
+                created = self.client.create(resource_type, payload)
                 return Outcome(op, "created", created["id"], attributes, version=_version(created))
             except ScimError as exc:
-                if exc.status != 409:
+                if exc.status not in (None, 409) and exc.status < 500:
                     raise
-                # Someone (or an earlier, interrupted run) created it meanwhile: link it.
-                existing = self._find_existing("Users", op.target, names)
+                # Our request may have been carried out (a lost answer), or someone else's: look.
+                existing = self._find_existing(resource_type, op.target, names)
                 if existing is None:
                     raise
-        version = self._bring_in_line("Users", User, existing, attributes)
-        return Outcome(op, "linked", existing["id"], attributes, version=version)
+                ours = True
+        ours = ours and existing.get("externalId") == op.target
+        version = self._bring_in_line(resource_type, model, existing, attributes)
+        return Outcome(
+            op, "created" if ours else "linked", existing["id"], attributes, version=version
+        )
 
     def _bring_in_line(
         self,
@@ -430,16 +450,8 @@ class Applier:
     # -- groups ---------------------------------------------------------------------------
 
     def _create_group(self, op: Operation) -> Outcome:
-        attributes = op.attributes
-        payload = group_payload(attributes)
-        existing = self._find_existing(
-            "Groups", op.target, {"displayName": str(attributes["displayName"])}
-        )
-        if existing is None:
-            created = self.client.create("Groups", payload)
-            return Outcome(op, "created", created["id"], attributes)
-        self._bring_in_line("Groups", Group, existing, attributes)
-        return Outcome(op, "linked", existing["id"], attributes)
+        names = {"displayName": str(op.attributes["displayName"])}
+        return self._create(op, "Groups", Group, group_payload(op.attributes), names)
 
     def _update_group(self, op: Operation) -> Outcome:
         assert op.vendor_id is not None

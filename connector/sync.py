@@ -59,6 +59,7 @@ class CycleResult:
     held_plan: Plan = field(default_factory=Plan)
     unhealthy_sources: dict[str, str] = field(default_factory=dict)
     deferred: int = 0
+    vendor_unreadable: bool = False  # the vendor could not be listed for a full reconcile
     failing_cycles: int = 0
     degraded: bool = False
     full_reconcile: bool = False
@@ -75,6 +76,7 @@ class CycleResult:
         if (
             self.source_failures
             or self.degraded
+            or self.vendor_unreadable
             or (self.applied and (self.applied.failures or self.applied.vendor_unavailable))
         ):
             return EXIT_FAILED
@@ -348,6 +350,7 @@ def run_sync(
         allow_deprovision=allow_deprovision,
     )
     result.full_reconcile = full
+    result.vendor_unreadable = vendor_unreadable
     backing_off = state.backing_off(now)
     if backing_off:
         # Objects that keep failing wait, with a growing delay, instead of failing every cycle.

@@ -138,6 +138,18 @@ def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TransportError | _RetryableStatus)
 
 
+def _is_retryable_unsent(exc: BaseException) -> bool:
+    """For requests that must not run twice (POST): retry only what surely did not run.
+
+    A connection that was never made, or a 429/503 (the server refusing to work now). After a
+    timeout, a dropped connection or another 5xx the server may have done the work: the
+    caller looks the object up instead of sending it again.
+    """
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return True
+    return isinstance(exc, _RetryableStatus) and exc.response.status_code in (429, 503)
+
+
 class _Wait:
     """Retry-After when the server gives one, else exponential backoff with jitter."""
 
@@ -216,6 +228,7 @@ class ScimClient:
         params: dict[str, Any] | None = None,
         expect: tuple[int, ...] = (200,),
         headers: dict[str, str] | None = None,
+        idempotent: bool = True,
     ) -> httpx.Response:
         """Send with retries. `template` (e.g. /Users/{id}) is what logs show instead of the path."""
         shown = template or path
@@ -250,7 +263,7 @@ class ScimClient:
 
         retrying = Retrying(
             stop=stop_after_attempt(self._max_retries + 1),
-            retry=retry_if_exception(_is_retryable),
+            retry=retry_if_exception(_is_retryable if idempotent else _is_retryable_unsent),
             wait=_Wait(),
             before_sleep=before_sleep,
             reraise=True,
@@ -334,7 +347,7 @@ class ScimClient:
 
     def create(self, resource_type: str, payload: dict[str, Any]) -> dict[str, Any]:
         path = f"/{resource_type}"
-        response = self.request("POST", path, json=payload, expect=(201, 200))
+        response = self.request("POST", path, json=payload, expect=(201, 200), idempotent=False)
         return self._resource(response, "POST", path)
 
     def patch(
