@@ -250,7 +250,84 @@ class LdapSourceConfig(_Strict):
         return self.password.get_secret_value() if self.password is not None else None
 
 
-SourceConfig = Annotated[CsvSourceConfig | LdapSourceConfig, Field(discriminator="type")]
+class Ss12000AuthConfig(_Strict):
+    """A static bearer token, or OAuth2 client credentials (the token is cached until it
+    expires and renewed on 401)."""
+
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    client_secret_file: Path | None = None
+    scope: str | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Ss12000AuthConfig:
+        static = self.token is not None or self.token_file is not None
+        oauth = self.token_url is not None
+        if static == oauth:
+            raise ValueError(
+                "set either token (or token_file) or token_url with client credentials"
+            )
+        if oauth and (
+            self.client_id is None
+            or (self.client_secret is None) == (self.client_secret_file is None)
+        ):
+            raise ValueError(
+                "token_url needs client_id and one of client_secret, client_secret_file"
+            )
+        return self
+
+    def static_token(self) -> str | None:
+        if self.token_file is not None:
+            return _read_secret_file(self.token_file).get_secret_value()
+        return self.token.get_secret_value() if self.token is not None else None
+
+    def secret(self) -> str:
+        if self.client_secret_file is not None:
+            return _read_secret_file(self.client_secret_file).get_secret_value()
+        assert self.client_secret is not None
+        return self.client_secret.get_secret_value()
+
+
+class Ss12000SourceConfig(_Strict):
+    """An SS 12000:2020 API (Edlevo, IST...): persons, enrolments, duties, school units."""
+
+    type: Literal["ss12000"]
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    base_url: str
+    auth: Ss12000AuthConfig
+    # Enrolments in these school types count (empty: all), e.g. GR, GRS, GY, GYS, VUX, SFI.
+    school_types: list[str] = Field(default_factory=list)
+    # Duties with these roles count (empty: all), e.g. Lärare, Rektor, Bibliotekarie.
+    duty_roles: list[str] = Field(default_factory=list)
+    student_email_type: str = "Skola elev"
+    staff_email_type: str = "Skola personal"
+    # username from eduPersonPrincipalNames, or none
+    username: Literal["eppn", "none"] = "eppn"
+    # civicNo as the join key with other sources (never sent, never stored).
+    join_key: Literal["civicNo"] | None = None
+    page_size: int = Field(default=500, ge=1, le=10000)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    verify_tls: bool = True
+    ca_file: Path | None = None
+    # Between full reads, ask only for what changed (meta.modified.after, /deletedEntities).
+    incremental: bool = True
+    # Checkpoints step back this far, so a change made during a read is never missed.
+    checkpoint_overlap_seconds: float = Field(default=300.0, ge=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+
+SourceConfig = Annotated[
+    CsvSourceConfig | LdapSourceConfig | Ss12000SourceConfig, Field(discriminator="type")
+]
 
 JoinField = Literal["given_name", "family_name", "email", "username"]
 
@@ -437,11 +514,12 @@ class Config(_Strict):
             raise ValueError(f"join: unknown source(s) {', '.join(unknown)}")
         for name in self.join.sources:
             source = by_name[name]
-            mapped = (
-                source.columns.join_key
-                if isinstance(source, CsvSourceConfig)
-                else source.attributes.join_key
-            )
+            if isinstance(source, CsvSourceConfig):
+                mapped = source.columns.join_key
+            elif isinstance(source, LdapSourceConfig):
+                mapped = source.attributes.join_key
+            else:
+                mapped = source.join_key
             if not mapped:
                 raise ValueError(f"join: source {name} maps no join_key")
         return self
@@ -469,7 +547,15 @@ def _expand_env(value: Any, where: str, problems: list[str]) -> Any:
     return value
 
 
-_PATH_KEYS = {"path", "token_file", "key_file", "ca_file", "mapping", "password_file"}
+_PATH_KEYS = {
+    "path",
+    "token_file",
+    "key_file",
+    "ca_file",
+    "mapping",
+    "password_file",
+    "client_secret_file",
+}
 
 
 def _resolve_paths(value: Any, base: Path) -> Any:
@@ -494,7 +580,11 @@ def format_location(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("csv", "ldap"):  # the discriminator tag pydantic inserts for unions
+        elif part in (
+            "csv",
+            "ldap",
+            "ss12000",
+        ):  # the discriminator tag pydantic inserts for unions
             continue
         else:
             out += f".{part}" if out else str(part)

@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from connector.config import Config, JoinConfig
-from connector.model import Person, SourceIssue, SourceRead
+from connector.model import Kind, Person, SourceIssue, SourceRead
 
 EXCLUDED_JOIN_CONFLICT = "join key shared by several entries"
 
@@ -83,14 +83,19 @@ def join_persons(config: Config, reads: list[SourceRead]) -> Joined:
     )
     # A person whose only record could not be read is not gone: hold them, unless joined
     # (then their joined identity is unknown, and the join's own rules apply).
-    kinds = {source.name: source.kind for source in config.sources}
+    # A source without a fixed kind (SS 12000) could have had a student or a staff member.
+    kinds = {
+        source.name: (source.kind,) if hasattr(source, "kind") else (Kind.STUDENT, Kind.STAFF)
+        for source in config.sources
+    }
     present = {(p.kind, p.source_key) for p in result.persons}
     for read in reads:
         if read.source in joined_names:
             continue
         for key in sorted(read.unreadable_keys):
-            if (kinds[read.source], key) not in present:
-                result.held.append(Person(key, kinds[read.source], "", "", None, None, False))
+            for kind in kinds[read.source]:
+                if (kind, key) not in present:
+                    result.held.append(Person(key, kind, "", "", None, None, False))
     if join is None:
         return result
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Kind(StrEnum):
@@ -80,6 +81,8 @@ class SourceRead:
     # Keys of records that could not be read: their people are not gone, so nothing is
     # deprovisioned for them this cycle.
     unreadable_keys: set[str] = field(default_factory=set)
+    # What an incremental source keeps for its next read (see sources/ss12000.py).
+    snapshot: Any = None
 
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")

@@ -52,6 +52,13 @@ CREATE TABLE IF NOT EXISTS intents (
     kind TEXT NOT NULL CHECK (kind IN ('user', 'group')),
     recorded_at TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshots (
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (source, kind, id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS failures (
     key TEXT PRIMARY KEY,
     attempts INTEGER NOT NULL,
@@ -309,6 +316,39 @@ class StateStore:
     def clear_intent(self, external_id: str) -> None:
         with self.transaction():
             self._db.execute("DELETE FROM intents WHERE external_id = ?", (external_id,))
+
+    # -- the last full picture of an incremental source ----------------------------------------
+
+    def load_snapshot(self, source: str) -> dict[str, dict[str, dict[str, Any]]]:
+        """kind -> id -> object, as the source kept it (never a protected person's)."""
+        snapshot: dict[str, dict[str, dict[str, Any]]] = {}
+        for kind, obj_id, data in self._db.execute(
+            "SELECT kind, id, data FROM snapshots WHERE source = ?", (source,)
+        ):
+            snapshot.setdefault(kind, {})[obj_id] = json.loads(data)
+        return snapshot
+
+    def save_snapshot(
+        self, source: str, snapshot: dict[str, dict[str, dict[str, Any]]], checkpoint: str
+    ) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM snapshots WHERE source = ?", (source,))
+            self._db.executemany(
+                "INSERT INTO snapshots (source, kind, id, data) VALUES (?, ?, ?, ?)",
+                [
+                    (source, kind, obj_id, json.dumps(data, ensure_ascii=False))
+                    for kind, objects in snapshot.items()
+                    for obj_id, data in objects.items()
+                ],
+            )
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (f"checkpoint:{source}", checkpoint),
+            )
+
+    def checkpoint_of(self, source: str) -> str | None:
+        return self.get_meta(f"checkpoint:{source}") or None
 
     # -- objects that keep failing at the vendor ---------------------------------------------
 

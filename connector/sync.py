@@ -30,7 +30,7 @@ from connector.plan import DEPROVISIONING, ORDER, Plan, PlanRules, make_plan
 from connector.reconcile import observe_vendor, resolve_interrupted_creates
 from connector.scim.client import ScimClient, ScimError
 from connector.scope import apply_scope
-from connector.sources import build_sources
+from connector.sources import ReadContext, build_sources
 from connector.state import Known, StateStore
 
 log = structlog.get_logger(__name__)
@@ -112,11 +112,16 @@ class CycleResult:
         }
 
 
-def read_sources(config: Config) -> tuple[list[SourceRead], list[SourceFailure]]:
+def read_sources(
+    config: Config, state: StateStore | None = None, *, full: bool = True
+) -> tuple[list[SourceRead], list[SourceFailure]]:
+    """Read every source. `state` lets incremental sources read only what changed (unless
+    `full`); they return what to keep for next time in `SourceRead.snapshot`."""
     reads: list[SourceRead] = []
     failures: list[SourceFailure] = []
     for source_config in config.sources:
-        if source_config.protected_identity.assume_not_protected:
+        marking = getattr(source_config, "protected_identity", None)
+        if marking is not None and marking.assume_not_protected:
             log.warning(
                 "source.marking_assumed",
                 source=source_config.name,
@@ -124,8 +129,12 @@ def read_sources(config: Config) -> tuple[list[SourceRead], list[SourceFailure]]
                 "its people are treated as not protected",
             )
     for source in build_sources(config):
+        context = ReadContext(full=full)
+        if state is not None and not full:
+            context.snapshot = state.load_snapshot(source.name) or None
+            context.checkpoint = state.checkpoint_of(source.name)
         try:
-            read = source.read()
+            read = source.read(context)
         except SourceError as exc:
             log.error("source.failed", source=exc.source, reason=exc.reason)
             failures.append(SourceFailure(exc.source, exc.reason))
@@ -160,10 +169,10 @@ def plan_rules(config: Config, member_chunk_size: int, now: datetime) -> PlanRul
 
 
 def desired_state(
-    config: Config, mapping: Mapping
+    config: Config, mapping: Mapping, state: StateStore | None = None, *, full: bool = True
 ) -> tuple[list[SourceRead], list[SourceFailure], Desired]:
     """Read the sources and work out what the vendor should hold. Writes nothing."""
-    reads, failures = read_sources(config)
+    reads, failures = read_sources(config, state, full=full)
     scoped = apply_scope(config, reads)
     desired = build_desired(scoped, mapping, ExternalIdMaker(config.external_id))
     for issue in desired.issues:
@@ -311,7 +320,7 @@ def run_sync(
     state.start_run(run_id, command)
     log.info("sync.started", command=command, full_reconcile=full)
     requests_before = Counter(client.requests_by_method)
-    reads, failures, desired = desired_state(config, mapping)
+    reads, failures, desired = desired_state(config, mapping, state, full=bool(full))
     vendor_unreadable = False
     if state.intents():
         try:
@@ -382,6 +391,8 @@ def run_sync(
     for read in reads:
         if read.source not in result.unhealthy_sources or allow_deprovision or approved:
             state.set_source_count(read.source, len(read.persons))
+        if read.snapshot is not None:
+            state.save_snapshot(read.source, read.snapshot.objects, read.snapshot.checkpoint)
     state.set_held_plan(
         {
             "run_id": run_id,

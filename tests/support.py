@@ -131,6 +131,7 @@ class Workspace:
         self.student_columns: dict[str, str] = {}
         self.student_required = ["given_name", "family_name", "email", "school_unit_code"]
         self.overrides: dict[str, Any] = {}
+        self.environment: dict[str, str] = {"TEST_SCIM_TOKEN": SCIM_TOKEN}
 
     def students(self, rows: list[list[str]], **kwargs: Any) -> None:
         self.students_enabled = True
@@ -210,9 +211,7 @@ class Workspace:
             self.write_config()
         prefix = ["--config", str(self.config_path)] if config else []
         runner = CliRunner()
-        result = runner.invoke(
-            main, [*prefix, *args], env={"TEST_SCIM_TOKEN": SCIM_TOKEN}, catch_exceptions=False
-        )
+        result = runner.invoke(main, [*prefix, *args], env=self.environment, catch_exceptions=False)
         return CliResult(result.exit_code, result.stdout, result.stderr)
 
     def sync(self) -> CliResult:

@@ -8,13 +8,15 @@ from connector.config import Config
 from connector.model import SourceRead
 from connector.sources.csv_roster import CsvRosterSource
 from connector.sources.ldap_directory import LdapDirectorySource
+from connector.sources.ss12000 import ReadContext, Ss12000Source
 
 
 class Source(Protocol):
     name: str
 
-    def read(self) -> SourceRead:
-        """Read everything; raise SourceError when the source as a whole cannot be read."""
+    def read(self, context: ReadContext | None = None) -> SourceRead:
+        """Read everything (or what changed, where the source can); raise SourceError when
+        the source as a whole cannot be read."""
         ...
 
 
@@ -23,6 +25,8 @@ def build_sources(config: Config) -> list[Source]:
     for source_config in config.sources:
         if source_config.type == "csv":
             sources.append(CsvRosterSource(source_config))
-        else:
+        elif source_config.type == "ldap":
             sources.append(LdapDirectorySource(source_config))
+        else:
+            sources.append(Ss12000Source(source_config))
     return sources

@@ -144,7 +144,7 @@ class CsvRosterSource:
         self.config = config
         self.name = config.name
 
-    def read(self) -> SourceRead:
+    def read(self, context: object = None) -> SourceRead:
         config = self.config
         try:
             data = config.path.read_bytes()

@@ -210,7 +210,7 @@ class LdapDirectorySource:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self) -> SourceRead:
+    def read(self, context: object = None) -> SourceRead:
         result = SourceRead(source=self.name)
         counts = _Counts()
         seen_keys: set[str] = set()

@@ -1,0 +1,433 @@
+"""The Swedish school-data standard SS 12000:2020 as a source, on httpx.
+
+Reads school units (`/organisations?type=Skolenhet`), persons with their enrolments
+(students) and duties (staff), following `pageToken` to the end; a page that fails fails the
+whole read, never passing part of the data off as all of it. After a full read, later cycles
+ask only for what changed (`meta.modified.after`, `/deletedEntities?after=`) and merge it into
+the last full picture, which the state file keeps - without protected persons, their duties or
+any personnummer. Protected identity: a `securityMarking` other than `Ingen`, on the person or
+on a reference to them, means protected; a missing marking means protected too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import structlog
+from email_validator import EmailNotValidError, validate_email
+
+from connector.config import Ss12000SourceConfig
+from connector.errors import SourceError
+from connector.model import Kind, Person, Placement, School, SourceIssue, SourceRead
+
+log = structlog.get_logger(__name__)
+
+SWEDEN = ZoneInfo("Europe/Stockholm")
+NOT_PROTECTED = "Ingen"
+KINDS = ("organisations", "persons", "duties")
+DELETED_ENTITY_NAMES = {"organisations": "Organisation", "persons": "Person", "duties": "Duty"}
+
+
+class _Failed(Exception):
+    """The read cannot complete; becomes a SourceError naming the source."""
+
+
+@dataclass(slots=True)
+class ReadContext:
+    """What the cycle knows for an incremental read."""
+
+    full: bool = True
+    snapshot: dict[str, dict[str, dict[str, Any]]] | None = None
+    checkpoint: str | None = None
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """The merged picture to keep for the next incremental read, and its checkpoint."""
+
+    objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    checkpoint: str = ""
+
+
+class _TokenSource:
+    """OAuth2 client credentials: one token, cached until shortly before it expires."""
+
+    def __init__(self, config: Ss12000SourceConfig, http: httpx.Client) -> None:
+        self._auth = config.auth
+        self._http = http
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = threading.Lock()
+
+    def token(self, *, renew: bool = False) -> str:
+        static = self._auth.static_token()
+        if static:
+            return static
+        with self._lock:
+            if renew or self._token is None or time.monotonic() >= self._expires:
+                self._fetch()
+            assert self._token is not None
+            return self._token
+
+    def _fetch(self) -> None:
+        auth = self._auth
+        assert auth.token_url is not None and auth.client_id is not None
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": auth.client_id,
+            "client_secret": auth.secret(),
+        }
+        if auth.scope:
+            form["scope"] = auth.scope
+        try:
+            response = self._http.post(auth.token_url, data=form)
+        except httpx.HTTPError as exc:
+            raise _Failed(f"token endpoint: {type(exc).__name__}") from None
+        if response.status_code != 200:
+            error = ""
+            with contextlib.suppress(ValueError):
+                error = str(response.json().get("error", ""))
+            hint = " (wrong client id or secret?)" if error == "invalid_client" else ""
+            raise _Failed(
+                f"token endpoint refused the client: {response.status_code} {error}{hint}"
+            )
+        body = response.json()
+        self._token = str(body["access_token"])
+        # Renew a little early, so a token never expires between the check and the request.
+        self._expires = time.monotonic() + max(float(body.get("expires_in", 300)) - 30, 1)
+
+
+class Ss12000Source:
+    def __init__(self, config: Ss12000SourceConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self._school_types = {t.casefold() for t in config.school_types}
+        self._duty_roles = {r.casefold() for r in config.duty_roles}
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def _client(self) -> httpx.Client:
+        config = self.config
+        verify: bool | str = (
+            str(config.ca_file) if (config.verify_tls and config.ca_file) else config.verify_tls
+        )
+        return httpx.Client(
+            timeout=config.timeout_seconds, verify=verify, headers={"Accept": "application/json"}
+        )
+
+    def _get(
+        self, http: httpx.Client, tokens: _TokenSource, path: str, params: list[tuple[str, str]]
+    ) -> dict[str, Any]:
+        url = f"{self.config.base_url}{path}"
+        for attempt in (1, 2):
+            try:
+                response = http.get(
+                    url,
+                    params=params,
+                    headers={"Authorization": f"Bearer {tokens.token(renew=attempt == 2)}"},
+                )
+            except httpx.HTTPError as exc:
+                raise _Failed(f"GET {path}: {type(exc).__name__}") from None
+            if response.status_code == 401 and attempt == 1:
+                continue  # the token expired or was revoked: renew it once
+            if response.status_code != 200:
+                raise _Failed(f"GET {path}: HTTP {response.status_code}")
+            try:
+                body = response.json()
+            except ValueError:
+                raise _Failed(f"GET {path}: the answer is not JSON") from None
+            if not isinstance(body, dict):
+                raise _Failed(f"GET {path}: the answer is not a JSON object")
+            return body
+        raise _Failed(f"GET {path}: HTTP 401 after renewing the token")
+
+    def _list(
+        self, http: httpx.Client, tokens: _TokenSource, path: str, params: list[tuple[str, str]]
+    ) -> Iterator[dict[str, Any]]:
+        """Every object of a listing, page by page to the end (pageToken alone, plus limit)."""
+        limit = ("limit", str(self.config.page_size))
+        body = self._get(http, tokens, path, [*params, limit])
+        while True:
+            data = body.get("data")
+            if not isinstance(data, list):
+                raise _Failed(f"GET {path}: no data list in the answer")
+            yield from (item for item in data if isinstance(item, dict))
+            token = body.get("pageToken")
+            if not token:
+                return
+            body = self._get(http, tokens, path, [("pageToken", str(token)), limit])
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self, context: ReadContext | None = None) -> SourceRead:
+        context = context or ReadContext()
+        incremental = bool(
+            self.config.incremental
+            and not context.full
+            and context.snapshot is not None
+            and context.checkpoint
+        )
+        try:
+            with self._client() as http:
+                tokens = _TokenSource(self.config, http)
+                if incremental:
+                    assert context.snapshot is not None and context.checkpoint is not None
+                    objects, newest, protected = self._read_changes(
+                        http, tokens, context.snapshot, context.checkpoint
+                    )
+                else:
+                    objects, newest, protected = self._read_all(http, tokens)
+        except _Failed as exc:
+            raise SourceError(self.name, f"{self.config.base_url}: {exc}") from None
+        result = self._build(objects, protected)
+        overlap = timedelta(seconds=self.config.checkpoint_overlap_seconds)
+        checkpoint = (newest - overlap).isoformat() if newest else (context.checkpoint or "")
+        result.snapshot = Snapshot(objects, checkpoint)
+        log.info(
+            "source.read",
+            source=self.name,
+            mode="incremental" if incremental else "full",
+            persons=len(result.persons),
+            school_units=len(result.schools),
+            issues=len(result.issues),
+        )
+        return result
+
+    def _read_all(
+        self, http: httpx.Client, tokens: _TokenSource
+    ) -> tuple[dict[str, dict[str, dict[str, Any]]], datetime | None, list[dict[str, Any]]]:
+        objects: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
+        newest: datetime | None = None
+        queries = {
+            "organisations": [("type", "Skolenhet")],
+            "persons": [],
+            "duties": [],
+        }
+        for kind, params in queries.items():
+            for item in self._list(http, tokens, f"/{kind}", params):
+                newest = _later(newest, item)
+                if isinstance(item.get("id"), str):
+                    objects[kind][item["id"]] = item
+        return self._keep_only_unprotected(objects, newest)
+
+    def _read_changes(
+        self,
+        http: httpx.Client,
+        tokens: _TokenSource,
+        snapshot: dict[str, dict[str, dict[str, Any]]],
+        checkpoint: str,
+    ) -> tuple[dict[str, dict[str, dict[str, Any]]], datetime | None, list[dict[str, Any]]]:
+        objects = {kind: dict(snapshot.get(kind, {})) for kind in KINDS}
+        newest: datetime | None = None
+        after = ("meta.modified.after", checkpoint)
+        queries = {
+            "organisations": [("type", "Skolenhet"), after],
+            "persons": [after],
+            "duties": [after],
+        }
+        for kind, params in queries.items():
+            for item in self._list(http, tokens, f"/{kind}", params):
+                newest = _later(newest, item)
+                if isinstance(item.get("id"), str):
+                    objects[kind][item["id"]] = item
+        entities = [("entities", name) for name in DELETED_ENTITY_NAMES.values()]
+        deleted = (
+            self._get(http, tokens, "/deletedEntities", [("after", checkpoint), *entities]).get(
+                "data"
+            )
+            or {}
+        )
+        for kind in KINDS:
+            for obj_id in deleted.get(kind) or []:
+                objects[kind].pop(str(obj_id), None)
+        # A person new to the picture (e.g. no longer protected) brings duties that did not
+        # change themselves: fetch theirs.
+        for person_id in objects["persons"].keys() - snapshot.get("persons", {}).keys():
+            for duty in self._list(http, tokens, "/duties", [("person", person_id)]):
+                if isinstance(duty.get("id"), str):
+                    objects["duties"][duty["id"]] = duty
+        return self._keep_only_unprotected(objects, newest)
+
+    def _keep_only_unprotected(
+        self, objects: dict[str, dict[str, dict[str, Any]]], newest: datetime | None
+    ) -> tuple[dict[str, dict[str, dict[str, Any]]], datetime | None, list[dict[str, Any]]]:
+        """Split off protected persons (and their duties) so they are never kept in state."""
+        protected_ids = {pid for pid, person in objects["persons"].items() if _protected(person)}
+        for duty in objects["duties"].values():
+            reference = duty.get("person") if isinstance(duty.get("person"), dict) else {}
+            if "securityMarking" in reference and reference["securityMarking"] != NOT_PROTECTED:
+                protected_ids.add(str(reference.get("id")))
+        protected = [
+            objects["persons"].pop(pid) for pid in protected_ids if pid in objects["persons"]
+        ]
+        duties_before = list(objects["duties"].values())
+        objects["duties"] = {
+            did: duty
+            for did, duty in objects["duties"].items()
+            if str((duty.get("person") or {}).get("id")) not in protected_ids
+        }
+        if self.config.join_key != "civicNo":
+            for person in objects["persons"].values():
+                person.pop("civicNo", None)  # not needed, so not kept
+        staff_ids = {str((d.get("person") or {}).get("id")) for d in duties_before}
+        for person in protected:
+            person["_staff"] = person["id"] in staff_ids
+        return objects, newest, protected
+
+    # -- the neutral model -----------------------------------------------------------------
+
+    def _build(
+        self, objects: dict[str, dict[str, dict[str, Any]]], protected: list[dict[str, Any]]
+    ) -> SourceRead:
+        result = SourceRead(source=self.name)
+        today = datetime.now(SWEDEN).date()
+        units: dict[str, School] = {}
+        for org_id, org in objects["organisations"].items():
+            code = str(org.get("schoolUnitCode") or "")
+            if org.get("organisationType") != "Skolenhet" or not code:
+                continue
+            types = tuple(str(t) for t in org.get("schoolTypes") or [])
+            units[org_id] = School(
+                code=code, name=str(org.get("displayName") or code), school_types=types
+            )
+        result.schools = list(units.values())
+
+        duties_by_person: dict[str, list[Placement]] = {}
+        for duty in objects["duties"].values():
+            role = str(duty.get("dutyRole") or "")
+            unit = units.get(str((duty.get("dutyAt") or {}).get("id")))
+            if unit is None or not _current(duty, today):
+                continue
+            if self._duty_roles and role.casefold() not in self._duty_roles:
+                continue
+            person_id = str((duty.get("person") or {}).get("id"))
+            duties_by_person.setdefault(person_id, []).append(
+                Placement(unit.code, role=role or None)
+            )
+
+        for person in protected:
+            result.rows_read += 1
+            # Only what is needed to find an account made before the marking: key and kind.
+            kind = Kind.STAFF if person.get("_staff") else Kind.STUDENT
+            result.persons.append(Person(str(person["id"]), kind, "", "", None, None, True))
+        for person_id, person in objects["persons"].items():
+            result.rows_read += 1
+            try:
+                built = self._person(
+                    person_id, person, units, duties_by_person.get(person_id, []), today
+                )
+            except ValueError as exc:
+                result.issues.append(SourceIssue(self.name, f"Person {person_id}", str(exc)))
+                result.unreadable_keys.add(person_id)
+                continue
+            if built is not None:
+                result.persons.append(built)
+        return result
+
+    def _person(
+        self,
+        person_id: str,
+        person: dict[str, Any],
+        units: dict[str, School],
+        duties: list[Placement],
+        today: date,
+    ) -> Person | None:
+        enrolments = []
+        for enrolment in person.get("enrolments") or []:
+            if (
+                not isinstance(enrolment, dict)
+                or enrolment.get("cancelled")
+                or not _current(enrolment, today)
+            ):
+                continue
+            unit = units.get(str((enrolment.get("enroledAt") or {}).get("id")))
+            school_type = str(enrolment.get("schoolType") or "")
+            if unit is None or (
+                self._school_types and school_type.casefold() not in self._school_types
+            ):
+                continue
+            year = enrolment.get("schoolYear")
+            enrolments.append(
+                Placement(
+                    unit.code,
+                    school_type=school_type or None,
+                    school_year=None if year is None else str(year),
+                )
+            )
+        kind = Kind.STAFF if duties else Kind.STUDENT
+        placements = duties or enrolments
+        if not placements:
+            return None  # no current enrolment or duty in scope: not (or no longer) here
+        given, family = (
+            str(person.get("givenName") or "").strip(),
+            str(person.get("familyName") or "").strip(),
+        )
+        if not given or not family:
+            raise ValueError("givenName or familyName is missing")
+        email_type = (
+            self.config.staff_email_type if kind is Kind.STAFF else self.config.student_email_type
+        )
+        email = next(
+            (
+                str(e.get("value"))
+                for e in person.get("emails") or []
+                if isinstance(e, dict) and e.get("type") == email_type
+            ),
+            None,
+        )
+        if email is not None:
+            try:
+                email = validate_email(email, check_deliverability=False).normalized
+            except EmailNotValidError:
+                raise ValueError(f"the {email_type} e-mail address is not valid") from None
+        eppns = person.get("eduPersonPrincipalNames") or []
+        username = str(eppns[0]) if self.config.username == "eppn" and eppns else None
+        civic = person.get("civicNo") if isinstance(person.get("civicNo"), dict) else {}
+        return Person(
+            source_key=person_id,
+            kind=kind,
+            given_name=given,
+            family_name=family,
+            email=email,
+            username=username,
+            protected=False,
+            placements=tuple(dict.fromkeys(placements)),
+            join_key=str(civic.get("value"))
+            if self.config.join_key == "civicNo" and civic.get("value")
+            else None,
+        )
+
+
+def _protected(person: dict[str, Any]) -> bool:
+    """Fail closed: only an explicit `Ingen` means not protected."""
+    return person.get("securityMarking") != NOT_PROTECTED
+
+
+def _current(item: dict[str, Any], today: date) -> bool:
+    """Inclusive of both dates, by the Swedish calendar; a missing end date is open."""
+    try:
+        start = date.fromisoformat(str(item["startDate"])) if item.get("startDate") else None
+        end = date.fromisoformat(str(item["endDate"])) if item.get("endDate") else None
+    except ValueError:
+        return False
+    return (start is None or start <= today) and (end is None or today <= end)
+
+
+def _later(newest: datetime | None, item: dict[str, Any]) -> datetime | None:
+    """The server's own timestamps drive the checkpoint."""
+    meta = item.get("meta") if isinstance(item.get("meta"), dict) else {}
+    try:
+        modified = datetime.fromisoformat(str(meta["modified"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return newest
+    if modified.tzinfo is None:
+        modified = modified.replace(tzinfo=UTC)
+    return modified if newest is None or modified > newest else newest

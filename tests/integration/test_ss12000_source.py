@@ -1,0 +1,222 @@
+"""SS 12000 -> the connector -> a real SCIM server, against the spec-validated test server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.ss12000_server import SS12000Server, enrolment
+from tests.support import ScimPeek, Workspace
+
+GR_CODE, GY_CODE = "12345678", "87654321"
+
+
+@pytest.fixture
+def ss12000() -> Iterator[SS12000Server]:
+    with SS12000Server(token_lifetime=3600) as server:
+        yield server
+
+
+def source(server: SS12000Server, **overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "name": "sis",
+        "type": "ss12000",
+        "base_url": server.base_url,
+        "auth": {
+            "token_url": server.token_url,
+            "client_id": server.client_id,
+            "client_secret": "${TEST_SS12000_SECRET}",
+        },
+        "school_types": ["GR", "GY"],
+        "duty_roles": ["Lärare", "Rektor"],
+        "page_size": 2,  # several pages for everything
+    }
+    config.update(overrides)
+    return config
+
+
+def school(server: SS12000Server) -> dict[str, Any]:
+    """Two school units, students, staff at two units, every kind of protected marking."""
+    gr = server.add_school_unit("Björkskolan", GR_CODE, ("GR",))
+    gy = server.add_school_unit("Ekgymnasiet", GY_CODE, ("GY",))
+    today = date.today()
+    ids: dict[str, Any] = {"gr": gr, "gy": gy}
+
+    def student(
+        key: str,
+        given: str,
+        family: str,
+        unit: dict[str, Any],
+        marking: str | None = "Ingen",
+        **kw: Any,
+    ) -> None:
+        person = server.add_person(
+            given,
+            family,
+            security_marking=marking,
+            emails=[("Skola elev", f"{key}@elev.example.se")],
+            eppns=[f"{key}@example.se"],
+            enrolments=[
+                kw.pop("enrolment", None) or enrolment(unit, "GR" if unit is gr else "GY", 5)
+            ],
+        )
+        ids[key] = person["id"]
+
+    student("astrid", "Astrid", "Åberg", gr)
+    student("bo", "Bo", "Öst", gy)
+    student("cilla", "Cilla", "Sekretess", gr, marking="Sekretessmarkering")
+    student("dan", "Dan", "Skyddad", gr, marking="Skyddad folkbokföring")
+    student("eva", "Eva", "Omarkerad", gy, marking=None)
+    student(
+        "finn",
+        "Finn",
+        "Slutat",
+        gr,
+        enrolment=enrolment(
+            gr, "GR", 9, start_date="2020-08-15", end_date=(today - timedelta(days=1)).isoformat()
+        ),
+    )
+    student(
+        "gun",
+        "Gun",
+        "Slutarida",
+        gr,
+        enrolment=enrolment(gr, "GR", 9, start_date="2020-08-15", end_date=today.isoformat()),
+    )
+    teacher = server.add_person(
+        "Karin",
+        "Lärarsson",
+        security_marking="Ingen",
+        emails=[("Skola personal", "karin@personal.example.se")],
+    )
+    server.add_duty(teacher, gr, "Lärare")
+    server.add_duty(teacher, gy, "Lärare")
+    server.add_duty(teacher, gy, "Skolsköterska")  # a role out of scope
+    ids["karin"] = teacher["id"]
+    return ids
+
+
+def workspace_for(
+    tmp_path: Path, scim_url: str, server: SS12000Server, **overrides: Any
+) -> Workspace:
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.extra_sources = [source(server, **overrides)]
+    workspace.environment["TEST_SS12000_SECRET"] = server.client_secret
+    return workspace
+
+
+def test_students_staff_and_protected_persons(
+    tmp_path: Path, scim_url: str, peek: ScimPeek, ss12000: SS12000Server
+) -> None:
+    school(ss12000)
+    workspace = workspace_for(tmp_path, scim_url, ss12000)
+
+    result = workspace.sync()
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    users = peek.users()
+    assert set(users) == {
+        "astrid@elev.example.se",
+        "bo@elev.example.se",
+        "gun@elev.example.se",
+        "karin@personal.example.se",
+    }
+    assert users["karin@personal.example.se"]["userType"] == "teacher"
+    groups = peek.groups()
+    assert peek.member_names(groups[GR_CODE]) == {
+        "astrid@elev.example.se",
+        "gun@elev.example.se",
+        "karin@personal.example.se",
+    }
+    assert peek.member_names(groups[GY_CODE]) == {"bo@elev.example.se", "karin@personal.example.se"}
+    assert groups[GR_CODE]["displayName"] == "Björkskolan"
+    assert result.event("sync.finished")["excluded"] == {"protected identity": 3}
+    for secret in ("Cilla", "Sekretess", "Skyddad", "Omarkerad", "cilla@", "dan@", "eva@"):
+        assert secret not in result.stderr + result.stdout
+        assert secret.encode() not in workspace.state_path.read_bytes()
+    assert b"civicNo" not in workspace.state_path.read_bytes()
+    # every listing was read to its end, page by page
+    assert any(r.param("pageToken") for r in ss12000.requests_to("/persons"))
+
+
+def test_second_cycle_is_incremental(
+    tmp_path: Path, scim_url: str, peek: ScimPeek, ss12000: SS12000Server
+) -> None:
+    ids = school(ss12000)
+    workspace = workspace_for(tmp_path, scim_url, ss12000)
+    workspace.overrides["reconcile"] = {"full_every_hours": 24}
+    assert workspace.sync().exit_code == 0
+    ss12000.clear_requests()
+
+    ss12000.update("persons", ids["astrid"], familyName="Åberg-Ek")
+    ss12000.delete("persons", ids["bo"])
+    result = workspace.sync()
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    listings = [
+        r
+        for r in ss12000.requests
+        if r.path in ("/organisations", "/persons", "/duties") and not r.param("pageToken")
+    ]
+    assert listings and all(r.is_incremental or r.param("person") for r in listings)
+    assert [r.path for r in ss12000.requests if r.path == "/deletedEntities"] == [
+        "/deletedEntities"
+    ]
+    users = peek.users()
+    assert users["astrid@elev.example.se"]["name"]["familyName"] == "Åberg-Ek"
+    assert users["bo@elev.example.se"]["active"] is False
+    assert users["karin@personal.example.se"]["active"] is True  # unchanged, from the kept picture
+    assert peek.member_names(peek.groups()[GY_CODE]) == {"karin@personal.example.se"}
+
+
+def test_expired_token_is_renewed_and_a_wrong_secret_fails_cleanly(
+    tmp_path: Path, scim_url: str, peek: ScimPeek, ss12000: SS12000Server
+) -> None:
+    school(ss12000)
+    workspace = workspace_for(tmp_path, scim_url, ss12000)
+    assert workspace.sync().exit_code == 0
+    issued = ss12000.tokens_issued
+
+    ss12000.expire_all_tokens()
+    assert workspace.run("sync", "--full").exit_code == 0
+    assert ss12000.tokens_issued == issued + 1
+
+    workspace.environment["TEST_SS12000_SECRET"] = "wrong-secret"
+    result = workspace.run("sync", "--full")
+
+    assert result.exit_code == 1
+    failed = result.event("source.failed")
+    assert failed["source"] == "sis" and "invalid_client" in failed["reason"]
+    assert "wrong-secret" not in result.stderr + result.stdout
+    assert all(u["active"] for u in peek.list("Users"))
+
+
+def test_a_page_that_fails_fails_the_source(
+    tmp_path: Path, scim_url: str, peek: ScimPeek, ss12000: SS12000Server
+) -> None:
+    school(ss12000)
+    workspace = workspace_for(tmp_path, scim_url, ss12000)
+    assert workspace.sync().exit_code == 0
+
+    ss12000.fail("/persons", 500, page=2)
+    result = workspace.run("sync", "--full")
+
+    assert result.exit_code == 1
+    assert "HTTP 500" in result.event("source.failed")["reason"]
+    assert all(u["active"] for u in peek.list("Users"))
+
+
+def test_dates_are_swedish_calendar_days() -> None:
+    from connector.sources.ss12000 import _current
+
+    today = date(2026, 6, 30)
+    assert _current({"startDate": "2026-06-30", "endDate": "2026-06-30"}, today)
+    assert not _current({"startDate": "2026-07-01"}, today)
+    assert not _current({"startDate": "2020-01-01", "endDate": "2026-06-29"}, today)
+    assert _current({"startDate": "2020-01-01"}, today)
+    assert ZoneInfo("Europe/Stockholm")  # the zone the source evaluates "today" in
