@@ -308,6 +308,8 @@ class Ss12000SourceConfig(_Strict):
     username: Literal["eppn", "none"] = "eppn"
     # civicNo as the join key with other sources (never sent, never stored).
     join_key: Literal["civicNo"] | None = None
+    # Also read class groups (groupType Klass): a student's class at each school unit.
+    classes: bool = False
     page_size: int = Field(default=500, ge=1, le=10000)
     timeout_seconds: float = Field(default=30.0, gt=0)
     verify_tls: bool = True

@@ -42,7 +42,7 @@ USER_PATHS = frozenset(
 GROUP_PATHS = frozenset({"displayName"})
 
 USER_FIELDS = frozenset(
-    {"given_name", "family_name", "email", "username", "kind", "user_type", "roles"}
+    {"given_name", "family_name", "email", "username", "kind", "user_type", "roles", "classes"}
 )
 GROUP_FIELDS = frozenset({"school_code", "school_name", "school_types"})
 
@@ -116,6 +116,7 @@ class Mapping:
             "kind": person.kind.value,
             "user_type": self.user_type(person),
             "roles": ", ".join(sorted({p.role for p in person.placements if p.role})),
+            "classes": ", ".join(sorted({p.class_name for p in person.placements if p.class_name})),
         }
         attributes: dict[str, Any] = {"externalId": external_id, "active": True}
         for path, template in self.user_templates.items():

@@ -32,8 +32,13 @@ log = structlog.get_logger(__name__)
 
 SWEDEN = ZoneInfo("Europe/Stockholm")
 NOT_PROTECTED = "Ingen"
-KINDS = ("organisations", "persons", "duties")
-DELETED_ENTITY_NAMES = {"organisations": "Organisation", "persons": "Person", "duties": "Duty"}
+KINDS = ("organisations", "persons", "duties", "groups")
+DELETED_ENTITY_NAMES = {
+    "organisations": "Organisation",
+    "persons": "Person",
+    "duties": "Duty",
+    "groups": "Group",
+}
 
 
 class _Failed(Exception):
@@ -169,6 +174,7 @@ class Ss12000Source:
 
     def read(self, context: ReadContext | None = None) -> SourceRead:
         context = context or ReadContext()
+        self._invalid: list[SourceIssue] = []
         incremental = bool(
             self.config.incremental
             and not context.full
@@ -188,6 +194,7 @@ class Ss12000Source:
         except _Failed as exc:
             raise SourceError(self.name, f"{self.config.base_url}: {exc}") from None
         result = self._build(objects, protected)
+        result.issues.extend(self._invalid)
         overlap = timedelta(seconds=self.config.checkpoint_overlap_seconds)
         checkpoint = (newest - overlap).isoformat() if newest else (context.checkpoint or "")
         result.snapshot = Snapshot(objects, checkpoint)
@@ -206,17 +213,34 @@ class Ss12000Source:
     ) -> tuple[dict[str, dict[str, dict[str, Any]]], datetime | None, list[dict[str, Any]]]:
         objects: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
         newest: datetime | None = None
-        queries = {
-            "organisations": [("type", "Skolenhet")],
-            "persons": [],
-            "duties": [],
-        }
+        queries = self._queries([])
         for kind, params in queries.items():
             for item in self._list(http, tokens, f"/{kind}", params):
                 newest = _later(newest, item)
-                if isinstance(item.get("id"), str):
-                    objects[kind][item["id"]] = item
+                self._keep(objects, kind, item)
         return self._keep_only_unprotected(objects, newest)
+
+    def _queries(self, extra: list[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
+        queries = {
+            "organisations": [("type", "Skolenhet"), *extra],
+            "persons": [*extra],
+            "duties": [*extra],
+        }
+        if self.config.classes:
+            queries["groups"] = [("groupType", "Klass"), *extra]
+        return queries
+
+    def _keep(
+        self, objects: dict[str, dict[str, dict[str, Any]]], kind: str, item: dict[str, Any]
+    ) -> None:
+        if isinstance(item.get("id"), str) and item["id"]:
+            objects[kind][item["id"]] = item
+        else:
+            self._invalid.append(
+                SourceIssue(
+                    self.name, f"{DELETED_ENTITY_NAMES[kind]} (no id)", "has no id; skipped"
+                )
+            )
 
     def _read_changes(
         self,
@@ -238,7 +262,7 @@ class Ss12000Source:
                 newest = _later(newest, item)
                 if isinstance(item.get("id"), str):
                     objects[kind][item["id"]] = item
-        entities = [("entities", name) for name in DELETED_ENTITY_NAMES.values()]
+        entities = [("entities", DELETED_ENTITY_NAMES[kind]) for kind in queries]
         deleted = (
             self._get(http, tokens, "/deletedEntities", [("after", checkpoint), *entities]).get(
                 "data"
@@ -252,8 +276,7 @@ class Ss12000Source:
         # change themselves: fetch theirs.
         for person_id in objects["persons"].keys() - snapshot.get("persons", {}).keys():
             for duty in self._list(http, tokens, "/duties", [("person", person_id)]):
-                if isinstance(duty.get("id"), str):
-                    objects["duties"][duty["id"]] = duty
+                self._keep(objects, "duties", duty)
         return self._keep_only_unprotected(objects, newest)
 
     def _keep_only_unprotected(
@@ -274,6 +297,14 @@ class Ss12000Source:
             for did, duty in objects["duties"].items()
             if str((duty.get("person") or {}).get("id")) not in protected_ids
         }
+        for group in objects["groups"].values():
+            group["groupMemberships"] = [
+                m
+                for m in group.get("groupMemberships") or []
+                if isinstance(m, dict)
+                and str((m.get("person") or {}).get("id")) not in protected_ids
+                and (m.get("person") or {}).get("securityMarking", NOT_PROTECTED) == NOT_PROTECTED
+            ]
         if self.config.join_key != "civicNo":
             for person in objects["persons"].values():
                 person.pop("civicNo", None)  # not needed, so not kept
@@ -300,6 +331,19 @@ class Ss12000Source:
             )
         result.schools = list(units.values())
 
+        classes: dict[tuple[str, str], str] = {}  # (person id, school unit code) -> class
+        for group in objects.get("groups", {}).values():
+            unit = units.get(str((group.get("organisation") or {}).get("id")))
+            if unit is None or not group.get("displayName"):
+                continue
+            for member in group.get("groupMemberships") or []:
+                if _current(
+                    {"startDate": member.get("startDate"), "endDate": member.get("endDate")}, today
+                ):
+                    classes[(str((member.get("person") or {}).get("id")), unit.code)] = str(
+                        group["displayName"]
+                    )
+
         duties_by_person: dict[str, list[Placement]] = {}
         for duty in objects["duties"].values():
             role = str(duty.get("dutyRole") or "")
@@ -322,7 +366,7 @@ class Ss12000Source:
             result.rows_read += 1
             try:
                 built = self._person(
-                    person_id, person, units, duties_by_person.get(person_id, []), today
+                    person_id, person, units, duties_by_person.get(person_id, []), today, classes
                 )
             except ValueError as exc:
                 result.issues.append(SourceIssue(self.name, f"Person {person_id}", str(exc)))
@@ -339,6 +383,7 @@ class Ss12000Source:
         units: dict[str, School],
         duties: list[Placement],
         today: date,
+        classes: dict[tuple[str, str], str],
     ) -> Person | None:
         enrolments = []
         for enrolment in person.get("enrolments") or []:
@@ -360,6 +405,7 @@ class Ss12000Source:
                     unit.code,
                     school_type=school_type or None,
                     school_year=None if year is None else str(year),
+                    class_name=classes.get((person_id, unit.code)),
                 )
             )
         kind = Kind.STAFF if duties else Kind.STUDENT

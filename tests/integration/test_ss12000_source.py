@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.ss12000_server import SS12000Server, enrolment
+from connector.config import Ss12000SourceConfig
+from connector.sources.ss12000 import Ss12000Source, _current
+from tests.ss12000_server import SS12000Server, enrolment, membership
 from tests.support import ScimPeek, Workspace
 
 GR_CODE, GY_CODE = "12345678", "87654321"
@@ -212,11 +214,32 @@ def test_a_page_that_fails_fails_the_source(
 
 
 def test_dates_are_swedish_calendar_days() -> None:
-    from connector.sources.ss12000 import _current
-
     today = date(2026, 6, 30)
     assert _current({"startDate": "2026-06-30", "endDate": "2026-06-30"}, today)
     assert not _current({"startDate": "2026-07-01"}, today)
     assert not _current({"startDate": "2020-01-01", "endDate": "2026-06-29"}, today)
     assert _current({"startDate": "2020-01-01"}, today)
     assert ZoneInfo("Europe/Stockholm")  # the zone the source evaluates "today" in
+
+
+def test_class_groups_give_students_their_class(ss12000: SS12000Server) -> None:
+    ids = school(ss12000)
+    ss12000.add_group(
+        "5B",
+        ids["gr"],
+        members=[membership(ids["astrid"]), membership(ids["cilla"])],
+        group_type="Klass",
+    )
+    config = source(ss12000, classes=True)
+    config["auth"]["client_secret"] = ss12000.client_secret
+
+    read = Ss12000Source(Ss12000SourceConfig.model_validate(config)).read()
+
+    astrid = next(p for p in read.persons if p.source_key == ids["astrid"])
+    assert [p.class_name for p in astrid.placements] == ["5B"]
+    assert any(r.param("groupType") == "Klass" for r in ss12000.requests_to("/groups"))
+    # the protected student's membership is not kept for the next cycle
+    kept = read.snapshot.objects["groups"]
+    assert all(
+        m["person"]["id"] != ids["cilla"] for g in kept.values() for m in g["groupMemberships"]
+    )
