@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import structlog
-from email_validator import EmailNotValidError, validate_email
 
 from connector.config import CsvSourceConfig
+from connector.emails import normalize_email
 from connector.errors import SourceError
 from connector.model import (
     Person,
@@ -46,8 +47,11 @@ def decode(data: bytes, encoding: str) -> tuple[str, str]:
     return data.decode("cp1252", errors="surrogateescape"), "windows-1252"
 
 
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
 def _has_undecodable(values: list[str]) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for value in values for ch in value)
+    return any(_UNDECODABLE.search(value) for value in values)
 
 
 @dataclass
@@ -155,6 +159,8 @@ class CsvRosterSource:
         # Only \r, \n and \r\n end a line in CSV (str.splitlines would also split on \f, \v...).
         lines = io.StringIO(text, newline="").readlines()
         records = _Records(lines, config.delimiter)
+        # Checking every row for undecodable bytes is only worth it if the file has any.
+        self._check_decoding = bool(_UNDECODABLE.search(text))
         first = next(records, None)
         if first is None:
             raise SourceError(self.name, f"{file_label} is empty (no header row)")
@@ -304,7 +310,7 @@ class CsvRosterSource:
             )
         if len(row) != len(header):
             raise _RowError(f"has {len(row)} columns, the header has {len(header)}")
-        if _has_undecodable(row):
+        if self._check_decoding and _has_undecodable(row):
             raise _RowError(f"holds bytes that are not valid {config.encoding}")
         if any(len(cell) > MAX_FIELD_LENGTH for cell in row):
             raise _RowError(f"a field is longer than {MAX_FIELD_LENGTH} characters")
@@ -332,8 +338,8 @@ class CsvRosterSource:
         email = values["email"] or None
         if email is not None:
             try:
-                email = validate_email(email, check_deliverability=False).normalized
-            except EmailNotValidError:
+                email = normalize_email(email)
+            except ValueError:
                 raise _RowError("the e-mail address is not valid") from None
         placement = Placement(
             school_unit_code=values["school_unit_code"],

@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import structlog
-from email_validator import EmailNotValidError, validate_email
 from ldap3 import BASE, SUBTREE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPException
 
 from connector.config import LdapSourceConfig
+from connector.emails import normalize_email
 from connector.errors import SourceError
 from connector.model import (
     Person,
@@ -339,8 +339,8 @@ class LdapDirectorySource:
         email = values["email"] or None
         if email is not None:
             try:
-                email = validate_email(email, check_deliverability=False).normalized
-            except EmailNotValidError:
+                email = normalize_email(email)
+            except ValueError:
                 raise _EntryError("the e-mail address is not valid") from None
         role = self._first(raw, attributes.role) or None
         placements = [

@@ -22,9 +22,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import structlog
-from email_validator import EmailNotValidError, validate_email
 
 from connector.config import Ss12000SourceConfig
+from connector.emails import normalize_email
 from connector.errors import SourceError
 from connector.model import Kind, Person, Placement, School, SourceIssue, SourceRead
 
@@ -431,8 +431,8 @@ class Ss12000Source:
         )
         if email is not None:
             try:
-                email = validate_email(email, check_deliverability=False).normalized
-            except EmailNotValidError:
+                email = normalize_email(email)
+            except ValueError:
                 raise ValueError(f"the {email_type} e-mail address is not valid") from None
         eppns = person.get("eduPersonPrincipalNames") or []
         username = str(eppns[0]) if self.config.username == "eppn" and eppns else None
