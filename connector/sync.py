@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from connector.apply import Applier, ApplyReport, failure_key
+from connector.apply import Applier, ApplyReport, VendorIndex, failure_key
 from connector.config import Config
 from connector.desired import Desired, build_desired
 from connector.errors import SourceError
@@ -322,6 +322,7 @@ def run_sync(
     requests_before = Counter(client.requests_by_method)
     reads, failures, desired = desired_state(config, mapping, state, full=bool(full))
     vendor_unreadable = False
+    index = None
     if state.intents():
         try:
             resolve_interrupted_creates(state, client, desired)
@@ -346,6 +347,10 @@ def run_sync(
             for ext, vendor_id in observation.relinked_users.items():
                 state.relink_user(ext, vendor_id)
             known = observation.known
+            # The whole vendor was just listed: creates can link from it without lookups.
+            index = VendorIndex(
+                observation.vendor_users.values(), observation.vendor_groups.values()
+            )
     result = plan_cycle(
         config,
         run_id,
@@ -377,6 +382,7 @@ def run_sync(
         stop=stop,
         retry_delay=safety.retry_delay_seconds,
         max_retry_delay=safety.max_retry_delay_seconds,
+        index=index,
     )
     result.applied = applier.apply(result.plan)
     report = result.applied
