@@ -194,9 +194,16 @@ def plan(ctx: click.Context, as_json: bool, full: bool) -> None:
     help="For this run only, let deactivations, deletions and membership removals through the "
     "safety rules (thresholds, unhealthy sources, the rollover window).",
 )
+@click.option(
+    "--only",
+    "only",
+    metavar="PERSON",
+    help="Sync just this person now (source key, e-mail or username): their account and "
+    "memberships, nobody else's.",
+)
 @click.pass_context
 @_plain_errors
-def sync(ctx: click.Context, full: bool, allow_deprovision: bool) -> None:
+def sync(ctx: click.Context, full: bool, allow_deprovision: bool, only: str | None) -> None:
     """Run one cycle: read, plan, apply, record; print a summary."""
     config, mapping = load(_config_path(ctx))
     state = StateStore.open(config.state.path)
@@ -210,6 +217,7 @@ def sync(ctx: click.Context, full: bool, allow_deprovision: bool) -> None:
                 client,
                 full=True if full else None,
                 allow_deprovision=allow_deprovision,
+                only=only,
             )
     finally:
         state.close()

@@ -70,6 +70,25 @@ class SourceIssue:
 
 
 @dataclass(slots=True)
+class ReadContext:
+    """What a cycle tells a source about the read it wants."""
+
+    full: bool = True
+    # For incremental sources: the last full picture and where it left off.
+    snapshot: dict[str, dict[str, dict[str, Any]]] | None = None
+    checkpoint: str | None = None
+    # On-demand sync of one person: sources may read only records that can be theirs
+    # (by key, e-mail or username). Such a read is never taken as a whole picture.
+    only: str | None = None
+
+    def wants(self, *values: str | None) -> bool:
+        if self.only is None:
+            return True
+        folded = self.only.casefold()
+        return any(v is not None and v.strip().casefold() == folded for v in values)
+
+
+@dataclass(slots=True)
 class SourceRead:
     """What one source returned in one cycle."""
 

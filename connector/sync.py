@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import threading
 import time
 import uuid
@@ -25,12 +27,12 @@ from connector.guard import (
     split_approved,
 )
 from connector.mapping import Mapping
-from connector.model import SourceIssue, SourceRead
+from connector.model import ReadContext, SourceIssue, SourceRead
 from connector.plan import DEPROVISIONING, ORDER, Plan, PlanRules, make_plan
 from connector.reconcile import observe_vendor, resolve_interrupted_creates
 from connector.scim.client import ScimClient, ScimError
 from connector.scope import apply_scope
-from connector.sources import ReadContext, build_sources
+from connector.sources import build_sources
 from connector.state import Known, StateStore
 
 log = structlog.get_logger(__name__)
@@ -113,7 +115,7 @@ class CycleResult:
 
 
 def read_sources(
-    config: Config, state: StateStore | None = None, *, full: bool = True
+    config: Config, state: StateStore | None = None, *, full: bool = True, only: str | None = None
 ) -> tuple[list[SourceRead], list[SourceFailure]]:
     """Read every source. `state` lets incremental sources read only what changed (unless
     `full`); they return what to keep for next time in `SourceRead.snapshot`."""
@@ -129,7 +131,7 @@ def read_sources(
                 "its people are treated as not protected",
             )
     for source in build_sources(config):
-        context = ReadContext(full=full)
+        context = ReadContext(full=full, only=only)
         if state is not None and not full:
             context.snapshot = state.load_snapshot(source.name) or None
             context.checkpoint = state.checkpoint_of(source.name)
@@ -146,7 +148,7 @@ def read_sources(
                 location=issue.location,
                 reason=issue.reason,
             )
-        if not read.persons:
+        if not read.persons and only is None:
             # An export with nobody in it is a broken export far more often than an empty town.
             reason = "returned no persons"
             log.error("source.failed", source=read.source, reason=reason)
@@ -169,10 +171,15 @@ def plan_rules(config: Config, member_chunk_size: int, now: datetime) -> PlanRul
 
 
 def desired_state(
-    config: Config, mapping: Mapping, state: StateStore | None = None, *, full: bool = True
+    config: Config,
+    mapping: Mapping,
+    state: StateStore | None = None,
+    *,
+    full: bool = True,
+    only: str | None = None,
 ) -> tuple[list[SourceRead], list[SourceFailure], Desired]:
     """Read the sources and work out what the vendor should hold. Writes nothing."""
-    reads, failures = read_sources(config, state, full=full)
+    reads, failures = read_sources(config, state, full=full, only=only)
     scoped = apply_scope(config, reads)
     desired = build_desired(scoped, mapping, ExternalIdMaker(config.external_id))
     for issue in desired.issues:
@@ -193,8 +200,11 @@ def plan_cycle(
     last_good: dict[str, int] | None = None,
     approved: frozenset[str] = frozenset(),
     allow_deprovision: bool = False,
+    only: frozenset[str] | None = None,
 ) -> CycleResult:
     """Plan against what is known, then let the safety rules hold back what must wait.
+
+    `only`: the externalIds of the one person an on-demand sync is for.
 
     `approved` (from `connector approve`) releases exactly those deprovisioning steps;
     `allow_deprovision` releases all of them for this cycle.
@@ -208,6 +218,8 @@ def plan_cycle(
         keep=desired.held_ids,
         rules=rules,
     )
+    if only is not None:
+        plan = restrict_to(plan, only, desired)
     result = CycleResult(run_id, plan, desired, reads, failures)
     counts = {r.source: len(r.persons) for r in reads}
     result.unhealthy_sources = shrunken_sources(
@@ -265,6 +277,56 @@ def track_vendor_health(
         log.info("vendor.recovered")
 
 
+def restrict_to(plan: Plan, users: frozenset[str], desired: Desired) -> Plan:
+    """Only what concerns these users: their account, their memberships, their schools."""
+    schools = {code for code, group in desired.groups.items() if group.members & users}
+    operations = []
+    for op in plan.operations:
+        if op.kind in ("create_user", "update_user", "deactivate_user", "delete_user"):
+            if op.target in users:
+                operations.append(op)
+        elif op.kind in ("add_members", "remove_members"):
+            members = tuple(m for m in op.members if m in users)
+            if members:
+                operations.append(dataclasses.replace(op, members=members))
+        elif op.kind in ("create_group", "update_group") and op.target in schools:
+            operations.append(op)
+    return Plan(operations)
+
+
+def person_refs(
+    query: str, config: Config, reads: list[SourceRead], desired: Desired, known: Known
+) -> frozenset[str]:
+    """The externalIds a query (source key, e-mail, username) can mean, also for someone
+    who has left the sources (found in the state file) or is now protected."""
+    folded = query.casefold()
+
+    def named(attributes: dict[str, Any]) -> bool:
+        addresses = [attributes.get("userName")] + [
+            e.get("value") for e in attributes.get("emails") or []
+        ]
+        return any(str(a or "").casefold() == folded for a in addresses)
+
+    found = {ext for ext, user in desired.users.items() if named(user.attributes)}
+    found |= {ext for ext, user in known.users.items() if named(user.attributes)}
+    ids = ExternalIdMaker(config.external_id)
+    for read in reads:
+        for person in read.persons:
+            if query in (person.source_key, person.join_key) or folded in (
+                (person.email or "").casefold(),
+                (person.username or "").casefold(),
+            ):
+                candidates = [person]
+                if person.join_key:
+                    candidates.append(
+                        dataclasses.replace(person, source_key=f"join:{person.join_key}")
+                    )
+                for candidate in candidates:
+                    with contextlib.suppress(ValueError):
+                        found.add(ids.for_person(candidate))
+    return frozenset(found)
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -307,8 +369,12 @@ def run_sync(
     stop: threading.Event | None = None,
     approved: frozenset[str] = frozenset(),
     allow_deprovision: bool = False,
+    only: str | None = None,
 ) -> CycleResult:
     """One cycle: read, plan, apply, record. The caller holds the state lock.
+
+    `only`: an on-demand sync of one person (source key, e-mail or username): sources read
+    only what can be theirs, and only their account and memberships change.
 
     `full`: compare with the vendor's real state (drift repair); None: when it is due.
     """
@@ -317,10 +383,12 @@ def run_sync(
     started = time.monotonic()
     now = datetime.now(UTC)
     full = full_reconcile_due(config, state, now) if full is None else full
+    if only is not None:
+        full = False  # one person needs no listing of the whole vendor
     state.start_run(run_id, command)
     log.info("sync.started", command=command, full_reconcile=full)
     requests_before = Counter(client.requests_by_method)
-    reads, failures, desired = desired_state(config, mapping, state, full=bool(full))
+    reads, failures, desired = desired_state(config, mapping, state, full=bool(full), only=only)
     vendor_unreadable = False
     index = None
     if state.intents():
@@ -359,9 +427,10 @@ def run_sync(
         desired,
         known,
         now,
-        last_good=state.source_counts(),
+        last_good=state.source_counts() if only is None else {},
         approved=approved,
         allow_deprovision=allow_deprovision,
+        only=person_refs(only, config, reads, desired, known) if only is not None else None,
     )
     result.full_reconcile = full
     result.vendor_unreadable = vendor_unreadable
@@ -394,21 +463,23 @@ def run_sync(
     track_vendor_health(state, result, vendor_failed, safety.degraded_after_cycles, now)
     if full and not failures:
         state.set_meta(LAST_FULL_RECONCILE, now.isoformat())
-    for read in reads:
+    # A read for one person is no picture of the whole: keep nothing of it but the changes.
+    for read in reads if only is None else []:
         if read.source not in result.unhealthy_sources or allow_deprovision or approved:
             state.set_source_count(read.source, len(read.persons))
         if read.snapshot is not None:
             state.save_snapshot(read.source, read.snapshot.objects, read.snapshot.checkpoint)
-    state.set_held_plan(
-        {
-            "run_id": run_id,
-            "held_at": now.isoformat(timespec="seconds"),
-            "reasons": result.hold_reasons,
-            "operations": [op.as_dict() for op in result.held_plan.operations],
-        }
-        if result.held_plan
-        else None
-    )
+    if only is None:
+        state.set_held_plan(
+            {
+                "run_id": run_id,
+                "held_at": now.isoformat(timespec="seconds"),
+                "reasons": result.hold_reasons,
+                "operations": [op.as_dict() for op in result.held_plan.operations],
+            }
+            if result.held_plan
+            else None
+        )
     result.requests = dict(Counter(client.requests_by_method) - requests_before)
     result.duration_seconds = time.monotonic() - started
     summary = result.summary()

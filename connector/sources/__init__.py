@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Protocol
 
 from connector.config import Config
-from connector.model import SourceRead
+from connector.model import ReadContext, SourceRead
 from connector.sources.csv_roster import CsvRosterSource
 from connector.sources.ldap_directory import LdapDirectorySource
-from connector.sources.ss12000 import ReadContext, Ss12000Source
+from connector.sources.ss12000 import Ss12000Source
 
 
 class Source(Protocol):

@@ -22,6 +22,7 @@ from connector.errors import SourceError
 from connector.model import (
     Person,
     Placement,
+    ReadContext,
     School,
     SourceIssue,
     SourceRead,
@@ -148,7 +149,7 @@ class CsvRosterSource:
         self.config = config
         self.name = config.name
 
-    def read(self, context: object = None) -> SourceRead:
+    def read(self, context: ReadContext | None = None) -> SourceRead:
         config = self.config
         try:
             data = config.path.read_bytes()
@@ -189,6 +190,9 @@ class CsvRosterSource:
         protected_keys: dict[str, str | None] = {}
         suspect: set[str] = set()
         schools: dict[str, School] = {}
+        only = context if context is not None and context.only is not None else None
+        columns = config.columns
+        wanted = [index[c] for c in (columns.key, columns.email, columns.username) if c]
         for record in records:
             location = f"{file_label}:{record.line}"
             if record.row is None:
@@ -205,6 +209,8 @@ class CsvRosterSource:
             row = record.row
             if not row or all(not cell.strip() for cell in row):
                 continue
+            if only is not None and not only.wants(*(row[i] for i in wanted if i < len(row))):
+                continue  # on-demand sync of someone else
             result.rows_read += 1
             try:
                 self._read_row(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import structlog
 from ldap3 import BASE, SUBTREE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPException
+from ldap3.utils.conv import escape_filter_chars
 
 from connector.config import LdapSourceConfig
 from connector.emails import normalize_email
@@ -27,6 +28,7 @@ from connector.errors import SourceError
 from connector.model import (
     Person,
     Placement,
+    ReadContext,
     SourceIssue,
     SourceRead,
     has_control_characters,
@@ -93,6 +95,7 @@ class LdapDirectorySource:
             v.strip().casefold() for v in config.protected_identity.not_protected_values
         }
         self._group_rules = {normalise_dn(r.group): r for r in config.group_rules}
+        self._filter = config.filter
 
     # -- connection ------------------------------------------------------------------------
 
@@ -157,7 +160,7 @@ class LdapDirectorySource:
             before = counts.entries
             results = connection.extend.standard.paged_search(
                 search_base=base,
-                search_filter=config.filter,
+                search_filter=self._filter,
                 search_scope=SUBTREE,
                 attributes=attributes,
                 paged_size=config.page_size,
@@ -210,7 +213,17 @@ class LdapDirectorySource:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self, context: object = None) -> SourceRead:
+    def read(self, context: ReadContext | None = None) -> SourceRead:
+        self._filter = self.config.filter
+        if context is not None and context.only is not None:
+            # On-demand sync of one person: ask the directory for their entry alone.
+            attributes = self.config.attributes
+            names = [attributes.email, attributes.username, attributes.join_key]
+            if attributes.key.casefold() != "objectguid":
+                names.append(attributes.key)
+            value = escape_filter_chars(context.only)
+            clauses = "".join(f"({name}={value})" for name in names if name)
+            self._filter = f"(&{self.config.filter}(|{clauses}))"
         result = SourceRead(source=self.name)
         counts = _Counts()
         seen_keys: set[str] = set()

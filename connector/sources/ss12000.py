@@ -26,7 +26,7 @@ import structlog
 from connector.config import Ss12000SourceConfig
 from connector.emails import normalize_email
 from connector.errors import SourceError
-from connector.model import Kind, Person, Placement, School, SourceIssue, SourceRead
+from connector.model import Kind, Person, Placement, ReadContext, School, SourceIssue, SourceRead
 
 log = structlog.get_logger(__name__)
 
@@ -43,15 +43,6 @@ DELETED_ENTITY_NAMES = {
 
 class _Failed(Exception):
     """The read cannot complete; becomes a SourceError naming the source."""
-
-
-@dataclass(slots=True)
-class ReadContext:
-    """What the cycle knows for an incremental read."""
-
-    full: bool = True
-    snapshot: dict[str, dict[str, dict[str, Any]]] | None = None
-    checkpoint: str | None = None
 
 
 @dataclass(slots=True)
