@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -117,29 +117,35 @@ class CsvColumns(_Strict):
     join_key: str | None = None
 
 
-class ProtectedIdentityConfig(_Strict):
-    """Where the protected-identity marking is and which values mean 'not protected'.
+class _MarkingConfig(_Strict):
+    """Where a source keeps the protected-identity marking and which values mean 'not
+    protected'. Fail closed: any other value, an empty one or a missing one means protected."""
 
-    Fail closed: any other value, an empty cell or a missing column means protected.
-    """
-
-    column: str | None = None
     not_protected_values: list[str] = Field(default_factory=list)
     # Only for a source that does not carry the marking at all (e.g. a staff list): its people
     # count as not protected, and every start logs a warning saying so.
     assume_not_protected: bool = False
+    _where: ClassVar[str]  # the name of the field that says where the marking is
 
     @model_validator(mode="after")
-    def _column_or_explicit_assumption(self) -> ProtectedIdentityConfig:
+    def _where_or_explicit_assumption(self) -> _MarkingConfig:
+        where = getattr(self, self._where)
         if self.assume_not_protected:
-            if self.column is not None:
-                raise ValueError("set either column or assume_not_protected, not both")
+            if where is not None:
+                raise ValueError(f"set either {self._where} or assume_not_protected, not both")
             return self
-        if self.column is None:
-            raise ValueError("column is required (or set assume_not_protected: true)")
+        if where is None:
+            raise ValueError(f"{self._where} is required (or set assume_not_protected: true)")
         if not self.not_protected_values:
             raise ValueError("not_protected_values must list at least one value")
         return self
+
+
+class ProtectedIdentityConfig(_MarkingConfig):
+    """The marking in a CSV file: a column."""
+
+    column: str | None = None
+    _where: ClassVar[str] = "column"
 
 
 class CsvSourceConfig(_Strict):
@@ -180,24 +186,11 @@ class LdapGroupRule(_Strict):
     role: str | None = None
 
 
-class LdapProtectedIdentityConfig(_Strict):
-    """The directory's protected-identity marking. Fail closed, as for CSV sources."""
+class LdapProtectedIdentityConfig(_MarkingConfig):
+    """The marking in the directory: an attribute."""
 
     attribute: str | None = None
-    not_protected_values: list[str] = Field(default_factory=list)
-    assume_not_protected: bool = False
-
-    @model_validator(mode="after")
-    def _attribute_or_explicit_assumption(self) -> LdapProtectedIdentityConfig:
-        if self.assume_not_protected:
-            if self.attribute is not None:
-                raise ValueError("set either attribute or assume_not_protected, not both")
-            return self
-        if self.attribute is None:
-            raise ValueError("attribute is required (or set assume_not_protected: true)")
-        if not self.not_protected_values:
-            raise ValueError("not_protected_values must list at least one value")
-        return self
+    _where: ClassVar[str] = "attribute"
 
 
 class LdapSourceConfig(_Strict):

@@ -208,32 +208,22 @@ def make_plan(
     for ext, seen_user in sorted(known.users.items()):
         if ext in users or (ext in keep and ext not in protected):
             continue
-        if ext in protected:
-            if rules.protected_policy == "delete" and seen_user.origin == "created":
-                ops["delete_user"].append(
-                    Operation("delete_user", ext, seen_user.vendor_id, reason="protected")
-                )
-            elif seen_user.active or seen_user.attributes != SCRUBBED:
-                ops["deactivate_user"].append(
-                    Operation(
-                        "deactivate_user",
-                        ext,
-                        seen_user.vendor_id,
-                        attributes={"active": False},
-                        reason="protected",
-                    )
-                )
-        elif seen_user.active:
+        reason: Reason = "protected" if ext in protected else "left"
+        if (
+            reason == "protected"
+            and rules.protected_policy == "delete"
+            and seen_user.origin == "created"
+        ):
+            ops["delete_user"].append(
+                Operation("delete_user", ext, seen_user.vendor_id, reason=reason)
+            )
+        elif seen_user.active or (reason == "protected" and seen_user.attributes != SCRUBBED):
             ops["deactivate_user"].append(
                 Operation(
-                    "deactivate_user",
-                    ext,
-                    seen_user.vendor_id,
-                    attributes={"active": False},
-                    reason="left",
+                    "deactivate_user", ext, seen_user.vendor_id, {"active": False}, reason=reason
                 )
             )
-        elif _grace_expired(seen_user, rules):
+        elif reason == "left" and _grace_expired(seen_user, rules):
             ops["delete_user"].append(
                 Operation("delete_user", ext, seen_user.vendor_id, reason="expired")
             )

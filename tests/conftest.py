@@ -23,13 +23,17 @@ def missing_server(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def scim_server() -> Iterator[LocalScimServer]:
-    server = LocalScimServer(SCIM_TOKEN, dynamic_tenants=True)
+def started(server: LocalScimServer) -> LocalScimServer:
     try:
-        server.start()
+        return server.start()
     except ConnectorError as exc:
         missing_server(f"scim2-server is not available: {exc}")
+        raise
+
+
+@pytest.fixture(scope="session")
+def scim_server() -> Iterator[LocalScimServer]:
+    server = started(LocalScimServer(SCIM_TOKEN, dynamic_tenants=True))
     yield server
     server.stop()
 
@@ -55,11 +59,7 @@ def workspace(tmp_path, scim_url: str) -> Workspace:
 def no_patch_scim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalScimServer]:
     """A SCIM server whose ServiceProviderConfig says it has no PATCH."""
     spc = no_patch_service_provider_config(tmp_path_factory.mktemp("spc") / "spc.json")
-    server = LocalScimServer(SCIM_TOKEN, dynamic_tenants=True, service_provider_config=spc)
-    try:
-        server.start()
-    except ConnectorError as exc:
-        missing_server(f"scim2-server is not available: {exc}")
+    server = started(LocalScimServer(SCIM_TOKEN, dynamic_tenants=True, service_provider_config=spc))
     yield server
     server.stop()
 
