@@ -12,7 +12,8 @@ runs each scenario as its own `python -m connector ... sync` process:
   d. school-year rollover
 
 Measured per scenario: wall time; CPU time and peak RSS of the connector process alone, from
-`os.wait4()` on that one child (its own rusage: ru_utime + ru_stime, ru_maxrss); the SCIM
+`os.wait4()` on that one child in a small launcher process (its own rusage: ru_utime +
+ru_stime, ru_maxrss; see run_connector for why not from here); the SCIM
 server's CPU time (from /proc/PID/stat, before and after); HTTP requests by method (the
 `requests` field of the connector's `sync.finished` log event); changed objects (the
 `applied` counts). After each scenario the SCIM server is read back and compared with the
