@@ -16,15 +16,16 @@ from tests.support import REPO, SCIM_TOKEN, ScimPeek, Workspace, student
 
 
 def run_module(
-    *args: str, env: dict[str, str] | None = None, cwd: Path = REPO
+    *args: str, env: dict[str, str] | None = None, cwd: Path = REPO, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
+    """`python -m connector ARGS` as a subprocess, as an admin would run it."""
     return subprocess.run(
         [sys.executable, "-m", "connector", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
         env={**os.environ, **(env or {})},
-        timeout=120,
+        timeout=timeout,
     )
 
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from connector.localscim import LocalScimServer, free_port
+from tests.integration.test_cli import run_module
 from tests.integration.test_ldap_source import directory_source
 from tests.support import REPO, SCIM_TOKEN, ScimPeek, Workspace, student
 
@@ -125,14 +126,7 @@ def test_daemon_syncs_reloads_and_stops_cleanly(
         assert 'connector_persons_excluded{reason="protected identity"} 1.0' in metrics
 
         # a second process against the same state refuses clearly
-        second = subprocess.run(
-            [sys.executable, "-m", "connector", "--config", str(workspace.config_path), "sync"],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            env={**os.environ, **env},
-            timeout=60,
-        )
+        second = run_module("--config", str(workspace.config_path), "sync", env=env, timeout=60)
         assert second.returncode != 0
         assert "another connector process is using the state file" in second.stderr
 
@@ -194,14 +188,7 @@ def test_daemon_syncs_reloads_and_stops_cleanly(
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         unfinished = db.execute("SELECT count(*) FROM runs WHERE finished_at IS NULL").fetchone()[0]
         assert unfinished == 0
-    status = subprocess.run(
-        [sys.executable, "-m", "connector", "--config", str(workspace.config_path), "status"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, **env},
-        timeout=60,
-    )
+    status = run_module("--config", str(workspace.config_path), "status", env=env, timeout=60)
     assert "Daemon: not running" in status.stdout
     assert "created 3" in status.stdout
 
@@ -265,14 +252,7 @@ def test_metrics_count_the_last_cycle_and_status_shows_the_next_run(
         assert 'connector_last_cycle_operations{result="members_added"} 2.0' in metrics
         assert "connector_users_in_scope 2.0" in metrics
         assert 'connector_source_up{source="students"} 1.0' in metrics
-        status = subprocess.run(
-            [sys.executable, "-m", "connector", "--config", str(workspace.config_path), "status"],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            env={**os.environ, **env},
-            timeout=60,
-        )
+        status = run_module("--config", str(workspace.config_path), "status", env=env, timeout=60)
         assert f"Daemon: running (pid {daemon.process.pid})" in status.stdout
         assert "Next cycle:" in status.stdout
         assert "created 2, +members 2" in status.stdout
