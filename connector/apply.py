@@ -2,7 +2,8 @@
 
 Operations of one kind run concurrently (a bounded thread pool; httpx's client is thread-safe)
 and kinds run in the plan's order, so members are added only after their users exist. Each
-outcome is written to state as soon as it is known, by this thread alone. One failing object
+outcome is written to state as soon as it is known, by this thread alone, and committed in
+batches (a create's intent is committed before it is sent). One failing object
 never stops the others: it is reported, and the next cycle plans it again.
 
 Before creating anything, the vendor is asked whether the object already exists (by
@@ -232,8 +233,9 @@ class Applier:
                     pool.submit(contextvars.copy_context().run, self._guarded, handler, op)
                     for op in ops
                 ]
-                for future in futures:
-                    self._record(future.result(), report)
+                with self.state.batch():
+                    for future in futures:
+                        self._record(future.result(), report)
                 if self.stop.is_set() or self._vendor_down.is_set():
                     break
         report.vendor_unavailable = self._vendor_down.is_set()

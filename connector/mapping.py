@@ -99,6 +99,8 @@ class Mapping:
             problems.append("group.attributes.displayName: is required")
         if problems:
             raise ConfigError(str(path), problems)
+        # Only the fields some template uses are worked out per person (100,000+ per cycle).
+        self._user_fields = frozenset().union(*(t.fields for t in self.user_templates.values()))
 
     def user_type(self, person: Person) -> str:
         if person.kind is Kind.STUDENT:
@@ -108,16 +110,22 @@ class Mapping:
 
     def user_attributes(self, person: Person, external_id: str) -> dict[str, Any]:
         """The managed attributes for one person. Raises ValueError if userName is empty."""
-        context = {
+        used = self._user_fields
+        context: dict[str, str | None] = {
             "given_name": person.given_name,
             "family_name": person.family_name,
             "email": person.email,
             "username": person.username,
             "kind": person.kind.value,
-            "user_type": self.user_type(person),
-            "roles": ", ".join(sorted({p.role for p in person.placements if p.role})),
-            "classes": ", ".join(sorted({p.class_name for p in person.placements if p.class_name})),
         }
+        if "user_type" in used:
+            context["user_type"] = self.user_type(person)
+        if "roles" in used:
+            context["roles"] = ", ".join(sorted({p.role for p in person.placements if p.role}))
+        if "classes" in used:
+            context["classes"] = ", ".join(
+                sorted({p.class_name for p in person.placements if p.class_name})
+            )
         attributes: dict[str, Any] = {"externalId": external_id, "active": True}
         for path, template in self.user_templates.items():
             value = template.render(context).strip()

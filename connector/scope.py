@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from connector.config import Config
 from connector.join import join_persons
-from connector.model import Kind, Person, School, SourceIssue, SourceRead
+from connector.model import Kind, Person, Placement, School, SourceIssue, SourceRead
 
 EXCLUDED_PROTECTED = "protected identity"
 EXCLUDED_NO_PLACEMENT = "no placement in a school in scope"
@@ -54,6 +54,22 @@ def apply_scope(config: Config, reads: list[SourceRead]) -> Scoped:
     schools = known_schools(config, reads)
     joined = join_persons(config, reads)
     result = Scoped(excluded=Counter(joined.excluded), held=joined.held, issues=joined.issues)
+    # Whether a placement's school type is in scope, worked out once per (school, type).
+    type_in_scope: dict[tuple[str, str | None], bool] = {}
+
+    def wanted_type(placement: Placement) -> bool:
+        key = (placement.school_unit_code, placement.school_type)
+        answer = type_in_scope.get(key)
+        if answer is None:
+            school = schools.get(placement.school_unit_code)
+            types = (
+                (placement.school_type,)
+                if placement.school_type
+                else (school.school_types if school else ())
+            )
+            answer = type_in_scope[key] = any(t.casefold() in school_types for t in types)
+        return answer
+
     for person in joined.persons:
         if person.protected:
             result.excluded[EXCLUDED_PROTECTED] += 1
@@ -63,15 +79,8 @@ def apply_scope(config: Config, reads: list[SourceRead]) -> Scoped:
         for placement in person.placements:
             if school_units and placement.school_unit_code not in school_units:
                 continue
-            if school_types:
-                school = schools.get(placement.school_unit_code)
-                types = (
-                    (placement.school_type,)
-                    if placement.school_type
-                    else (school.school_types if school else ())
-                )
-                if not any(t.casefold() in school_types for t in types):
-                    continue
+            if school_types and not wanted_type(placement):
+                continue
             if (
                 staff_roles
                 and person.kind is Kind.STAFF
@@ -82,7 +91,9 @@ def apply_scope(config: Config, reads: list[SourceRead]) -> Scoped:
         if not placements:
             result.excluded[EXCLUDED_NO_PLACEMENT] += 1
             continue
-        result.persons.append(replace(person, placements=tuple(placements)))
+        if len(placements) != len(person.placements):
+            person = replace(person, placements=tuple(placements))
+        result.persons.append(person)
         for placement in placements:
             code = placement.school_unit_code
             if code not in result.schools:

@@ -1,7 +1,11 @@
 """Between the connector's flat attributes ({"name.givenName": "Åsa"}) and SCIM payloads.
 
-Payloads are built and checked with scim2-models; a value the SCIM schema refuses fails that
-one object with a clear message instead of reaching the vendor.
+Payloads are checked against the SCIM schema with scim2-models; a value the schema refuses
+fails that one object with a clear message instead of reaching the vendor. A first sync
+creates 100,000+ users, and full validation cost about as much CPU as sending the request, so
+the common User - free-text attributes, e-mail addresses, `active`, `externalId` - is built
+directly, its e-mail addresses checked by `connector.emails`; every other User goes through
+scim2-models. tests/unit/test_payloads.py holds scim2-models to the free-text list.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 from scim2_models import Context, Group, PatchOp, PatchOperation, User
+
+from connector.emails import normalize_email
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -69,8 +75,59 @@ def same_value(path: str, desired: Any, actual: Any) -> bool:
     return bool(desired == actual)
 
 
+# User attributes that scim2-models types as free text: any string is a valid value.
+FREE_TEXT_USER_PATHS = frozenset(
+    {
+        "externalId",
+        "userName",
+        "displayName",
+        "nickName",
+        "title",
+        "userType",
+        "preferredLanguage",
+        "locale",
+        "timezone",
+        "name.formatted",
+        "name.familyName",
+        "name.givenName",
+        "name.middleName",
+        "name.honorificPrefix",
+        "name.honorificSuffix",
+    }
+)
+
+
+def _valid_email_entry(entry: Any) -> bool:
+    if not isinstance(entry, dict) or set(entry) - {"value", "type", "primary"}:
+        return False
+    if not isinstance(entry.get("type", ""), str) or not isinstance(entry.get("primary"), bool):
+        return False
+    try:
+        normalize_email(entry["value"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return True
+
+
+def _plain_user(attributes: dict[str, Any]) -> bool:
+    """Whether every value is one the schema cannot refuse (see the module's docstring)."""
+    if not attributes.get("userName"):
+        return False
+    for path, value in attributes.items():
+        if value is None or (path in FREE_TEXT_USER_PATHS and isinstance(value, str)):
+            continue
+        if path == "active" and isinstance(value, bool):
+            continue
+        if path == "emails" and isinstance(value, list) and all(map(_valid_email_entry, value)):
+            continue
+        return False
+    return True
+
+
 def user_payload(attributes: dict[str, Any]) -> dict[str, Any]:
     data = {"schemas": [USER_SCHEMA], **unflatten(attributes)}
+    if _plain_user(attributes):
+        return data
     try:
         user = User.model_validate(data, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
     except ValidationError as exc:

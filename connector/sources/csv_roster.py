@@ -71,6 +71,66 @@ class _RowError(Exception):
     pass
 
 
+# One search over a row's four text fields finds what looks_like_formula or
+# has_control_characters would refuse in any of them (the exact field is then looked up).
+_SEPARATOR = "\uffff"
+_SUSPICIOUS = re.compile(r"(?:^|\uffff)[=+\-@]|[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where each field is in a row, worked out once per file (rows number 100,000+)."""
+
+    width: int
+    key: int
+    marking: int | None  # the protected-identity column; None: not in the file (or none)
+    assume_not_protected: bool
+    not_protected: frozenset[str]
+    join_key: int | None
+    named: tuple[int | None, ...]  # given_name, family_name, email, username, school unit
+    optional: tuple[int | None, ...]  # type, year, class, role, join key, school name
+    required: tuple[str, ...]
+
+    @classmethod
+    def of(cls, config: CsvSourceConfig, header: list[str], index: dict[str, int]) -> _Layout:
+        columns = config.columns
+        marking = config.protected_identity
+
+        def position(column: str | None) -> int | None:
+            return index[column] if column is not None else None
+
+        return cls(
+            width=len(header),
+            key=index[columns.key],
+            marking=position(marking.column) if marking.column in index else None,
+            assume_not_protected=marking.assume_not_protected,
+            not_protected=frozenset(v.strip().casefold() for v in marking.not_protected_values),
+            join_key=position(columns.join_key),
+            named=tuple(
+                position(c)
+                for c in (
+                    columns.given_name,
+                    columns.family_name,
+                    columns.email,
+                    columns.username,
+                    columns.school_unit_code,
+                )
+            ),
+            optional=tuple(
+                position(c)
+                for c in (
+                    columns.school_type,
+                    columns.school_year,
+                    columns.class_name,
+                    columns.role,
+                    columns.join_key,
+                    columns.school_name,
+                )
+            ),
+            required=tuple(config.required),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class _Record:
     line: int  # where the record starts, 1-based
@@ -179,9 +239,7 @@ class CsvRosterSource:
                 column=protected_column,
                 consequence="every person in this source is treated as protected",
             )
-        not_protected = {
-            v.strip().casefold() for v in config.protected_identity.not_protected_values
-        }
+        layout = _Layout.of(config, header, index)
 
         result = SourceRead(source=self.name)
         builders: dict[str, _PersonBuilder] = {}
@@ -213,17 +271,7 @@ class CsvRosterSource:
                 continue  # on-demand sync of someone else
             result.rows_read += 1
             try:
-                self._read_row(
-                    record.line,
-                    row,
-                    header,
-                    index,
-                    not_protected,
-                    builders,
-                    protected_keys,
-                    suspect,
-                    schools,
-                )
+                self._read_row(record.line, row, layout, builders, protected_keys, suspect, schools)
             except _RowError as exc:
                 result.issues.append(SourceIssue(self.name, location, str(exc)))
                 key_column = index[config.columns.key]
@@ -243,7 +291,9 @@ class CsvRosterSource:
                     email=builder.email,
                     username=builder.username,
                     protected=builder.protected or key in protected_keys,
-                    placements=tuple(dict.fromkeys(builder.placements)),
+                    placements=tuple(builder.placements)
+                    if len(builder.placements) == 1
+                    else tuple(dict.fromkeys(builder.placements)),
                     join_key=builder.join_key,
                 )
             )
@@ -281,111 +331,92 @@ class CsvRosterSource:
         self,
         line: int,
         row: list[str],
-        header: list[str],
-        index: dict[str, int],
-        not_protected: set[str],
+        layout: _Layout,
         builders: dict[str, _PersonBuilder],
         protected_keys: dict[str, str | None],
         suspect_keys: set[str],
         schools: dict[str, School],
     ) -> None:
-        config = self.config
-        columns = config.columns
-
-        def loose(column: str | None) -> str:
-            position = index[column] if column is not None else len(row)
-            return row[position].strip() if position < len(row) else ""
-
-        key_cell = loose(columns.key)
-        marking = config.protected_identity
-        too_short = (
-            marking.column is not None
-            and marking.column in index
-            and index[marking.column] >= len(row)
-        )
+        width = len(row)
+        key_cell = row[layout.key].strip() if layout.key < width else ""
+        marking = layout.marking
+        too_short = marking is not None and marking >= width
         if key_cell and too_short:
             # The row is too short to carry its marking: this person cannot be shown to be
             # unprotected, so nothing is sent for them this cycle (and nothing taken away),
             # unless another row marks them protected.
             suspect_keys.add(key_cell)
-        protected = self._is_protected(row, index, not_protected)
+        if layout.assume_not_protected:
+            protected = False
+        elif marking is None or too_short:
+            protected = True
+        else:
+            value = row[marking].strip().casefold()
+            protected = not value or value not in layout.not_protected
         if key_cell and protected and not too_short:
             # Whatever else is wrong with the row, this key is marked protected (or unreadable).
-            protected_keys[key_cell] = (
-                protected_keys.get(key_cell) or loose(columns.join_key) or None
-            )
-        if len(row) != len(header):
-            raise _RowError(f"has {len(row)} columns, the header has {len(header)}")
+            join = layout.join_key
+            join_cell = row[join].strip() if join is not None and join < width else ""
+            protected_keys[key_cell] = protected_keys.get(key_cell) or join_cell or None
+        if width != layout.width:
+            raise _RowError(f"has {width} columns, the header has {layout.width}")
         if self._check_decoding and _has_undecodable(row):
-            raise _RowError(f"holds bytes that are not valid {config.encoding}")
-        if any(len(cell) > MAX_FIELD_LENGTH for cell in row):
+            raise _RowError(f"holds bytes that are not valid {self.config.encoding}")
+        if max(map(len, row)) > MAX_FIELD_LENGTH:
             raise _RowError(f"a field is longer than {MAX_FIELD_LENGTH} characters")
         if not key_cell:
-            raise _RowError(f"the key column {columns.key!r} is empty")
+            raise _RowError(f"the key column {self.config.columns.key!r} is empty")
 
-        def cell(column: str | None) -> str:
-            return row[index[column]].strip() if column is not None else ""
-
+        given_name, family_name, email_cell, username, code = (
+            row[i].strip() if i is not None else "" for i in layout.named
+        )
         values = {
-            "given_name": cell(columns.given_name),
-            "family_name": cell(columns.family_name),
-            "email": cell(columns.email),
-            "username": cell(columns.username),
-            "school_unit_code": cell(columns.school_unit_code),
+            "given_name": given_name,
+            "family_name": family_name,
+            "email": email_cell,
+            "username": username,
+            "school_unit_code": code,
         }
-        for required in config.required:
+        for required in layout.required:
             if not values[required]:
                 raise _RowError(f"the required field {required} is empty")
-        for name in ("given_name", "family_name", "email", "username"):
-            if looks_like_formula(values[name]):
-                raise _RowError(f"{name} starts like a spreadsheet formula (=, +, -, @)")
-            if has_control_characters(values[name]):
-                raise _RowError(f"{name} holds control characters (a line break?)")
-        email = values["email"] or None
-        if email is not None:
+        if _SUSPICIOUS.search(_SEPARATOR.join((given_name, family_name, email_cell, username))):
+            # The rare row that is refused: say which field and why.
+            for name in ("given_name", "family_name", "email", "username"):
+                if looks_like_formula(values[name]):
+                    raise _RowError(f"{name} starts like a spreadsheet formula (=, +, -, @)")
+                if has_control_characters(values[name]):
+                    raise _RowError(f"{name} holds control characters (a line break?)")
+        email = None
+        if email_cell:
             try:
-                email = normalize_email(email)
+                email = normalize_email(email_cell)
             except ValueError:
                 raise _RowError("the e-mail address is not valid") from None
-        placement = Placement(
-            school_unit_code=values["school_unit_code"],
-            school_type=cell(columns.school_type) or None,
-            school_year=cell(columns.school_year) or None,
-            class_name=cell(columns.class_name) or None,
-            role=cell(columns.role) or None,
+        school_type, school_year, class_name, role, join_key, school_name = (
+            (row[i].strip() or None) if i is not None else None for i in layout.optional
         )
+        placement = Placement(code, school_type, school_year, class_name, role)
         builder = builders.get(key_cell)
         if builder is not None and (
             (builder.given_name, builder.family_name, builder.email)
-            != (values["given_name"], values["family_name"], email)
+            != (given_name, family_name, email)
         ):
             # One key, two different people (or a half-edited export): keep the first.
             raise _RowError(f"the key repeats line {builder.line} with a different name or e-mail")
         if builder is None:
             builder = builders[key_cell] = _PersonBuilder(
                 line=line,
-                given_name=values["given_name"],
-                family_name=values["family_name"],
+                given_name=given_name,
+                family_name=family_name,
                 email=email,
-                username=values["username"] or None,
+                username=username or None,
                 protected=protected,
-                join_key=cell(columns.join_key) or None,
+                join_key=join_key,
             )
         else:
             builder.protected = builder.protected or protected
         builder.placements.append(placement)
-        school_name = cell(columns.school_name)
-        code = placement.school_unit_code
         if code not in schools or (school_name and schools[code].name == code):
-            types = (placement.school_type,) if placement.school_type else ()
+            types = (school_type,) if school_type else ()
             schools[code] = School(code=code, name=school_name or code, school_types=types)
-
-    def _is_protected(self, row: list[str], index: dict[str, int], not_protected: set[str]) -> bool:
-        marking = self.config.protected_identity
-        if marking.assume_not_protected:
-            return False
-        column = marking.column
-        if column is None or column not in index or index[column] >= len(row):
-            return True
-        value = row[index[column]].strip().casefold()
-        return not value or value not in not_protected

@@ -127,6 +127,9 @@ class LdapDirectorySource:
                 raise_exceptions=True,
                 receive_timeout=int(max(config.timeout_seconds, 1)),
                 auto_referrals=False,
+                # Entries are read from their raw bytes; without this, ldap3 would also decode
+                # and format every value (half the read time for a big directory).
+                check_names=False,
             )
             try:
                 connection.open()

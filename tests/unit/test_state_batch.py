@@ -1,0 +1,62 @@
+"""Outcomes recorded in batches: committed in groups, a failed change undone on its own."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from connector.state import StateStore
+
+
+def committed_users(path: Path) -> int:
+    """What another process reading the file would see."""
+    reader = sqlite3.connect(path)
+    try:
+        return int(reader.execute("SELECT count(*) FROM users").fetchone()[0])
+    finally:
+        reader.close()
+
+
+def record(state: StateStore, number: int) -> None:
+    state.record_user(f"user-{number}", f"vendor-{number}", "created", {"userName": f"u{number}"})
+
+
+def test_a_batch_commits_every_so_many_changes_and_at_its_end(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    state = StateStore.open(path)
+    with state.batch(max_changes=3, max_seconds=3600):
+        for number in range(2):
+            record(state, number)
+        assert committed_users(path) == 0  # not yet: the batch is still open
+        record(state, 2)
+        assert committed_users(path) == 3  # the third change committed the group
+        record(state, 3)
+        assert committed_users(path) == 3
+    assert committed_users(path) == 4
+    state.close()
+
+
+def test_a_failed_change_inside_a_batch_is_undone_alone(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    state = StateStore.open(path)
+    with state.batch(max_changes=100):
+        record(state, 1)
+        with pytest.raises(RuntimeError), state.transaction():
+            state._db.execute("DELETE FROM users")
+            raise RuntimeError("this change fails half-way")
+        record(state, 2)
+    assert state.load_known().users.keys() == {"user-1", "user-2"}
+    state.close()
+
+
+def test_what_was_recorded_before_an_error_is_kept(tmp_path: Path) -> None:
+    # The vendor already holds what was recorded: an error after it must not roll it back.
+    path = tmp_path / "state.db"
+    state = StateStore.open(path)
+    with pytest.raises(KeyboardInterrupt), state.batch(max_changes=100):
+        record(state, 1)
+        raise KeyboardInterrupt
+    assert committed_users(path) == 1
+    state.close()
