@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from scim2_models import Group, User
 
 from connector.plan import SCRUBBED, Operation, OperationKind, Plan
 from connector.scim.client import ScimClient, ScimError, quote_filter_value
@@ -412,13 +411,12 @@ class Applier:
     def _create_user(self, op: Operation) -> Outcome:
         attributes = op.attributes
         names = self._user_names(attributes)
-        return self._create(op, "Users", User, user_payload(attributes), names)
+        return self._create(op, "Users", user_payload(attributes), names)
 
     def _create(
         self,
         op: Operation,
         resource_type: str,
-        model: type[User] | type[Group],
         payload: dict[str, Any],
         names: dict[str, str],
     ) -> Outcome:
@@ -442,7 +440,7 @@ class Applier:
                     raise
                 ours = True
         ours = ours and existing.get("externalId") == op.target
-        version = self._bring_in_line(resource_type, model, existing, attributes)
+        version = self._bring_in_line(resource_type, existing, attributes)
         return Outcome(
             op, "created" if ours else "linked", existing["id"], attributes, version=version
         )
@@ -450,7 +448,6 @@ class Applier:
     def _bring_in_line(
         self,
         resource_type: str,
-        model: type[User] | type[Group],
         existing: dict[str, Any],
         attributes: dict[str, Any],
     ) -> str | None:
@@ -460,13 +457,12 @@ class Applier:
         if not changes:
             return _version(existing)
         return self._send_changes(
-            resource_type, model, existing["id"], changes, existing, _version(existing)
+            resource_type, existing["id"], changes, existing, _version(existing)
         )
 
     def _send_changes(
         self,
         resource_type: str,
-        model: type[User] | type[Group],
         vendor_id: str,
         changes: dict[str, Any],
         current: dict[str, Any] | None = None,
@@ -476,7 +472,7 @@ class Applier:
         features = self.client.features()
         if_match = version if features.etag else None
         if features.patch:
-            payload = attributes_patch(model, changes)
+            payload = attributes_patch(resource_type, changes)
             return self.client.patch(resource_type, vendor_id, payload, if_match=if_match)
         # No PATCH: read, change only our attributes, and put back everything else as it was.
         if current is None:
@@ -495,13 +491,13 @@ class Applier:
         assert op.vendor_id is not None
         seen = self.known.users[op.target]
         try:
-            return self._send_changes("Users", User, op.vendor_id, changes, version=seen.version)
+            return self._send_changes("Users", op.vendor_id, changes, version=seen.version)
         except ScimError as exc:
             if exc.status != 412:
                 raise
         log.info("apply.replanned", op=op.kind, ref=_ref(op.target), why="changed at the vendor")
         current = self.client.get("Users", op.vendor_id)
-        return self._bring_in_line("Users", User, current, wanted)
+        return self._bring_in_line("Users", current, wanted)
 
     def _update_user(self, op: Operation) -> Outcome:
         merged = {**self.known.users[op.target].attributes, **op.attributes}
@@ -538,11 +534,11 @@ class Applier:
 
     def _create_group(self, op: Operation) -> Outcome:
         names = {"displayName": str(op.attributes["displayName"])}
-        return self._create(op, "Groups", Group, group_payload(op.attributes), names)
+        return self._create(op, "Groups", group_payload(op.attributes), names)
 
     def _update_group(self, op: Operation) -> Outcome:
         assert op.vendor_id is not None
-        self._send_changes("Groups", Group, op.vendor_id, op.attributes)
+        self._send_changes("Groups", op.vendor_id, op.attributes)
         applied = {**self.known.groups[op.target].attributes, **op.attributes}
         return Outcome(
             op, "updated", op.vendor_id, {k: v for k, v in applied.items() if v is not None}

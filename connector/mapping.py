@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from connector.config import load_yaml, validation_problems
 from connector.errors import ConfigError
 from connector.model import Kind, Person, School
-from connector.template import Template, TemplateError, compile_template
+from connector.template import Template, TemplateError, TemplateSet, compile_template
 
 # SCIM User attributes a mapping may manage, as PATCH paths (RFC 7643 section 4.1).
 USER_PATHS = frozenset(
@@ -100,7 +100,8 @@ class Mapping:
         if problems:
             raise ConfigError(str(path), problems)
         # Only the fields some template uses are worked out per person (100,000+ per cycle).
-        self._user_fields = frozenset().union(*(t.fields for t in self.user_templates.values()))
+        self._user_set = TemplateSet(self.user_templates)
+        self._user_fields = self._user_set.fields
 
     def user_type(self, person: Person) -> str:
         if person.kind is Kind.STUDENT:
@@ -127,8 +128,8 @@ class Mapping:
                 sorted({p.class_name for p in person.placements if p.class_name})
             )
         attributes: dict[str, Any] = {"externalId": external_id, "active": True}
-        for path, template in self.user_templates.items():
-            value = template.render(context).strip()
+        for path, rendered in self._user_set.render(context).items():
+            value = rendered.strip()
             if not value:
                 if path == "userName":
                     raise ValueError("userName is empty (is the e-mail or username missing?)")

@@ -151,3 +151,33 @@ def compile_template(source: str, fields: frozenset[str]) -> Template:
     if literal or not parts:
         parts.append(literal)
     return Template(source, tuple(parts))
+
+
+class TemplateSet:
+    """Several templates rendered together, as a mapping's attributes are for each person.
+
+    Each distinct placeholder (`{email|lower}` in both userName and emails) is worked out once
+    per context, and each template is then one `str.format` over those values: a cycle renders
+    the set for 100,000+ people. Renders exactly what each template's own `render` would.
+    """
+
+    def __init__(self, templates: Mapping[str, Template]) -> None:
+        positions: dict[_Field, int] = {}
+        self._formats: dict[str, str] = {}
+        for key, template in templates.items():
+            pieces = []
+            for part in template.parts:
+                if isinstance(part, str):
+                    pieces.append(part.replace("{", "{{").replace("}", "}}"))
+                else:
+                    pieces.append(f"{{{positions.setdefault(part, len(positions))}}}")
+            self._formats[key] = "".join(pieces)
+        self._fields = tuple(positions)
+
+    @property
+    def fields(self) -> frozenset[str]:
+        return frozenset(f.name for f in self._fields)
+
+    def render(self, context: Mapping[str, str | None]) -> dict[str, str]:
+        values = [f.render(context) for f in self._fields]
+        return {key: text.format(*values) for key, text in self._formats.items()}

@@ -2,10 +2,12 @@
 
 Payloads are checked against the SCIM schema with scim2-models; a value the schema refuses
 fails that one object with a clear message instead of reaching the vendor. A first sync
-creates 100,000+ users, and full validation cost about as much CPU as sending the request, so
-the common User - free-text attributes, e-mail addresses, `active`, `externalId` - is built
-directly, its e-mail addresses checked by `connector.emails`; every other User goes through
-scim2-models. tests/unit/test_payloads.py holds scim2-models to the free-text list.
+creates 100,000+ users, and full validation cost about as much CPU as sending the request
+(importing scim2-models alone takes half a second), so the common payload - free-text
+attributes, e-mail addresses, `active`, `externalId`, member ids - is built directly, its
+e-mail addresses checked by `connector.emails`; any other value goes through scim2-models.
+tests/unit/test_payloads.py holds the direct payloads equal to what scim2-models makes, and
+scim2-models to the free-text list.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import copy
 from typing import Any
 
 from pydantic import ValidationError
-from scim2_models import Context, Group, PatchOp, PatchOperation, User
 
 from connector.emails import normalize_email
+from connector.scim.client import quote_filter_value
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
 class PayloadError(ValueError):
@@ -97,6 +100,9 @@ FREE_TEXT_USER_PATHS = frozenset(
 )
 
 
+FREE_TEXT_GROUP_PATHS = frozenset({"externalId", "displayName"})
+
+
 def _valid_email_entry(entry: Any) -> bool:
     if not isinstance(entry, dict) or set(entry) - {"value", "type", "primary"}:
         return False
@@ -109,44 +115,76 @@ def _valid_email_entry(entry: Any) -> bool:
     return True
 
 
-def _plain_user(attributes: dict[str, Any]) -> bool:
-    """Whether every value is one the schema cannot refuse (see the module's docstring)."""
-    if not attributes.get("userName"):
-        return False
+def _plain(resource_type: str, attributes: dict[str, Any]) -> bool:
+    """Whether every value is one the schema cannot refuse (see the module's docstring);
+    None (a value to remove) counts as plain, except for the one required attribute."""
+    free_text = FREE_TEXT_USER_PATHS if resource_type == "Users" else FREE_TEXT_GROUP_PATHS
+    required = "userName" if resource_type == "Users" else "displayName"
     for path, value in attributes.items():
-        if value is None or (path in FREE_TEXT_USER_PATHS and isinstance(value, str)):
+        if (value is None and path != required) or (path in free_text and isinstance(value, str)):
             continue
-        if path == "active" and isinstance(value, bool):
+        if resource_type == "Users" and path == "active" and isinstance(value, bool):
             continue
-        if path == "emails" and isinstance(value, list) and all(map(_valid_email_entry, value)):
+        if (
+            resource_type == "Users"
+            and path == "emails"
+            and isinstance(value, list)
+            and all(map(_valid_email_entry, value))
+        ):
             continue
         return False
     return True
 
 
-def user_payload(attributes: dict[str, Any]) -> dict[str, Any]:
-    data = {"schemas": [USER_SCHEMA], **unflatten(attributes)}
-    if _plain_user(attributes):
-        return data
+def _model(resource_type: str) -> Any:
+    # Imported when first needed: most runs never need it (see the module's docstring).
+    from scim2_models import Group, User
+
+    return User if resource_type == "Users" else Group
+
+
+def _validated(resource_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    from scim2_models import Context
+
     try:
-        user = User.model_validate(data, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+        resource = _model(resource_type).model_validate(
+            data, scim_ctx=Context.RESOURCE_CREATION_REQUEST
+        )
     except ValidationError as exc:
         raise PayloadError(_describe(exc)) from None
-    return user.model_dump(scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+    return dict(resource.model_dump(scim_ctx=Context.RESOURCE_CREATION_REQUEST))
+
+
+def user_payload(attributes: dict[str, Any]) -> dict[str, Any]:
+    data = {"schemas": [USER_SCHEMA], **unflatten(attributes)}
+    if attributes.get("userName") and _plain("Users", attributes):
+        return data
+    return _validated("Users", data)
 
 
 def group_payload(attributes: dict[str, Any]) -> dict[str, Any]:
     data = {"schemas": [GROUP_SCHEMA], **unflatten(attributes)}
-    try:
-        group = Group.model_validate(data, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
-    except ValidationError as exc:
-        raise PayloadError(_describe(exc)) from None
-    return group.model_dump(scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+    if attributes.get("displayName") and _plain("Groups", attributes):
+        return data
+    return _validated("Groups", data)
 
 
-def attributes_patch(resource: type[User] | type[Group], changes: dict[str, Any]) -> dict[str, Any]:
+def attributes_patch(resource_type: str, changes: dict[str, Any]) -> dict[str, Any]:
     """PATCH `replace` for each changed path, `remove` for each value no longer wanted."""
-    operation = PatchOperation[resource]  # type: ignore[valid-type]
+    if _plain(resource_type, changes):
+        return {
+            "schemas": [PATCH_SCHEMA],
+            "Operations": [
+                {"op": "remove", "path": path}
+                if value is None
+                else {"op": "replace", "path": path, "value": value}
+                for path, value in sorted(changes.items())
+            ],
+        }
+    from scim2_models import Context, PatchOp, PatchOperation
+
+    model = _model(resource_type)
+    operation = PatchOperation[model]  # type: ignore[valid-type]
     operations = [
         operation(op="remove", path=path)
         if value is None
@@ -154,23 +192,22 @@ def attributes_patch(resource: type[User] | type[Group], changes: dict[str, Any]
         for path, value in sorted(changes.items())
     ]
     try:
-        patch = PatchOp[resource](operations=operations)  # type: ignore[valid-type]
+        patch = PatchOp[model](operations=operations)  # type: ignore[valid-type]
     except ValidationError as exc:
         raise PayloadError(_describe(exc)) from None
-    return patch.model_dump(scim_ctx=Context.RESOURCE_PATCH_REQUEST)
+    return dict(patch.model_dump(scim_ctx=Context.RESOURCE_PATCH_REQUEST))
 
 
 def members_patch(*, add: list[str] = (), remove: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
-    operations: list[PatchOperation[Group]] = []
+    """Add these members, remove those (by vendor id; RFC 7644 section 3.5.2)."""
+    operations: list[dict[str, Any]] = []
     if add:
-        operations.append(
-            PatchOperation[Group](op="add", path="members", value=[{"value": i} for i in add])
-        )
+        operations.append({"op": "add", "path": "members", "value": [{"value": i} for i in add]})
     for vendor_id in remove:
         operations.append(
-            PatchOperation[Group](op="remove", path=f'members[value eq "{vendor_id}"]')
+            {"op": "remove", "path": f"members[value eq {quote_filter_value(vendor_id)}]"}
         )
-    return PatchOp[Group](operations=operations).model_dump(scim_ctx=Context.RESOURCE_PATCH_REQUEST)
+    return {"schemas": [PATCH_SCHEMA], "Operations": operations}
 
 
 def replaced_resource(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

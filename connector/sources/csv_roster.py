@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -139,23 +140,6 @@ class _Record:
     swallowed: tuple[str, ...] = ()  # raw lines taken into a broken multi-line record
 
 
-class _Lines:
-    """An iterator over the file's lines that knows where it is, so parsing can resume."""
-
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
-        self.position = 0
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        if self.position >= len(self.lines):
-            raise StopIteration
-        self.position += 1
-        return self.lines[self.position - 1]
-
-
 class _Records:
     """CSV records with their line numbers, recovering from broken quoting.
 
@@ -168,29 +152,34 @@ class _Records:
     """
 
     def __init__(self, lines: list[str], delimiter: str) -> None:
-        self._lines = _Lines(lines)
+        self.lines = lines
         self._delimiter = delimiter
+        self._offset = 0  # lines before the current reader's first line
         self._reader = self._new_reader()
         self.columns: int | None = None  # known once the header is read
 
-    def _new_reader(self) -> Iterator[list[str]]:
-        return csv.reader(self._lines, delimiter=self._delimiter, strict=True)
+    def _new_reader(self) -> Any:
+        # The csv module counts the lines it takes (line_num), so where a record starts and
+        # ends is known without wrapping each line in Python.
+        rest = itertools.islice(self.lines, self._offset, None)
+        return csv.reader(rest, delimiter=self._delimiter, strict=True)
 
     def __iter__(self) -> _Records:
         return self
 
     def __next__(self) -> _Record:
-        start = self._lines.position
+        start = self._offset + self._reader.line_num
         try:
             row = next(self._reader)
         except StopIteration:
             raise
         except csv.Error as exc:
-            self._resume_after(start)
+            self._offset = start + 1  # resume on the next line
+            self._reader = self._new_reader()
             return _Record(start + 1, None, f"cannot be parsed ({exc})")
-        end = self._lines.position
+        end = self._offset + self._reader.line_num
         if end - start > 1 and self.columns is not None and len(row) != self.columns:
-            swallowed = tuple(self._lines.lines[start + 1 : end])
+            swallowed = tuple(self.lines[start + 1 : end])
             return _Record(
                 start + 1,
                 None,
@@ -252,8 +241,8 @@ class CsvRosterSource:
         columns = config.columns
         wanted = [index[c] for c in (columns.key, columns.email, columns.username) if c]
         for record in records:
-            location = f"{file_label}:{record.line}"
             if record.row is None:
+                location = f"{file_label}:{record.line}"
                 result.issues.append(SourceIssue(self.name, location, str(record.error)))
                 key_column = index[config.columns.key]
                 for raw in record.swallowed:
@@ -265,7 +254,7 @@ class CsvRosterSource:
                         result.unreadable_keys.add(key)
                 continue
             row = record.row
-            if not row or all(not cell.strip() for cell in row):
+            if not "".join(row).strip():
                 continue
             if only is not None and not only.wants(*(row[i] for i in wanted if i < len(row))):
                 continue  # on-demand sync of someone else
@@ -273,6 +262,7 @@ class CsvRosterSource:
             try:
                 self._read_row(record.line, row, layout, builders, protected_keys, suspect, schools)
             except _RowError as exc:
+                location = f"{file_label}:{record.line}"
                 result.issues.append(SourceIssue(self.name, location, str(exc)))
                 key_column = index[config.columns.key]
                 if key_column < len(row) and row[key_column].strip():

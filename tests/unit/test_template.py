@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.template import TemplateError, compile_template, fold, username
+from connector.template import TemplateError, TemplateSet, compile_template, fold, username
 
 FIELDS = frozenset({"given_name", "family_name", "email", "title"})
 
@@ -193,3 +193,22 @@ def test_format_spec_syntax_is_not_interpreted() -> None:
 
 def test_field_value_containing_braces_is_not_re_expanded() -> None:
     assert render("{given_name}", given_name="{family_name}", family_name="X") == "{family_name}"
+
+
+@pytest.mark.parametrize(
+    "sources",
+    [
+        {"a": "{email|lower}", "b": "{email|lower}", "c": "{{literal}} {given_name}"},
+        {"a": "{family_name}, {given_name}", "b": "{given_name|fold|upper}-{given_name}"},
+        {"a": "", "b": "no placeholders {{ }}", "c": "{family_name|default:X}"},
+    ],
+)
+def test_a_template_set_renders_what_each_template_renders(sources: dict[str, str]) -> None:
+    templates = {key: compile_template(source, FIELDS) for key, source in sources.items()}
+    for context in (
+        {"given_name": "Åsa {0}", "family_name": "Öberg", "email": "Åsa@Skola.SE"},
+        {"given_name": "", "family_name": None, "email": "{}"},
+    ):
+        assert TemplateSet(templates).render(context) == {
+            key: template.render(context) for key, template in templates.items()
+        }
