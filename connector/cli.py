@@ -19,6 +19,7 @@ from connector.config import Config, load_config
 from connector.errors import ConfigError, ConnectorError, SourceError
 from connector.logs import configure_logging
 from connector.mapping import Mapping, load_mapping
+from connector.memory import tune_for_large_cycles
 from connector.report import render_plan, render_summary
 from connector.scim.client import ScimClient, ScimError
 from connector.sources import build_sources
@@ -85,6 +86,7 @@ def make_client(config: Config) -> ScimClient:
 @click.pass_context
 def main(ctx: click.Context, config_path: Path | None) -> None:
     """Keep a municipality's students and staff in step with a vendor's SCIM 2.0 API."""
+    tune_for_large_cycles()
     ctx.obj = config_path
 
 

@@ -31,6 +31,7 @@ from connector.config import Config, load_config
 from connector.errors import ConfigError
 from connector.health import HealthServer
 from connector.mapping import Mapping, load_mapping
+from connector.memory import collect_after_cycle
 from connector.metrics import Metrics
 from connector.scim.client import ScimClient
 from connector.state import StateStore
@@ -100,6 +101,7 @@ class Daemon:
                 log.exception("sync.crashed")
                 self.metrics.failed_cycle()
             finally:
+                collect_after_cycle()
                 self._schedule_next()
 
     def _schedule_next(self) -> None:
