@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS memberships (
     user_external_id TEXT NOT NULL,
     PRIMARY KEY (group_external_id, user_external_id)
 ) WITHOUT ROWID;
+-- A person's memberships: forgetting a user, and an on-demand sync of one person.
+CREATE INDEX IF NOT EXISTS memberships_by_user ON memberships (user_external_id);
 CREATE TABLE IF NOT EXISTS intents (
     external_id TEXT PRIMARY KEY,
     kind TEXT NOT NULL CHECK (kind IN ('user', 'group')),
@@ -117,6 +119,34 @@ class RunRecord:
     finished_at: str | None
     outcome: str | None
     summary: dict[str, Any]
+
+
+_SELECT_USERS = (
+    "SELECT external_id, vendor_id, origin, active, attributes, deactivated_at, version FROM users"
+)
+_SELECT_USER = (
+    "SELECT external_id, vendor_id, origin, active, attributes, deactivated_at, version FROM users "
+    "WHERE external_id = ?"
+)
+
+
+def _known_user(row: tuple[Any, ...]) -> KnownUser:
+    ext, vendor_id, origin, active, attributes, deactivated_at, version = row
+    return KnownUser(
+        ext,
+        vendor_id,
+        origin,
+        bool(active),
+        json.loads(attributes),
+        datetime.fromisoformat(deactivated_at) if deactivated_at else None,
+        version,
+    )
+
+
+def _has_address(emails: Any, folded: str) -> bool:
+    return isinstance(emails, list) and any(
+        isinstance(e, dict) and str(e.get("value") or "").casefold() == folded for e in emails
+    )
 
 
 class _Batch:
@@ -261,29 +291,54 @@ class StateStore:
 
     def load_known(self) -> Known:
         known = Known()
-        for ext, vendor_id, origin, active, attributes, deactivated_at, version in self._db.execute(
-            "SELECT external_id, vendor_id, origin, active, attributes, deactivated_at, version "
-            "FROM users"
-        ):
-            known.users[ext] = KnownUser(
-                ext,
-                vendor_id,
-                origin,
-                bool(active),
-                json.loads(attributes),
-                datetime.fromisoformat(deactivated_at) if deactivated_at else None,
-                version,
-            )
-        for ext, vendor_id, origin, attributes in self._db.execute(
-            "SELECT external_id, vendor_id, origin, attributes FROM groups"
-        ):
-            known.groups[ext] = KnownGroup(ext, vendor_id, origin, json.loads(attributes))
+        for row in self._db.execute(_SELECT_USERS):
+            known.users[row[0]] = _known_user(row)
+        self._load_groups(known)
         for group_ext, user_ext in self._db.execute(
             "SELECT group_external_id, user_external_id FROM memberships"
         ):
             if group_ext in known.groups:
                 known.groups[group_ext].members.add(user_ext)
         return known
+
+    def load_known_for(self, external_ids: Iterable[str], named: str | None = None) -> Known:
+        """What is known of a few users (an on-demand sync of one person): these externalIds,
+        and users whose recorded userName or an e-mail address is `named` (case-insensitive);
+        every group, with only these users among its members. One pass over the users table
+        instead of loading 100,000 of them."""
+        wanted = set(external_ids)
+        if named:
+            folded = named.casefold()
+            rows = self._db.execute(
+                "SELECT external_id, json_extract(attributes, '$.userName'), "
+                "json_extract(attributes, '$.emails') FROM users"
+            )
+            for ext, user_name, emails in rows:
+                # Most rows are ruled out by a substring test; JSON with escapes is parsed.
+                maybe = emails and (folded in emails.casefold() or "\\" in emails)
+                if str(user_name or "").casefold() == folded or (
+                    maybe and _has_address(json.loads(emails), folded)
+                ):
+                    wanted.add(ext)
+        known = Known()
+        for ext in sorted(wanted):
+            row = self._db.execute(_SELECT_USER, (ext,)).fetchone()
+            if row is not None:
+                known.users[ext] = _known_user(row)
+        self._load_groups(known)
+        for ext in known.users:
+            for (group_ext,) in self._db.execute(
+                "SELECT group_external_id FROM memberships WHERE user_external_id = ?", (ext,)
+            ):
+                if group_ext in known.groups:
+                    known.groups[group_ext].members.add(ext)
+        return known
+
+    def _load_groups(self, known: Known) -> None:
+        for ext, vendor_id, origin, attributes in self._db.execute(
+            "SELECT external_id, vendor_id, origin, attributes FROM groups"
+        ):
+            known.groups[ext] = KnownGroup(ext, vendor_id, origin, json.loads(attributes))
 
     def record_user(
         self,

@@ -397,7 +397,12 @@ def run_sync(
         except ScimError as exc:
             log.error("reconcile.failed", error=str(exc))
             vendor_unreadable = True
-    known = state.load_known()
+    if only is None:
+        known = state.load_known()
+    else:
+        # Only what can be this person's: loading all 100,000 users took seconds.
+        from_sources = person_refs(only, config, reads, desired, Known())
+        known = state.load_known_for(from_sources, named=only)
     if full:
         try:
             observation = observe_vendor(

@@ -1,4 +1,4 @@
-"""Outcomes recorded in batches: committed in groups, a failed change undone on its own."""
+"""The state file: outcomes recorded in batches; what is known of one person, read narrowly."""
 
 from __future__ import annotations
 
@@ -59,4 +59,25 @@ def test_what_was_recorded_before_an_error_is_kept(tmp_path: Path) -> None:
         record(state, 1)
         raise KeyboardInterrupt
     assert committed_users(path) == 1
+    state.close()
+
+
+def test_known_for_a_few_users_reads_them_and_only_their_memberships(tmp_path: Path) -> None:
+    state = StateStore.open(tmp_path / "state.db")
+    for number in range(5):
+        record(state, number)
+    state.record_user("left", "vendor-left", "created", {"userName": "Åsa.Öberg@Skola.se"})
+    state.record_group("A", "g-a", "created", {"displayName": "A"})
+    state.record_group("B", "g-b", "created", {"displayName": "B"})
+    state.add_memberships("A", ["user-0", "user-1", "left"])
+    state.add_memberships("B", ["user-1", "user-2"])
+
+    known = state.load_known_for(["user-1", "no-such-user"], named="åsa.öberg@skola.SE")
+
+    everything = state.load_known()
+    assert known.users.keys() == {"user-1", "left"}  # by id, and by name case-insensitively
+    assert known.users["left"] == everything.users["left"]
+    assert known.groups.keys() == {"A", "B"}
+    assert known.groups["A"].members == {"user-1", "left"}
+    assert known.groups["B"].members == {"user-1"}
     state.close()
