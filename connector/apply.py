@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 from connector.plan import SCRUBBED, Operation, OperationKind, Plan
+from connector.scim.bulk import BulkLimits, BulkOperation, BulkResult
 from connector.scim.client import ScimClient, ScimError, quote_filter_value
 from connector.scim.resources import (
     PayloadError,
@@ -182,8 +183,11 @@ class Applier:
         retry_delay: float = 60.0,
         max_retry_delay: float = 6 * 3600.0,
         index: VendorIndex | None = None,
+        bulk_max_operations: int | None = None,
     ) -> None:
         self.client = client
+        # Bulk requests, if the config allows them (None: never) and the vendor does too.
+        self.bulk_max_operations = bulk_max_operations
         # Set on shutdown: operations not yet started are left for the next cycle.
         self.stop = stop or threading.Event()
         self._vendor_down = threading.Event()
@@ -227,18 +231,30 @@ class Applier:
                     self.state.record_intents(
                         kind.removeprefix("create_"), [op.target for op in ops]
                     )
+                limits = self._bulk_limits(kind) if len(ops) > 1 else None
                 # Each worker runs in a copy of this context, so its log events keep the run_id.
-                futures: list[Future[Outcome]] = [
-                    pool.submit(contextvars.copy_context().run, self._guarded, handler, op)
-                    for op in ops
-                ]
+                futures: list[Future[list[Outcome]]] = (
+                    [
+                        pool.submit(contextvars.copy_context().run, self._bulk_batch, batch, limits)
+                        for batch in _split(ops, limits.max_operations)
+                    ]
+                    if limits is not None
+                    else [
+                        pool.submit(contextvars.copy_context().run, self._one, handler, op)
+                        for op in ops
+                    ]
+                )
                 with self.state.batch():
                     for future in futures:
-                        self._record(future.result(), report)
+                        for outcome in future.result():
+                            self._record(outcome, report)
                 if self.stop.is_set() or self._vendor_down.is_set():
                     break
         report.vendor_unavailable = self._vendor_down.is_set()
         return report
+
+    def _one(self, handler: Callable[[Operation], Outcome], op: Operation) -> list[Outcome]:
+        return [self._guarded(handler, op)]
 
     def _guarded(self, handler: Callable[[Operation], Outcome], op: Operation) -> Outcome:
         if self.stop.is_set() or self._vendor_down.is_set():
@@ -256,6 +272,8 @@ class Applier:
             outcome = Outcome(
                 op, "failed", error=_scrub(str(exc), op.attributes), gone=gone, transient=transient
             )
+        if outcome.result == "bulk":
+            return outcome  # prepared for a bulk request: nothing was sent yet
         with self._lock:
             self._transient_in_a_row = self._transient_in_a_row + 1 if outcome.transient else 0
             if self._transient_in_a_row >= VENDOR_DOWN_AFTER and not self._vendor_down.is_set():
@@ -408,10 +426,10 @@ class Applier:
 
     # -- users ----------------------------------------------------------------------------
 
-    def _create_user(self, op: Operation) -> Outcome:
+    def _create_user(self, op: Operation, *, sent_before: bool = False) -> Outcome:
         attributes = op.attributes
         names = self._user_names(attributes)
-        return self._create(op, "Users", user_payload(attributes), names)
+        return self._create(op, "Users", user_payload(attributes), names, sent_before=sent_before)
 
     def _create(
         self,
@@ -419,13 +437,16 @@ class Applier:
         resource_type: str,
         payload: dict[str, Any],
         names: dict[str, str],
+        *,
+        sent_before: bool = False,
     ) -> Outcome:
         """Link what the vendor already has; else create, and if the answer is lost (or 409),
-        look again rather than send it twice."""
+        look again rather than send it twice. `sent_before`: a create of it may already have
+        reached the vendor (a bulk request whose answer was lost), so look at the vendor itself."""
         attributes = op.attributes
-        existing = self._find_existing(resource_type, op.target, names)
+        existing = self._find_existing(resource_type, op.target, names, fresh=sent_before)
         # Ours if an interrupted run of ours sent it (it carries our opaque externalId).
-        ours = op.target in self.prior_intents
+        ours = sent_before or op.target in self.prior_intents
         if existing is None:
             try:
                 created = self.client.create(resource_type, payload)
@@ -500,14 +521,22 @@ class Applier:
         return self._bring_in_line("Users", current, wanted)
 
     def _update_user(self, op: Operation) -> Outcome:
+        outcome = self._updated(op, None)
+        assert outcome.applied is not None
+        outcome.version = self._update_known_user(op, op.attributes, outcome.applied)
+        return outcome
+
+    def _updated(self, op: Operation, version: str | None) -> Outcome:
         merged = {**self.known.users[op.target].attributes, **op.attributes}
         wanted = {k: v for k, v in merged.items() if v is not None}
-        version = self._update_known_user(op, op.attributes, wanted)
         return Outcome(op, "updated", op.vendor_id, wanted, version=version)
 
     def _deactivate_user(self, op: Operation) -> Outcome:
-        wanted = {**self.known.users[op.target].attributes, "active": False}
         version = self._update_known_user(op, {"active": False}, {"active": False})
+        return self._deactivated(op, version)
+
+    def _deactivated(self, op: Operation, version: str | None) -> Outcome:
+        wanted = {**self.known.users[op.target].attributes, "active": False}
         if op.reason == "protected":
             # Keep only what is needed to recognise the account again: no name, no address.
             wanted = dict(SCRUBBED)
@@ -585,3 +614,154 @@ class Applier:
         present = {m.get("value") for m in members}
         members += [{"value": vendor_id} for vendor_id in add or [] if vendor_id not in present]
         self.client.replace("Groups", group_id, replaced_resource(current, {"members": members}))
+
+    # -- bulk -----------------------------------------------------------------------------
+
+    def _bulk_limits(self, kind: OperationKind) -> BulkLimits | None:
+        """Limits for sending this kind in bulk; None when it goes one request at a time."""
+        if self.bulk_max_operations is None or kind not in BULK_KINDS:
+            return None
+        features = self.client.features()
+        if not features.bulk or not features.patch:
+            return None
+        vendor_max = features.bulk_max_operations or self.bulk_max_operations
+        return BulkLimits(
+            max_operations=max(1, min(self.bulk_max_operations, vendor_max)),
+            max_payload_bytes=features.bulk_max_payload or DEFAULT_BULK_PAYLOAD_BYTES,
+        )
+
+    def _bulk_batch(self, ops: list[Operation], limits: BulkLimits) -> list[Outcome]:
+        """Settle what needs no request (a create that can link), send the rest in bulk
+        requests within the limits, and turn each result into an outcome."""
+        outcomes: list[Outcome] = []
+        prepared: list[tuple[Operation, BulkOperation]] = []
+        for op in ops:
+            ready: list[BulkOperation] = []
+            outcome = self._guarded(lambda o, out=ready: self._bulk_prepare(o, out), op)
+            if ready and outcome.result == "bulk":
+                prepared.append((op, ready[0]))
+            else:
+                outcomes.append(outcome)
+        sizes = [operation.encoded_size() for _, operation in prepared]
+        for part in limits.batches(sizes):
+            batch = prepared[part.start : part.stop]
+            if self.stop.is_set() or self._vendor_down.is_set():
+                outcomes += [Outcome(op, "postponed") for op, _ in batch]
+                continue
+            try:
+                results = self.client.bulk([operation for _, operation in batch])
+            except ScimError as exc:
+                # Refused or lost as a whole: each on its own, and a create only after looking
+                # at the vendor (the lost request may have been carried out).
+                log.warning("apply.bulk_failed", operations=len(batch), status=exc.status)
+                outcomes += [self._guarded(self._after_lost_bulk, op) for op, _ in batch]
+                continue
+            for (op, operation), result in zip(batch, results, strict=True):
+                outcomes.append(
+                    self._guarded(lambda o, m=operation, r=result: self._bulk_settle(o, m, r), op)
+                )
+        return outcomes
+
+    def _bulk_prepare(self, op: Operation, out: list[BulkOperation]) -> Outcome:
+        """The bulk operation for `op` (appended to `out`), or the outcome if none is needed."""
+        kind = op.kind
+        if kind == "create_user":
+            names = self._user_names(op.attributes)
+            payload = user_payload(op.attributes)
+            if self._find_existing("Users", op.target, names) is not None:
+                return self._create_user(op)  # links (and brings in line) what exists
+            out.append(BulkOperation("POST", "/Users", payload))
+        elif kind in ("update_user", "deactivate_user"):
+            assert op.vendor_id is not None
+            changes = op.attributes if kind == "update_user" else {"active": False}
+            version = self.known.users[op.target].version
+            out.append(
+                BulkOperation(
+                    "PATCH",
+                    f"/Users/{op.vendor_id}",
+                    attributes_patch("Users", changes),
+                    version if self.client.features().etag else None,
+                )
+            )
+        elif kind in ("add_members", "remove_members"):
+            group_id = self._group_id(op)
+            linked = tuple(ext for ext in op.members if ext in self.user_ids)
+            if not linked:
+                return self._members_outcome(op, group_id, linked)
+            ids = [self.user_ids[ext] for ext in linked]
+            patch = members_patch(add=ids) if kind == "add_members" else members_patch(remove=ids)
+            out.append(BulkOperation("PATCH", f"/Groups/{group_id}", patch))
+        elif kind == "delete_user":
+            out.append(BulkOperation("DELETE", f"/Users/{op.vendor_id}"))
+        return Outcome(op, "bulk")
+
+    def _members_outcome(self, op: Operation, group_id: str, linked: tuple[str, ...]) -> Outcome:
+        if op.kind == "add_members":
+            return Outcome(op, "added", group_id, members=linked)
+        # Members whose user link is gone cannot be addressed; their record is dropped too.
+        return Outcome(op, "removed", group_id, members=op.members)
+
+    def _bulk_settle(self, op: Operation, sent: BulkOperation, result: BulkResult) -> Outcome:
+        """One bulk result as an outcome; a failure raises as a single request's would."""
+        kind = op.kind
+        if kind == "delete_user" and result.status == 404:
+            return Outcome(op, "deleted", op.vendor_id)  # already gone is what we wanted
+        if not result.ok:
+            if kind == "create_user" and result.status == 409:
+                return self._create_user(op, sent_before=True)  # look, then link
+            if kind in ("update_user", "deactivate_user") and result.status == 412:
+                return self._one_at_a_time(op)  # changed at the vendor: re-read and re-plan
+            shown = sent.path if sent.method == "POST" else sent.path.rsplit("/", 1)[0] + "/{id}"
+            raise ScimError(
+                sent.method,
+                shown,
+                result.status,
+                result.detail or "no result for this operation in the bulk answer",
+                result.scim_type,
+            )
+        if kind == "create_user":
+            if result.resource_id is None:
+                return self._create_user(op, sent_before=True)  # created, but where? look
+            return Outcome(op, "created", result.resource_id, op.attributes, version=result.version)
+        if kind == "update_user":
+            return self._updated(op, result.version)
+        if kind == "deactivate_user":
+            return self._deactivated(op, result.version)
+        if kind in ("add_members", "remove_members"):
+            linked = tuple(ext for ext in op.members if ext in self.user_ids)
+            return self._members_outcome(op, self._group_id(op), linked)
+        return Outcome(op, "deleted", op.vendor_id)
+
+    def _one_at_a_time(self, op: Operation) -> Outcome:
+        handler = {
+            "update_user": self._update_user,
+            "deactivate_user": self._deactivate_user,
+            "add_members": self._add_members,
+            "remove_members": self._remove_members,
+            "delete_user": self._delete_user,
+        }[op.kind]
+        return handler(op)
+
+    def _after_lost_bulk(self, op: Operation) -> Outcome:
+        if op.kind == "create_user":
+            return self._create_user(op, sent_before=True)
+        return self._one_at_a_time(op)  # sending these twice changes nothing
+
+
+# Sent in bulk when enabled: the kinds of which a plan can hold thousands.
+BULK_KINDS: frozenset[OperationKind] = frozenset(
+    {
+        "create_user",
+        "update_user",
+        "deactivate_user",
+        "add_members",
+        "remove_members",
+        "delete_user",
+    }
+)
+# RFC 7644 has no default; a vendor that advertises none gets requests of at most 1 MB.
+DEFAULT_BULK_PAYLOAD_BYTES = 1_048_576
+
+
+def _split(ops: list[Operation], size: int) -> list[list[Operation]]:
+    return [ops[start : start + size] for start in range(0, len(ops), size)]

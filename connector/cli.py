@@ -130,9 +130,13 @@ def check(ctx: click.Context) -> None:
         with make_client(config) as client:
             features = client.features()
             client.search("Users", 'userName eq "connector-check"')
+        bulk = "no"
+        if features.bulk:
+            used = "used" if config.vendor.bulk else "not used: vendor.bulk is off"
+            bulk = f"yes (max {features.bulk_max_operations or '?'} operations; {used})"
         click.echo(
             f"ok    vendor {config.vendor.base_url}: PATCH {'yes' if features.patch else 'no'}, "
-            f"Bulk {'yes' if features.bulk else 'no'}, filter {'yes' if features.filter else 'no'}, "
+            f"Bulk {bulk}, filter {'yes' if features.filter else 'no'}, "
             f"ETag {'yes' if features.etag else 'no'}"
         )
     except ScimError as exc:

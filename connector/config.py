@@ -51,6 +51,11 @@ class VendorConfig(_Strict):
     max_retries: int = Field(default=4, ge=0, le=20)
     # Requests per second at most (0: no limit). Protects the vendor.
     rate_limit: float = Field(default=0.0, ge=0)
+    # SCIM Bulk (RFC 7644 section 3.7), used only if the vendor also advertises it: creates,
+    # updates, deactivations, deletions and membership changes go in batches of at most
+    # this many operations (and the vendor's own maxOperations and maxPayloadSize).
+    bulk: bool = False
+    bulk_max_operations: int = Field(default=100, ge=1, le=10_000)
 
     @field_validator("base_url")
     @classmethod

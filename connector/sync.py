@@ -457,6 +457,7 @@ def run_sync(
         retry_delay=safety.retry_delay_seconds,
         max_retry_delay=safety.max_retry_delay_seconds,
         index=index,
+        bulk_max_operations=config.vendor.bulk_max_operations if config.vendor.bulk else None,
     )
     result.applied = applier.apply(result.plan)
     report = result.applied

@@ -30,6 +30,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from connector.scim.bulk import BulkOperation, BulkResult, bulk_request, parse_bulk_response
+
 log = structlog.get_logger(__name__)
 
 SCIM_JSON = "application/scim+json"
@@ -394,6 +396,15 @@ class ScimClient:
         self.request(
             "DELETE", f"/{resource_type}/{vendor_id}", template=template, expect=(204, 200)
         )
+
+    def bulk(self, operations: list[BulkOperation]) -> list[BulkResult]:
+        """Send operations as one Bulk request; one result per operation, in order. Never
+        retried once it may have reached the vendor (it may hold creates)."""
+        path = "/Bulk"
+        response = self.request(
+            "POST", path, json=bulk_request(operations), expect=(200,), idempotent=False
+        )
+        return parse_bulk_response(self._json(response, "POST", path), len(operations))
 
     def list_all(self, resource_type: str, *, page_size: int = 200) -> Iterator[dict[str, Any]]:
         """Every resource, page by page (startIndex/count, RFC 7644 section 3.4.2.4).
