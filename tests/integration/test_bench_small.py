@@ -156,4 +156,36 @@ def test_planning_only_and_the_throughput_comparison(
     assert result.extra["connector_users_at_server"] == 300
     assert result.applied["users_created"] == 300
     assert result.extra["bare_rate"] > 0 and result.extra["connector_rate_apply"] > 0
+    # the bulk round: the same 300 users in 100-operation bulk requests, one create per school
+    # group, and the memberships in bulk too (no PATCH of its own)
+    assert result.extra["bulk_users_at_server"] == 300
+    bulk_requests = result.extra["bulk_requests"]
+    assert bulk_requests["POST"] <= 10 and "PATCH" not in bulk_requests, bulk_requests
     assert set(result.applied) <= {*CHANGE_COUNTS, "members_skipped"}
+
+
+def test_the_at_scale_town_syncs_in_bulk(
+    tmp_path: Path, slapd_factory: Callable[..., object]
+) -> None:
+    del slapd_factory
+    town = Bench(tmp_path / "scale", 1_000, bulk=True, prefix="scale_")
+    try:
+        town.__enter__()
+    except ConnectorError as exc:
+        missing_server(f"scim2-server is not available: {exc}")
+    try:
+        first = town.first_sync()
+        _ok(first)
+        assert first.name == "scale_first_sync" and "vendor.bulk" in first.title
+        created = first.applied["users_created"]
+        # 100 operations to a bulk request: creates, then memberships in chunks per school
+        assert first.requests["POST"] < created / 50, first.requests
+        quiet = town.quiet_cycle()
+        _ok(quiet)
+        assert quiet.write_requests == 0, quiet.requests
+        one = town.one_person()
+        assert one is not None
+        _ok(one)
+        assert one.applied == {"users_updated": 1}, one.applied
+    finally:
+        town.__exit__(None, None, None)
