@@ -131,6 +131,18 @@ class Measured:
             phases["apply_and_record"] = stamps["sync.finished"] - stamps["plan.computed"]
         return phases
 
+    def create_seconds(self) -> float | None:
+        """How long the users' creates took: from the end of what comes before them in the
+        plan (the groups' creates, else the plan) to the last user's create recorded."""
+        applied = [e for e in self.events if e.get("event") == "change.applied"]
+        users = [_timestamp(e) for e in applied if e.get("op") == "create_user"]
+        before = [_timestamp(e) for e in applied if e.get("op") == "create_group"]
+        plan = self.event("plan.computed")
+        if not users or (not before and plan is None):
+            return None
+        start = max(before) if before else _timestamp(plan)  # type: ignore[arg-type]
+        return max(users) - start
+
 
 class BenchError(RuntimeError):
     pass
@@ -849,7 +861,8 @@ def throughput(
     data = throughput_students(count, seed=seed)
     payloads = [bare_payload(s) for s in data.students.values()]
     bare: list[dict[str, float]] = []
-    runs: list[tuple[Measured, float | None, int, float]] = []
+    # (measured, server CPU, users at the server, creates/s, seconds of the apply phase)
+    runs: list[tuple[Measured, float | None, int, float, float]] = []
     for i in range(rounds):
         bare.append(_bare_round(payloads, concurrency))
         measured, server_cpu, users = _connector_round(
@@ -857,29 +870,36 @@ def throughput(
         )
         created = (measured.finished.get("applied") or {}).get("users_created", 0)
         apply_seconds = measured.phase_seconds().get("apply_and_record") or measured.wall_seconds
-        runs.append((measured, server_cpu, users, created / apply_seconds))
+        create_seconds = measured.create_seconds() or apply_seconds
+        runs.append((measured, server_cpu, users, created / create_seconds, apply_seconds))
     # And once with vendor.bulk: the same creates, many to a request.
     bulk_run, _, bulk_users = _connector_round(workdir / "bulk", data, concurrency, bulk=True)
     bulk_created = (bulk_run.finished.get("applied") or {}).get("users_created", 0)
     bulk_apply = bulk_run.phase_seconds().get("apply_and_record") or bulk_run.wall_seconds
-    # The connector round with the median apply-phase rate stands for all of them.
+    # The connector round with the median create rate stands for all of them.
     runs_by_rate = sorted(runs, key=lambda run: run[3])
-    measured, server_cpu, users, _ = runs_by_rate[(len(runs) - 1) // 2]
+    measured, server_cpu, users, _, _ = runs_by_rate[(len(runs) - 1) // 2]
     result = _scenario("throughput", "First-sync throughput vs a bare httpx loop", count, measured)
     result.server_cpu_seconds = server_cpu
     created = result.applied.get("users_created", 0)
     bare_rate = _median([b["rate"] for b in bare])
-    apply_rate = _median([run[3] for run in runs])
+    create_rate = _median([run[3] for run in runs])
+    # The apply phase also creates the groups and adds every member (requests the bare loop
+    # does not send): requests per second over the whole of it.
+    apply_request_rate = _median(
+        [sum((run[0].finished.get("requests") or {}).values()) / run[4] for run in runs]
+    )
     wall_rate = _median([count / run[0].wall_seconds for run in runs])
     result.extra.update(
         {
             "rounds": rounds,
             "bare_rates_per_second": ", ".join(f"{b['rate']:.0f}" for b in bare),
-            "connector_apply_rates_per_second": ", ".join(f"{run[3]:.0f}" for run in runs),
+            "connector_create_rates_per_second": ", ".join(f"{run[3]:.0f}" for run in runs),
             "bare_rate": bare_rate,
-            "connector_rate_apply": apply_rate,
+            "connector_rate_creates": create_rate,
+            "connector_request_rate_apply_phase": apply_request_rate,
             "connector_rate_wall": wall_rate,
-            "ratio_apply": apply_rate / bare_rate,
+            "ratio_creates": create_rate / bare_rate,
             "ratio_wall": wall_rate / bare_rate,
             "bare_client_cpu_ms_per_create": _median([b["client_cpu"] for b in bare])
             / count
@@ -1110,12 +1130,13 @@ def targets(report: Report) -> list[tuple[str, str, str, str]]:
         )
     tp = report.get("throughput")
     if tp and tp.measured:
-        ratio = tp.extra["ratio_apply"]
+        ratio = tp.extra["ratio_creates"]
         out.append(
             (
                 "first-sync throughput ≥ 90% of a bare httpx loop",
-                f"{tp.extra['connector_rate_apply']:.0f} creates/s (apply phase) vs "
+                f"{tp.extra['connector_rate_creates']:.0f} creates/s vs "
                 f"{tp.extra['bare_rate']:.0f}/s bare = {ratio:.0%}; whole process "
+                f"(start-up, reading, groups, memberships too) "
                 f"{tp.extra['connector_rate_wall']:.0f}/s = {tp.extra['ratio_wall']:.0%}",
                 "met" if ratio >= TARGET_THROUGHPUT_RATIO else "not met",
                 f"{tp.persons:,} creates, concurrency {report.concurrency}, "
@@ -1302,7 +1323,7 @@ def run_all(
         report.scenarios.append(tp)
         say(
             f"[throughput] bare {tp.extra['bare_rates_per_second']}/s, connector "
-            f"{tp.extra['connector_apply_rates_per_second']}/s (apply phase)"
+            f"{tp.extra['connector_create_rates_per_second']}/s (creates)"
         )
     for result in report.scenarios:
         if result.measured and result.measured.exit_code != 0:

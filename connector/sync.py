@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from connector import memory
 from connector.apply import Applier, ApplyReport, VendorIndex, failure_key
 from connector.config import Config
 from connector.desired import Desired, build_desired
@@ -352,6 +353,7 @@ def plan_only(config: Config, mapping: Mapping, client: ScimClient | None = None
     finally:
         if state:
             state.close()
+    memory.planning()
     reads, failures, desired = desired_state(config, mapping)
     if client is not None:
         known = observe_vendor(client, known, desired, page_size=config.reconcile.page_size).known
@@ -388,6 +390,7 @@ def run_sync(
     state.start_run(run_id, command)
     log.info("sync.started", command=command, full_reconcile=full)
     requests_before = Counter(client.requests_by_method)
+    memory.planning()
     reads, failures, desired = desired_state(config, mapping, state, full=bool(full), only=only)
     vendor_unreadable = False
     index = None
@@ -459,6 +462,7 @@ def run_sync(
         index=index,
         bulk_max_operations=config.vendor.bulk_max_operations if config.vendor.bulk else None,
     )
+    memory.applying()
     result.applied = applier.apply(result.plan)
     report = result.applied
     vendor_failed = (
