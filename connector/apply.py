@@ -516,6 +516,12 @@ class Applier:
         except ScimError as exc:
             if exc.status != 412:
                 raise
+        return self._reread_and_replan(op, wanted)
+
+    def _reread_and_replan(self, op: Operation, wanted: dict[str, Any]) -> str | None:
+        """The account changed at the vendor since we last saw it: read it and send what now
+        differs from `wanted`; the new version."""
+        assert op.vendor_id is not None
         log.info("apply.replanned", op=op.kind, ref=_ref(op.target), why="changed at the vendor")
         current = self.client.get("Users", op.vendor_id)
         return self._bring_in_line("Users", current, wanted)
@@ -709,8 +715,13 @@ class Applier:
         if not result.ok:
             if kind == "create_user" and result.status == 409:
                 return self._create_user(op, sent_before=True)  # look, then link
-            if kind in ("update_user", "deactivate_user") and result.status == 412:
-                return self._one_at_a_time(op)  # changed at the vendor: re-read and re-plan
+            if kind == "update_user" and result.status == 412:
+                outcome = self._updated(op, None)
+                assert outcome.applied is not None
+                outcome.version = self._reread_and_replan(op, outcome.applied)
+                return outcome
+            if kind == "deactivate_user" and result.status == 412:
+                return self._deactivated(op, self._reread_and_replan(op, {"active": False}))
             shown = sent.path if sent.method == "POST" else sent.path.rsplit("/", 1)[0] + "/{id}"
             raise ScimError(
                 sent.method,

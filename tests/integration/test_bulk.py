@@ -19,9 +19,11 @@ from tests.integration.test_faults import (
     roster_rows,
     staff_rows,
 )
-from tests.support import ScimPeek, Workspace
+from tests.integration.test_lifecycle import set_vendor_attribute
+from tests.support import ScimPeek, Workspace, student
 
 BATCH = 7  # operations per bulk request (the server would take 1,000)
+A = "11111111"
 
 
 def bulk_vendor(url: str, **extra: Any) -> dict[str, Any]:
@@ -118,3 +120,27 @@ def test_bulk_off_sends_one_request_per_change(workspace: Workspace, peek: ScimP
     assert result.exit_code == 0
     requests = result.event("sync.finished")["requests"]
     assert requests["POST"] == 3 + 60  # the server advertises Bulk, but the config says no
+
+
+def test_a_bulk_update_refused_by_version_is_reread_and_replanned(
+    bulk_workspace: Workspace, peek: ScimPeek
+) -> None:
+    workspace = bulk_workspace
+    workspace.students([student("E1", "Åsa", "Öberg", A), student("E2", "Erik", "Lind", A)])
+    workspace.sync()
+    for name in ("e1@edu.example.se", "e2@edu.example.se"):
+        # someone changes both accounts at the vendor: their versions move on
+        set_vendor_attribute(peek, peek.users()[name]["id"], title="Talboksrätt")
+
+    workspace.students([student("E1", "Åsa-Maria", "Öberg", A), student("E2", "Erik", "Ek", A)])
+    result = workspace.sync()
+
+    assert result.exit_code == 0, result.stdout
+    assert len([e for e in result.log_events() if e.get("event") == "apply.replanned"]) == 2
+    users = peek.users()
+    assert users["e1@edu.example.se"]["name"]["givenName"] == "Åsa-Maria"
+    assert users["e2@edu.example.se"]["name"]["familyName"] == "Ek"
+    assert all(u["title"] == "Talboksrätt" for u in users.values())  # not ours: kept
+    # one bulk request with both (each refused: 412), then per user a read and a PATCH
+    # (and the one GET of /ServiceProviderConfig a process makes)
+    assert result.event("sync.finished")["requests"] == {"POST": 1, "GET": 3, "PATCH": 2}
