@@ -12,7 +12,9 @@ import csv
 import io
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import structlog
@@ -88,8 +90,10 @@ class _Layout:
     assume_not_protected: bool
     not_protected: frozenset[str]
     join_key: int | None
-    named: tuple[int | None, ...]  # given_name, family_name, email, username, school unit
-    optional: tuple[int | None, ...]  # type, year, class, role, join key, school name
+    # Getters of a row with one empty cell appended, where unset columns read: given_name,
+    # family_name, email, username, school unit; and type, year, class, role, join key, name.
+    named: Callable[[list[str]], tuple[str, ...]]
+    optional: Callable[[list[str]], tuple[str, ...]]
     required: tuple[str, ...]
 
     @classmethod
@@ -100,6 +104,10 @@ class _Layout:
         def position(column: str | None) -> int | None:
             return index[column] if column is not None else None
 
+        def cells(*names: str | None) -> Callable[[list[str]], tuple[str, ...]]:
+            unset = len(header)  # the empty cell appended to each row
+            return itemgetter(*(unset if c is None else index[c] for c in names))
+
         return cls(
             width=len(header),
             key=index[columns.key],
@@ -107,26 +115,20 @@ class _Layout:
             assume_not_protected=marking.assume_not_protected,
             not_protected=frozenset(v.strip().casefold() for v in marking.not_protected_values),
             join_key=position(columns.join_key),
-            named=tuple(
-                position(c)
-                for c in (
-                    columns.given_name,
-                    columns.family_name,
-                    columns.email,
-                    columns.username,
-                    columns.school_unit_code,
-                )
+            named=cells(
+                columns.given_name,
+                columns.family_name,
+                columns.email,
+                columns.username,
+                columns.school_unit_code,
             ),
-            optional=tuple(
-                position(c)
-                for c in (
-                    columns.school_type,
-                    columns.school_year,
-                    columns.class_name,
-                    columns.role,
-                    columns.join_key,
-                    columns.school_name,
-                )
+            optional=cells(
+                columns.school_type,
+                columns.school_year,
+                columns.class_name,
+                columns.role,
+                columns.join_key,
+                columns.school_name,
             ),
             required=tuple(config.required),
         )
@@ -357,8 +359,9 @@ class CsvRosterSource:
         if not key_cell:
             raise _RowError(f"the key column {self.config.columns.key!r} is empty")
 
+        padded = [*row, ""]
         given_name, family_name, email_cell, username, code = (
-            row[i].strip() if i is not None else "" for i in layout.named
+            cell.strip() for cell in layout.named(padded)
         )
         values = {
             "given_name": given_name,
@@ -384,7 +387,7 @@ class CsvRosterSource:
             except ValueError:
                 raise _RowError("the e-mail address is not valid") from None
         school_type, school_year, class_name, role, join_key, school_name = (
-            (row[i].strip() or None) if i is not None else None for i in layout.optional
+            cell.strip() or None for cell in layout.optional(padded)
         )
         placement = Placement(code, school_type, school_year, class_name, role)
         builder = builders.get(key_cell)

