@@ -32,7 +32,7 @@ format: $(STAMP)
 # The benchmark (bench/README.md): a synthetic town of 20,000 persons through the real connector
 # into a real scim2-server and slapd (first sync, quiet cycle, one person, 1% churn, rollover),
 # a town of 100,000 synced in bulk (first sync, quiet cycle, one person), planning at 100,000 and
-# the throughput comparison; writes bench/RESULTS.md. About 10-12 minutes on a 2-core machine.
+# the throughput comparison; writes bench/RESULTS.md. About 18 minutes on a 2-core machine.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --persons 20000 --plan-persons 100000 --scale-persons 100000
 
