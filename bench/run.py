@@ -1219,6 +1219,29 @@ SCALE_SCENARIOS = SCENARIOS[:3]  # also run in the at-scale town (--scale-person
 SCALE_PREFIX = "scale_"
 
 
+def _run_town(report: Report, town: Bench, scenarios: tuple[str, ...], label: str) -> None:
+    """A town's scenarios in order: the first sync, then those asked for."""
+    report.setup_seconds[f"{label}: {len(town.data.staff):,} staff entries added"] = (
+        town.setup_seconds["directory"]
+    )
+    report.scenarios.append(town.first_sync())
+    if "quiet_cycle" in scenarios:
+        report.scenarios.append(town.quiet_cycle())
+    if "one_person" in scenarios:
+        one = town.one_person()
+        if one is not None:
+            report.scenarios.append(one)
+        elif NO_ONLY_NOTE not in report.notes:
+            report.notes.append(NO_ONLY_NOTE)
+    if "churn" in scenarios:
+        report.scenarios.append(town.churn())
+    if "rollover" in scenarios:
+        report.scenarios.append(town.rollover())
+
+
+NO_ONLY_NOTE = "`connector sync --help` shows no `--only`: scenario g was skipped."
+
+
 def run_all(
     workdir: Path,
     *,
@@ -1259,24 +1282,7 @@ def run_all(
             verify=verify,
             progress=progress,
         ) as bench:
-            report.setup_seconds[f"directory: {len(bench.data.staff):,} staff entries added"] = (
-                bench.setup_seconds["directory"]
-            )
-            report.scenarios.append(bench.first_sync())
-            if "quiet_cycle" in scenarios:
-                report.scenarios.append(bench.quiet_cycle())
-            if "one_person" in scenarios:
-                one = bench.one_person()
-                if one is not None:
-                    report.scenarios.append(one)
-                else:
-                    report.notes.append(
-                        "`connector sync --help` shows no `--only`: scenario g was skipped."
-                    )
-            if "churn" in scenarios:
-                report.scenarios.append(bench.churn())
-            if "rollover" in scenarios:
-                report.scenarios.append(bench.rollover())
+            _run_town(report, bench, scenarios, "directory")
     if scale_persons and any(name in scenarios for name in SCALE_SCENARIOS):
         # The targets stated at 100,000 persons: a first sync in bulk (scim2-server stores a
         # user per request far slower), then a quiet cycle and a one-person sync.
@@ -1290,16 +1296,8 @@ def run_all(
             bulk=True,
             prefix=SCALE_PREFIX,
         ) as scale:
-            report.setup_seconds[
-                f"directory at scale: {len(scale.data.staff):,} staff entries added"
-            ] = scale.setup_seconds["directory"]
-            report.scenarios.append(scale.first_sync())
-            if "quiet_cycle" in scenarios:
-                report.scenarios.append(scale.quiet_cycle())
-            if "one_person" in scenarios:
-                one = scale.one_person()
-                if one is not None:
-                    report.scenarios.append(one)
+            at_scale = tuple(name for name in scenarios if name in SCALE_SCENARIOS)
+            _run_town(report, scale, at_scale, "directory at scale")
     if "plan_only" in scenarios:
         say(f"[plan_only] planning {plan_persons:,} persons ...")
         plan = plan_only(workdir / "plan", plan_persons, seed=seed)

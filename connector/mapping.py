@@ -16,29 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from connector.config import load_yaml, validation_problems
 from connector.errors import ConfigError
 from connector.model import Kind, Person, School
+from connector.scim.resources import FREE_TEXT_USER_PATHS
 from connector.template import Template, TemplateError, TemplateSet, compile_template
 
-# SCIM User attributes a mapping may manage, as PATCH paths (RFC 7643 section 4.1).
-USER_PATHS = frozenset(
-    {
-        "userName",
-        "displayName",
-        "nickName",
-        "title",
-        "userType",
-        "preferredLanguage",
-        "locale",
-        "timezone",
-        "profileUrl",
-        "name.formatted",
-        "name.familyName",
-        "name.givenName",
-        "name.middleName",
-        "name.honorificPrefix",
-        "name.honorificSuffix",
-        "emails",
-    }
-)
+# SCIM User attributes a mapping may manage, as PATCH paths (RFC 7643 section 4.1): the free
+# text ones, the profile URL and the e-mail addresses.
+USER_PATHS = (FREE_TEXT_USER_PATHS - {"externalId"}) | {"profileUrl", "emails"}
 GROUP_PATHS = frozenset({"displayName"})
 
 USER_FIELDS = frozenset(
