@@ -211,19 +211,8 @@ class Applier:
         report = ApplyReport()
         if not plan:
             return report
-        handlers: dict[OperationKind, Callable[[Operation], Outcome]] = {
-            "create_group": self._create_group,
-            "update_group": self._update_group,
-            "create_user": self._create_user,
-            "update_user": self._update_user,
-            "add_members": self._add_members,
-            "remove_members": self._remove_members,
-            "deactivate_user": self._deactivate_user,
-            "delete_user": self._delete_user,
-            "delete_group": self._delete_group,
-        }
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="apply") as pool:
-            for kind, handler in handlers.items():
+            for kind, handler in self._handlers().items():
                 ops = plan.of_kind(kind)
                 if not ops:
                     continue
@@ -252,6 +241,20 @@ class Applier:
                     break
         report.vendor_unavailable = self._vendor_down.is_set()
         return report
+
+    def _handlers(self) -> dict[OperationKind, Callable[[Operation], Outcome]]:
+        """One request (or a few) per operation, in the plan's order of kinds."""
+        return {
+            "create_group": self._create_group,
+            "update_group": self._update_group,
+            "create_user": self._create_user,
+            "update_user": self._update_user,
+            "add_members": self._add_members,
+            "remove_members": self._remove_members,
+            "deactivate_user": self._deactivate_user,
+            "delete_user": self._delete_user,
+            "delete_group": self._delete_group,
+        }
 
     def _one(self, handler: Callable[[Operation], Outcome], op: Operation) -> list[Outcome]:
         return [self._guarded(handler, op)]
@@ -460,10 +463,17 @@ class Applier:
                 if existing is None:
                     raise
                 ours = True
+        return self._link(op, resource_type, existing, ours)
+
+    def _link(
+        self, op: Operation, resource_type: str, existing: dict[str, Any], ours: bool
+    ) -> Outcome:
+        """Take over an account the vendor already holds, bringing it in line: "created" if
+        it carries our externalId and is ours by how it was found, else "linked"."""
         ours = ours and existing.get("externalId") == op.target
-        version = self._bring_in_line(resource_type, existing, attributes)
+        version = self._bring_in_line(resource_type, existing, op.attributes)
         return Outcome(
-            op, "created" if ours else "linked", existing["id"], attributes, version=version
+            op, "created" if ours else "linked", existing["id"], op.attributes, version=version
         )
 
     def _bring_in_line(
@@ -587,21 +597,30 @@ class Applier:
             )
         return group_id
 
+    def _linked_members(self, op: Operation) -> tuple[str, ...]:
+        """The members that have a vendor id. A user whose create failed this cycle is left
+        out of an add (the next cycle adds them)."""
+        return tuple(ext for ext in op.members if ext in self.user_ids)
+
+    def _members_outcome(self, op: Operation, group_id: str, linked: tuple[str, ...]) -> Outcome:
+        if op.kind == "add_members":
+            return Outcome(op, "added", group_id, members=linked)
+        # Members whose user link is gone cannot be addressed; their record is dropped too.
+        return Outcome(op, "removed", group_id, members=op.members)
+
     def _add_members(self, op: Operation) -> Outcome:
         group_id = self._group_id(op)
-        # A user whose create failed this cycle is left out; the next cycle adds them.
-        ready = tuple(ext for ext in op.members if ext in self.user_ids)
+        ready = self._linked_members(op)
         if ready:
             self._change_members(group_id, add=[self.user_ids[ext] for ext in ready])
-        return Outcome(op, "added", group_id, members=ready)
+        return self._members_outcome(op, group_id, ready)
 
     def _remove_members(self, op: Operation) -> Outcome:
         group_id = self._group_id(op)
-        known = tuple(ext for ext in op.members if ext in self.user_ids)
+        known = self._linked_members(op)
         if known:
             self._change_members(group_id, remove=[self.user_ids[ext] for ext in known])
-        # Members whose user link is gone cannot be addressed; their record is dropped too.
-        return Outcome(op, "removed", group_id, members=op.members)
+        return self._members_outcome(op, group_id, known)
 
     def _change_members(
         self, group_id: str, *, add: list[str] | None = None, remove: list[str] | None = None
@@ -672,10 +691,10 @@ class Applier:
         """The bulk operation for `op` (appended to `out`), or the outcome if none is needed."""
         kind = op.kind
         if kind == "create_user":
-            names = self._user_names(op.attributes)
             payload = user_payload(op.attributes)
-            if self._find_existing("Users", op.target, names) is not None:
-                return self._create_user(op)  # links (and brings in line) what exists
+            existing = self._find_existing("Users", op.target, self._user_names(op.attributes))
+            if existing is not None:
+                return self._link(op, "Users", existing, op.target in self.prior_intents)
             out.append(BulkOperation("POST", "/Users", payload))
         elif kind in ("update_user", "deactivate_user"):
             assert op.vendor_id is not None
@@ -691,7 +710,7 @@ class Applier:
             )
         elif kind in ("add_members", "remove_members"):
             group_id = self._group_id(op)
-            linked = tuple(ext for ext in op.members if ext in self.user_ids)
+            linked = self._linked_members(op)
             if not linked:
                 return self._members_outcome(op, group_id, linked)
             ids = [self.user_ids[ext] for ext in linked]
@@ -700,12 +719,6 @@ class Applier:
         elif kind == "delete_user":
             out.append(BulkOperation("DELETE", f"/Users/{op.vendor_id}"))
         return Outcome(op, "bulk")
-
-    def _members_outcome(self, op: Operation, group_id: str, linked: tuple[str, ...]) -> Outcome:
-        if op.kind == "add_members":
-            return Outcome(op, "added", group_id, members=linked)
-        # Members whose user link is gone cannot be addressed; their record is dropped too.
-        return Outcome(op, "removed", group_id, members=op.members)
 
     def _bulk_settle(self, op: Operation, sent: BulkOperation, result: BulkResult) -> Outcome:
         """One bulk result as an outcome; a failure raises as a single request's would."""
@@ -739,24 +752,13 @@ class Applier:
         if kind == "deactivate_user":
             return self._deactivated(op, result.version)
         if kind in ("add_members", "remove_members"):
-            linked = tuple(ext for ext in op.members if ext in self.user_ids)
-            return self._members_outcome(op, self._group_id(op), linked)
+            return self._members_outcome(op, self._group_id(op), self._linked_members(op))
         return Outcome(op, "deleted", op.vendor_id)
-
-    def _one_at_a_time(self, op: Operation) -> Outcome:
-        handler = {
-            "update_user": self._update_user,
-            "deactivate_user": self._deactivate_user,
-            "add_members": self._add_members,
-            "remove_members": self._remove_members,
-            "delete_user": self._delete_user,
-        }[op.kind]
-        return handler(op)
 
     def _after_lost_bulk(self, op: Operation) -> Outcome:
         if op.kind == "create_user":
             return self._create_user(op, sent_before=True)
-        return self._one_at_a_time(op)  # sending these twice changes nothing
+        return self._handlers()[op.kind](op)  # sending these twice changes nothing
 
 
 # Sent in bulk when enabled: the kinds of which a plan can hold thousands.
