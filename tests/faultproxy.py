@@ -14,6 +14,10 @@ before forwarding (the server never sees the request)
     ``stall``     no answer for ``stall_seconds`` (longer than the client's timeout), then the
                   connection is closed
     ``reset``     the connection is closed at once, without a response (RST)
+    ``401``       401 Unauthorized (a token the vendor no longer takes)
+    ``html``      200 with an HTML page (a proxy or captive portal in the way)
+    ``empty_list``  200 with an empty SCIM ListResponse (``totalResults`` 0)
+    ``empty_object``  200 with ``{}``
 
 after forwarding (the server performed the request; the client does not learn it)
     ``after_500``    the server's answer is replaced by a 500
@@ -22,6 +26,8 @@ after forwarding (the server performed the request; the client does not learn it
     ``truncated``    the server's status (204 becomes 200) with the first half of its body,
                      which is not JSON
     ``no_id``        the server's status and JSON body with the resource's ``id`` taken out
+    ``partial_list`` the server's list page with half of its ``Resources`` left out (its
+                     ``totalResults`` unchanged)
 
 Which request gets which fault is decided from the seed and the request itself (method, path
 without the tenant, body with server ids blanked, and how many times that same request was seen),
@@ -51,11 +57,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-BEFORE = ("429", "500", "503", "stall", "reset")
-AFTER = ("after_500", "after_reset", "after_stall", "truncated", "no_id")
+BEFORE = ("429", "500", "503", "stall", "reset", "401", "html", "empty_list", "empty_object")
+AFTER = ("after_500", "after_reset", "after_stall", "truncated", "no_id", "partial_list")
 KINDS = BEFORE + AFTER
-# Faults the client is expected to retry (everything except a 2xx body it cannot read).
-RETRYABLE = frozenset(KINDS) - {"truncated", "no_id"}
+# Faults the client is expected to retry (the temporary ones; not a refusal or a 2xx body).
+RETRYABLE = frozenset(
+    {"429", "500", "503", "stall", "reset", "after_500", "after_reset", "after_stall"}
+)
 
 _HOP_BY_HOP = frozenset(
     {
@@ -71,6 +79,7 @@ _HOP_BY_HOP = frozenset(
     }
 )
 _SERVER_ID = re.compile(r"[0-9a-f]{32}")
+LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
 # (method, path incl. query, body) -> whether it matches
 RequestMatch = Callable[[str, str, bytes], bool]
@@ -390,6 +399,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return self._drop()
         if kind == "reset":
             return self._drop()
+        if kind == "401":
+            return self._send_error(401)
+        if kind == "html":
+            page = b"<!DOCTYPE html><html><body><h1>Please log in</h1></body></html>"
+            return self._send(200, "OK", [("Content-Type", "text/html; charset=utf-8")], page)
+        if kind in ("empty_list", "empty_object"):
+            listing = {"schemas": [LIST_RESPONSE], "totalResults": 0, "Resources": []}
+            data = json.dumps(listing if kind == "empty_list" else {}).encode()
+            return self._send(200, "OK", [("Content-Type", "application/scim+json")], data)
 
         headers = [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP]
         try:
@@ -411,6 +429,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             data = data[: len(data) // 2] if len(data) > 1 else b'{"schemas": ['
         elif kind == "no_id":
             data = _without_id(data)
+        elif kind == "partial_list":
+            data = _half_a_page(data)
         self._send(status, reason, upstream_headers, data)
 
     # -- answers --------------------------------------------------------------------------
@@ -454,4 +474,16 @@ def _without_id(data: bytes) -> bytes:
         return data
     if isinstance(body, dict):
         body.pop("id", None)
+    return json.dumps(body).encode()
+
+
+def _half_a_page(data: bytes) -> bytes:
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return data
+    if isinstance(body, dict) and isinstance(body.get("Resources"), list):
+        resources = body["Resources"]
+        body["Resources"] = resources[: len(resources) // 2]
+        body["itemsPerPage"] = len(body["Resources"])
     return json.dumps(body).encode()
