@@ -8,6 +8,11 @@ never stops the others: it is reported, and the next cycle plans it again.
 
 Before creating anything, the vendor is asked whether the object already exists (by
 externalId, then by userName / displayName), so an existing account is linked, not duplicated.
+
+A refusal of the connector as a whole (a wrong token, a failed TLS handshake, answers that are
+not SCIM) ends the applying at once: the rest waits for the next cycle, and no object is put
+into back-off for the vendor's trouble. Writes to one vendor object never overlap: changes of
+the same group or user are serialised across the thread pool.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +30,7 @@ import structlog
 
 from connector.plan import SCRUBBED, Operation, OperationKind, Plan
 from connector.scim.bulk import BulkLimits, BulkOperation, BulkResult
-from connector.scim.client import ScimClient, ScimError, quote_filter_value
+from connector.scim.client import ScimClient, ScimError, VendorError, quote_filter_value
 from connector.scim.resources import (
     PayloadError,
     attributes_patch,
@@ -55,6 +61,7 @@ class Outcome:
     gone: bool = False  # the object no longer exists at the vendor
     version: str | None = None  # the vendor's ETag after this change
     transient: bool = False  # the vendor failed (no answer, 429, 5xx), not the object
+    vendor_wide: bool = False  # the vendor refused the connector as a whole (VendorError)
 
 
 @dataclass(slots=True)
@@ -64,6 +71,8 @@ class ApplyReport:
     transient_failures: int = 0
     succeeded: int = 0
     vendor_unavailable: bool = False
+    # Why the vendor as a whole could not be worked with (a VendorError), if it could not.
+    vendor_error: str | None = None
 
 
 # After this many transient failures in a row, the vendor is taken to be down for the rest
@@ -191,7 +200,9 @@ class Applier:
         # Set on shutdown: operations not yet started are left for the next cycle.
         self.stop = stop or threading.Event()
         self._vendor_down = threading.Event()
+        self._vendor_error: str | None = None
         self._lock = threading.Lock()
+        self._writers: dict[tuple[str, str], threading.Lock] = {}
         self._transient_in_a_row = 0
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
@@ -216,6 +227,9 @@ class Applier:
                 ops = plan.of_kind(kind)
                 if not ops:
                     continue
+                if self.stop.is_set() or self._vendor_down.is_set():
+                    report.counts["postponed"] += len(ops)  # left for the next cycle
+                    continue
                 if kind in ("create_user", "create_group"):
                     self.state.record_intents(
                         kind.removeprefix("create_"), [op.target for op in ops]
@@ -237,10 +251,18 @@ class Applier:
                     for future in futures:
                         for outcome in future.result():
                             self._record(outcome, report)
-                if self.stop.is_set() or self._vendor_down.is_set():
-                    break
         report.vendor_unavailable = self._vendor_down.is_set()
+        report.vendor_error = self._vendor_error
         return report
+
+    @contextmanager
+    def _one_writer(self, resource_type: str, vendor_id: str) -> Iterator[None]:
+        """Hold the object's own lock: concurrent writes to one group (a read-modify-replace
+        of its members above all) would overwrite each other."""
+        with self._lock:
+            lock = self._writers.setdefault((resource_type, vendor_id), threading.Lock())
+        with lock:
+            yield
 
     def _handlers(self) -> dict[OperationKind, Callable[[Operation], Outcome]]:
         """One request (or a few) per operation, in the plan's order of kinds."""
@@ -266,6 +288,8 @@ class Applier:
             outcome = handler(op)
         except Conflict as exc:
             outcome = Outcome(op, "conflict", error=str(exc))
+        except VendorError as exc:
+            return self._refused(op, exc)
         except (ScimError, PayloadError) as exc:
             status = exc.status if isinstance(exc, ScimError) else 0
             gone = status == 404 and op.vendor_id is not None
@@ -284,6 +308,24 @@ class Applier:
                 log.error("apply.vendor_unavailable", failures_in_a_row=self._transient_in_a_row)
         return outcome
 
+    def _refused(self, op: Operation, exc: VendorError) -> Outcome:
+        """The vendor refused the connector as a whole: stop sending, blame no object."""
+        with self._lock:
+            first = self._vendor_error is None
+            if first:
+                self._vendor_error = str(exc)
+            self._vendor_down.set()
+        if first:
+            log.error(
+                "apply.vendor_failed",
+                op=op.kind,
+                ref=_ref(op.target),
+                status=exc.status,
+                error=str(exc),
+                consequence="nothing more is sent this cycle; the next cycle tries again",
+            )
+        return Outcome(op, "failed", error=str(exc), transient=True, vendor_wide=True)
+
     def _record(self, outcome: Outcome, report: ApplyReport) -> None:
         op = outcome.op
         if outcome.result == "postponed":
@@ -292,7 +334,7 @@ class Applier:
         if outcome.result in ("failed", "conflict"):
             report.counts[outcome.result] += 1
             report.transient_failures += outcome.transient
-            if not outcome.transient:
+            if not outcome.transient and not outcome.vendor_wide:
                 # This object's own trouble (refused, ambiguous): try again later, less often.
                 # A vendor that is down is handled per cycle instead (degraded, slower cycles).
                 self.state.record_failure(failure_key(op), self.retry_delay, self.max_retry_delay)
@@ -502,16 +544,17 @@ class Applier:
         """PATCH the changes (If-Match where the vendor does ETags); the new version."""
         features = self.client.features()
         if_match = version if features.etag else None
-        if features.patch:
-            payload = attributes_patch(resource_type, changes)
-            return self.client.patch(resource_type, vendor_id, payload, if_match=if_match)
-        # No PATCH: read, change only our attributes, and put back everything else as it was.
-        if current is None:
-            current = self.client.get(resource_type, vendor_id)
-            if_match = _version(current) if features.etag else None
-        replaced = self.client.replace(
-            resource_type, vendor_id, replaced_resource(current, changes), if_match=if_match
-        )
+        with self._one_writer(resource_type, vendor_id):
+            if features.patch:
+                payload = attributes_patch(resource_type, changes)
+                return self.client.patch(resource_type, vendor_id, payload, if_match=if_match)
+            # No PATCH: read, change only our attributes, and put back everything else as it was.
+            if current is None:
+                current = self.client.get(resource_type, vendor_id)
+                if_match = _version(current) if features.etag else None
+            replaced = self.client.replace(
+                resource_type, vendor_id, replaced_resource(current, changes), if_match=if_match
+            )
         return _version(replaced)
 
     def _update_known_user(
@@ -570,9 +613,10 @@ class Applier:
 
     def _delete(self, resource_type: str, vendor_id: str) -> None:
         try:
-            self.client.delete(resource_type, vendor_id)
+            with self._one_writer(resource_type, vendor_id):
+                self.client.delete(resource_type, vendor_id)
         except ScimError as exc:
-            if exc.status != 404:  # already gone is what we wanted
+            if exc.status != 404 or isinstance(exc, VendorError):  # already gone is what we wanted
                 raise
 
     # -- groups ---------------------------------------------------------------------------
@@ -625,20 +669,49 @@ class Applier:
     def _change_members(
         self, group_id: str, *, add: list[str] | None = None, remove: list[str] | None = None
     ) -> None:
-        if self.client.features().patch:
-            self.client.patch("Groups", group_id, members_patch(add=add or [], remove=remove or []))
+        with self._one_writer("Groups", group_id):
+            if self.client.features().patch:
+                payload = members_patch(add=add or [], remove=remove or [])
+                self.client.patch("Groups", group_id, payload)
+            else:
+                self._replace_members(group_id, add or [], remove or [])
+
+    def _replace_members(self, group_id: str, add: list[str], remove: list[str]) -> None:
+        """No PATCH: read the group, change only these members, put back everything else -
+        at the version read (If-Match, read again on 412) - and see that it took."""
+        etag = self.client.features().etag
+        for attempt in range(1, REPLACE_ATTEMPTS + 1):
+            current = self.client.get("Groups", group_id)
+            gone = set(remove)
+            members = [
+                m
+                for m in current.get("members") or []
+                if isinstance(m, dict) and m.get("value") not in gone
+            ]
+            present = {m.get("value") for m in members}
+            members += [{"value": vendor_id} for vendor_id in add if vendor_id not in present]
+            try:
+                replaced = self.client.replace(
+                    "Groups",
+                    group_id,
+                    replaced_resource(current, {"members": members}),
+                    if_match=_version(current) if etag else None,
+                )
+            except ScimError as exc:
+                if exc.status != 412 or attempt == REPLACE_ATTEMPTS:
+                    raise
+                continue  # changed since we read it: read again
+            if "members" not in replaced:  # some vendors leave members out of the answer
+                replaced = self.client.get("Groups", group_id)
+            values = {m.get("value") for m in replaced.get("members") or [] if isinstance(m, dict)}
+            if not set(add) <= values or values & gone:
+                raise ScimError(
+                    "PUT",
+                    "/Groups/{id}",
+                    200,
+                    "the group the vendor answered with does not hold the members sent",
+                )
             return
-        # No PATCH: read the group, change only these members, put back everything else.
-        current = self.client.get("Groups", group_id)
-        gone = set(remove or [])
-        members = [
-            m
-            for m in current.get("members") or []
-            if isinstance(m, dict) and m.get("value") not in gone
-        ]
-        present = {m.get("value") for m in members}
-        members += [{"value": vendor_id} for vendor_id in add or [] if vendor_id not in present]
-        self.client.replace("Groups", group_id, replaced_resource(current, {"members": members}))
 
     # -- bulk -----------------------------------------------------------------------------
 
@@ -675,6 +748,10 @@ class Applier:
                 continue
             try:
                 results = self.client.bulk([operation for _, operation in batch])
+            except VendorError as exc:
+                outcomes += [self._refused(op, exc) for op, _ in batch[:1]]
+                outcomes += [Outcome(op, "postponed") for op, _ in batch[1:]]
+                continue
             except ScimError as exc:
                 # Refused or lost as a whole: each on its own, and a create only after looking
                 # at the vendor (the lost request may have been carried out).
@@ -772,6 +849,9 @@ BULK_KINDS: frozenset[OperationKind] = frozenset(
         "delete_user",
     }
 )
+# A read-modify-replace of a group's members that meets 412 (changed meanwhile) reads again
+# this many times in all before the change fails for this cycle.
+REPLACE_ATTEMPTS = 3
 # RFC 7644 has no default; a vendor that advertises none gets requests of at most 1 MB.
 DEFAULT_BULK_PAYLOAD_BYTES = 1_048_576
 

@@ -20,6 +20,7 @@ from connector.errors import ConfigError, ConnectorError, SourceError
 from connector.logs import configure_logging
 from connector.mapping import Mapping, load_mapping
 from connector.memory import tune_for_large_cycles
+from connector.reconcile import implausible
 from connector.report import render_plan, render_summary
 from connector.scim.client import ScimClient, ScimError
 from connector.sources import build_sources
@@ -130,6 +131,7 @@ def check(ctx: click.Context) -> None:
         with make_client(config) as client:
             features = client.features()
             client.search("Users", 'userName eq "connector-check"')
+            listed = {what: client.count(what) for what in ("Users", "Groups")}
         bulk = "no"
         if features.bulk:
             used = "used" if config.vendor.bulk else "not used: vendor.bulk is off"
@@ -139,6 +141,18 @@ def check(ctx: click.Context) -> None:
             f"Bulk {bulk}, filter {'yes' if features.filter else 'no'}, "
             f"ETag {'yes' if features.etag else 'no'}"
         )
+        linked = _linked_counts(config)
+        for (what, count), links in zip(listed.items(), linked, strict=True):
+            problem = implausible(
+                what.lower(), links, count, max(0, links - count), config.safety.max_deletions
+            )
+            if problem:
+                click.echo(f"FAIL  vendor {config.vendor.base_url}: {problem}")
+                problems += 1
+            else:
+                click.echo(
+                    f"        {count} {what.lower()} listed ({links} linked in the state file)"
+                )
     except ScimError as exc:
         hint = {401: " (is the token right?)", 403: " (does the token have access?)"}.get(
             exc.status or 0, ""
@@ -147,6 +161,16 @@ def check(ctx: click.Context) -> None:
         problems += 1
     if problems:
         sys.exit(1)
+
+
+def _linked_counts(config: Config) -> tuple[int, int]:
+    state = StateStore.open_readonly(config.state.path)
+    if state is None:
+        return 0, 0
+    try:
+        return state.linked_counts()
+    finally:
+        state.close()
 
 
 @main.command()

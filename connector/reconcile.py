@@ -6,6 +6,10 @@ changed by hand, owned accounts deleted at the vendor (re-created and re-linked)
 added or removed by hand in owned groups. Objects the connector does not own are read but never
 become part of the known state, so nothing is ever planned for them; members that are not the
 connector's users (a hand-made account in a school's group) are likewise left alone.
+
+A listing is believed only if it is plausible: one that is empty, or that has lost more of the
+linked accounts than the deletion threshold allows, is a vendor-side fault (a wrong tenant, a
+broken page) far more often than a real loss, so nothing is unlinked because of it.
 """
 
 from __future__ import annotations
@@ -15,12 +19,34 @@ from typing import Any
 
 import structlog
 
+from connector.config import Limit
 from connector.desired import Desired
 from connector.scim.client import ScimClient, quote_filter_value
 from connector.scim.resources import flatten, same_value
 from connector.state import Known, KnownGroup, KnownUser, StateStore
 
 log = structlog.get_logger(__name__)
+
+
+class ImplausibleListing(Exception):
+    """The vendor's listing cannot be the truth about the accounts the connector links."""
+
+
+def implausible(what: str, linked: int, listed: int, vanished: int, limit: Limit) -> str | None:
+    """Why a listing of `what` (users, groups) is not believed, or None when it is."""
+    if not linked:
+        return None
+    if listed == 0:
+        return (
+            f"the vendor lists no {what}, but the state file links {linked}: not believed "
+            "(a wrong base URL or tenant, or a fault at the vendor?); nothing is unlinked"
+        )
+    if vanished > limit.count and 100 * vanished / linked > limit.percent:
+        return (
+            f"{vanished} of the {linked} linked {what} are missing from the vendor's listing "
+            f"(more than {limit.count} and {limit.percent:g}%): not believed; nothing is unlinked"
+        )
+    return None
 
 
 @dataclass(slots=True)
@@ -55,12 +81,30 @@ def _observed_attributes(
 
 
 def observe_vendor(
-    client: ScimClient, recorded: Known, desired: Desired, *, page_size: int = 200
+    client: ScimClient,
+    recorded: Known,
+    desired: Desired,
+    *,
+    page_size: int = 200,
+    limit: Limit | None = None,
 ) -> Observation:
+    """What the vendor holds of the owned objects. `limit`: how many linked users may be
+    missing from the listing before it is not believed (ImplausibleListing); None: any."""
     vendor_users = {r["id"]: r for r in client.list_all("Users", page_size=page_size)}
     vendor_groups = {g["id"]: g for g in client.list_all("Groups", page_size=page_size)}
     users_by_ext = {str(r["externalId"]): r for r in vendor_users.values() if r.get("externalId")}
     groups_by_ext = {str(g["externalId"]): g for g in vendor_groups.values() if g.get("externalId")}
+    if limit is not None:
+        for what, linked, listed, by_id, by_ext in (
+            ("users", recorded.users, vendor_users, vendor_users, users_by_ext),
+            ("groups", recorded.groups, vendor_groups, vendor_groups, groups_by_ext),
+        ):
+            vanished = sum(
+                1 for ext, o in linked.items() if o.vendor_id not in by_id and ext not in by_ext
+            )
+            problem = implausible(what, len(linked), len(listed), vanished, limit)
+            if problem:
+                raise ImplausibleListing(problem)
     observation = Observation(Known(), vendor_users=vendor_users, vendor_groups=vendor_groups)
 
     for ext, user in recorded.users.items():

@@ -77,6 +77,8 @@ def _notes(result: CycleResult) -> list[str]:
         notes.append(f"skipped {issue.location}: {issue.reason}")
     for failure in result.source_failures:
         notes.append(f"SOURCE FAILED {failure.source}: {failure.reason}")
+    if result.vendor_trouble:
+        notes.append(f"VENDOR FAILED: {result.vendor_trouble}")
     if result.held_back:
         held = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.held_back.items())
         notes.append(f"HELD BACK ({'; '.join(result.hold_reasons)}): {held}")
@@ -103,6 +105,7 @@ def render_summary(result: CycleResult) -> str:
         f"  memberships removed  {applied.get('members_removed', 0)}",
         f"  skipped records      {summary['skipped_records']}",
         f"  failed               {applied.get('failed', 0) + applied.get('conflict', 0)}",
+        f"  postponed            {applied.get('postponed', 0)} (left for the next cycle)",
         "  requests             "
         + (", ".join(f"{m} {n}" for m, n in summary["requests"].items()) or "none"),
     ]

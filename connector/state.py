@@ -334,6 +334,12 @@ class StateStore:
                     known.groups[group_ext].members.add(ext)
         return known
 
+    def linked_counts(self) -> tuple[int, int]:
+        """How many vendor users and groups the state file links."""
+        users = self._db.execute("SELECT count(*) FROM users").fetchone()[0]
+        groups = self._db.execute("SELECT count(*) FROM groups").fetchone()[0]
+        return int(users), int(groups)
+
     def _load_groups(self, known: Known) -> None:
         for ext, vendor_id, origin, attributes in self._db.execute(
             "SELECT external_id, vendor_id, origin, attributes FROM groups"

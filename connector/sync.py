@@ -30,7 +30,7 @@ from connector.guard import (
 from connector.mapping import Mapping
 from connector.model import ReadContext, SourceIssue, SourceRead
 from connector.plan import DEPROVISIONING, ORDER, Plan, PlanRules, make_plan
-from connector.reconcile import observe_vendor, resolve_interrupted_creates
+from connector.reconcile import ImplausibleListing, observe_vendor, resolve_interrupted_creates
 from connector.scim.client import ScimClient, ScimError
 from connector.scope import apply_scope
 from connector.sources import build_sources
@@ -63,6 +63,8 @@ class CycleResult:
     unhealthy_sources: dict[str, str] = field(default_factory=dict)
     deferred: int = 0
     vendor_unreadable: bool = False  # the vendor could not be listed for a full reconcile
+    # Why the vendor could not be listed or worked with this cycle (for the operator).
+    vendor_problem: str | None = None
     failing_cycles: int = 0
     degraded: bool = False
     full_reconcile: bool = False
@@ -73,6 +75,11 @@ class CycleResult:
     @property
     def issues(self) -> list[SourceIssue]:
         return [i for r in self.reads for i in r.issues] + self.desired.issues
+
+    @property
+    def vendor_trouble(self) -> str | None:
+        """Why the vendor could not be listed, or worked with as a whole, this cycle."""
+        return self.vendor_problem or (self.applied.vendor_error if self.applied else None)
 
     @property
     def exit_code(self) -> int:
@@ -109,6 +116,7 @@ class CycleResult:
             "full_reconcile": self.full_reconcile,
             "deferred": self.deferred,
             "degraded": self.degraded,
+            "vendor_problem": self.vendor_trouble,
             "applied": dict(sorted(self.applied.counts.items())) if self.applied else {},
             "requests": dict(sorted(self.requests.items())),
             "duration_seconds": round(self.duration_seconds, 3),
@@ -356,7 +364,13 @@ def plan_only(config: Config, mapping: Mapping, client: ScimClient | None = None
     memory.planning()
     reads, failures, desired = desired_state(config, mapping)
     if client is not None:
-        known = observe_vendor(client, known, desired, page_size=config.reconcile.page_size).known
+        known = observe_vendor(
+            client,
+            known,
+            desired,
+            page_size=config.reconcile.page_size,
+            limit=config.safety.max_deletions,
+        ).known
     return plan_cycle(config, run_id, reads, failures, desired, known, now, last_good=last_good)
 
 
@@ -392,14 +406,14 @@ def run_sync(
     requests_before = Counter(client.requests_by_method)
     memory.planning()
     reads, failures, desired = desired_state(config, mapping, state, full=bool(full), only=only)
-    vendor_unreadable = False
+    vendor_problem: str | None = None
     index = None
     if state.intents():
         try:
             resolve_interrupted_creates(state, client, desired)
         except ScimError as exc:
             log.error("reconcile.failed", error=str(exc))
-            vendor_unreadable = True
+            vendor_problem = str(exc)
     if only is None:
         known = state.load_known()
     else:
@@ -409,12 +423,16 @@ def run_sync(
     if full:
         try:
             observation = observe_vendor(
-                client, known, desired, page_size=config.reconcile.page_size
+                client,
+                known,
+                desired,
+                page_size=config.reconcile.page_size,
+                limit=config.safety.max_deletions,
             )
-        except ScimError as exc:
+        except (ScimError, ImplausibleListing) as exc:
             # The cycle goes on from the state file; the full reconcile waits for the next one.
             log.error("reconcile.failed", error=str(exc))
-            full, vendor_unreadable = False, True
+            full, vendor_problem = False, f"full reconcile failed: {exc}"
         else:
             for ext in observation.vanished_users:
                 state.forget_user(ext)  # gone at the vendor; re-created below if still wanted
@@ -441,7 +459,8 @@ def run_sync(
         only=person_refs(only, config, reads, desired, known) if only is not None else None,
     )
     result.full_reconcile = full
-    result.vendor_unreadable = vendor_unreadable
+    result.vendor_unreadable = vendor_problem is not None
+    result.vendor_problem = vendor_problem
     backing_off = state.backing_off(now)
     if backing_off:
         # Objects that keep failing wait, with a growing delay, instead of failing every cycle.
@@ -466,7 +485,7 @@ def run_sync(
     result.applied = applier.apply(result.plan)
     report = result.applied
     vendor_failed = (
-        vendor_unreadable
+        result.vendor_unreadable
         or report.vendor_unavailable
         or (report.transient_failures > 0 and report.succeeded == 0)
     )

@@ -26,8 +26,8 @@ after forwarding (the server performed the request; the client does not learn it
     ``truncated``    the server's status (204 becomes 200) with the first half of its body,
                      which is not JSON
     ``no_id``        the server's status and JSON body with the resource's ``id`` taken out
-    ``partial_list`` the server's list page with half of its ``Resources`` left out (its
-                     ``totalResults`` unchanged)
+    ``lost_half``    the server's list page with half of its ``Resources`` left out, and
+                     ``totalResults`` lowered to match (a vendor that lost accounts)
 
 Which request gets which fault is decided from the seed and the request itself (method, path
 without the tenant, body with server ids blanked, and how many times that same request was seen),
@@ -58,7 +58,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 BEFORE = ("429", "500", "503", "stall", "reset", "401", "html", "empty_list", "empty_object")
-AFTER = ("after_500", "after_reset", "after_stall", "truncated", "no_id", "partial_list")
+AFTER = ("after_500", "after_reset", "after_stall", "truncated", "no_id", "lost_half")
 KINDS = BEFORE + AFTER
 # Faults the client is expected to retry (the temporary ones; not a refusal or a 2xx body).
 RETRYABLE = frozenset(
@@ -429,7 +429,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             data = data[: len(data) // 2] if len(data) > 1 else b'{"schemas": ['
         elif kind == "no_id":
             data = _without_id(data)
-        elif kind == "partial_list":
+        elif kind == "lost_half":
             data = _half_a_page(data)
         self._send(status, reason, upstream_headers, data)
 
@@ -484,6 +484,9 @@ def _half_a_page(data: bytes) -> bytes:
         return data
     if isinstance(body, dict) and isinstance(body.get("Resources"), list):
         resources = body["Resources"]
+        lost = len(resources) - len(resources) // 2
         body["Resources"] = resources[: len(resources) // 2]
         body["itemsPerPage"] = len(body["Resources"])
+        if isinstance(body.get("totalResults"), int):
+            body["totalResults"] -= lost
     return json.dumps(body).encode()

@@ -5,12 +5,18 @@ what the connector needs (an `id`, a list of resources): vendors return extensio
 odd e-mail values and other things a strict model would refuse, and none of that is our
 business. Retries (tenacity) cover connection errors, timeouts, 429 and 5xx, honouring
 `Retry-After`. The bearer token lives only in the request headers, never in a log or error.
+
+Nothing counts as done without a SCIM answer that says so: a 2xx whose body is not SCIM JSON
+(an HTML page from a proxy or captive portal, an empty body where a resource is due, `{}` for a
+list) is a `VendorError`, as are 401, 403, 407 and a failed TLS handshake. Those are the
+vendor's trouble as a whole, not one object's, and end the cycle's applying.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json as jsonlib
+import ssl
 import threading
 import time
 from collections import Counter
@@ -53,6 +59,36 @@ class ScimError(Exception):
         self.scim_type = scim_type
         where = f"{method} {path}"
         super().__init__(f"{where}: {status or 'no response'} {detail}".strip())
+
+
+class VendorError(ScimError):
+    """The vendor as a whole cannot be worked with: it refused the connector (401, 403, 407),
+    the TLS handshake failed, or it answered with something that is not SCIM (a proxy or a
+    login page in the way). Every other request would meet the same, so the cycle's applying
+    ends, and nothing is held against the object that happened to meet it."""
+
+
+# Refusals of the connector itself, not of one object: the token, its rights, a proxy.
+VENDOR_WIDE_STATUS = {
+    401: "the vendor refused the token (wrong or expired?)",
+    403: "the vendor refused access (does the token have the rights?)",
+    407: "a proxy in the way asks for authentication",
+}
+
+
+def tls_failure(exc: BaseException) -> str | None:
+    """The TLS problem behind a connection error, if that is what it was."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return f"TLS failed: {getattr(seen, 'reason', None) or type(seen).__name__}"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _is_json_type(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in ("application/scim+json", "application/json") or media.endswith("+json")
 
 
 class _RetryableStatus(Exception):
@@ -137,7 +173,9 @@ class RateLimiter:
 
 
 def _is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, httpx.TransportError | _RetryableStatus)
+    if isinstance(exc, httpx.TransportError):
+        return tls_failure(exc) is None  # a certificate does not get better by asking again
+    return isinstance(exc, _RetryableStatus)
 
 
 def _is_retryable_unsent(exc: BaseException) -> bool:
@@ -148,7 +186,7 @@ def _is_retryable_unsent(exc: BaseException) -> bool:
     caller looks the object up instead of sending it again.
     """
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-        return True
+        return tls_failure(exc) is None
     return isinstance(exc, _RetryableStatus) and exc.response.status_code in (429, 503)
 
 
@@ -234,12 +272,15 @@ class ScimClient:
     ) -> httpx.Response:
         """Send with retries. `template` (e.g. /Users/{id}) is what logs show instead of the path."""
         shown = template or path
+        sent = 0
 
         def attempt() -> httpx.Response:
+            nonlocal sent
             if self._rate is not None:
                 self._rate.acquire()
             with self._lock:
                 self.requests_by_method[method] += 1
+            sent += 1
             extra = dict(headers or {})
             if json is not None:
                 extra["Content-Type"] = SCIM_JSON
@@ -276,30 +317,63 @@ class ScimClient:
         except _RetryableStatus as exc:
             response = exc.response
         except httpx.TransportError as exc:
+            tls = tls_failure(exc)
             log.error(
                 "scim.request.failed",
                 method=method,
                 path=shown,
                 status=None,
-                error=type(exc).__name__,
-                attempts=self._max_retries + 1,
+                error=tls or type(exc).__name__,
+                attempts=sent,
             )
+            if tls is not None:
+                raise VendorError(method, shown, None, tls) from None
             raise ScimError(
                 method, shown, None, f"{type(exc).__name__}: connection failed"
             ) from None
-        if response.status_code not in expect:
+        status = response.status_code
+        if status not in expect:
             detail, scim_type = _error_detail(response)
             log.warning(
                 "scim.request.failed",
                 method=method,
                 path=shown,
-                status=response.status_code,
+                status=status,
                 scim_type=scim_type,
+                attempts=sent,
             )
-            raise ScimError(method, shown, response.status_code, detail, scim_type)
+            if status in VENDOR_WIDE_STATUS:
+                raise VendorError(
+                    method, shown, status, f"{detail} ({VENDOR_WIDE_STATUS[status]})", scim_type
+                )
+            raise ScimError(method, shown, status, detail, scim_type)
+        if response.content:
+            content_type = response.headers.get("Content-Type", "")
+            if not _is_json_type(content_type) and not (
+                not content_type and _parses_as_object(response.content)
+            ):
+                log.warning(
+                    "scim.request.failed",
+                    method=method,
+                    path=shown,
+                    status=status,
+                    error="not SCIM",
+                    attempts=sent,
+                )
+                raise VendorError(
+                    method,
+                    shown,
+                    status,
+                    f"answered with {content_type.split(';')[0] or 'no content type'}, not SCIM "
+                    "(a proxy or a login page in the way?)",
+                )
         return response
 
     def _json(self, response: httpx.Response, method: str, shown: str) -> dict[str, Any]:
+        if not response.content:
+            raise VendorError(
+                method, shown, response.status_code, "answered with an empty body, not SCIM"
+            )
         try:
             body = response.json()
         except ValueError:
@@ -307,6 +381,22 @@ class ScimClient:
         if not isinstance(body, dict):
             raise ScimError(method, shown, response.status_code, "response is not a JSON object")
         return body
+
+    def _list(
+        self, response: httpx.Response, method: str, shown: str
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """(totalResults, the resources with an id) of a ListResponse. An answer without
+        totalResults (`{}`) is not a list at all, and an empty one must say it is empty."""
+        body = self._json(response, method, shown)
+        total = body.get("totalResults")
+        resources = body.get("Resources", [])
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            raise VendorError(
+                method, shown, response.status_code, "a list answer without totalResults, not SCIM"
+            )
+        if not isinstance(resources, list):
+            raise ScimError(method, shown, response.status_code, "Resources is not a list")
+        return total, resources
 
     def _resource(self, response: httpx.Response, method: str, shown: str) -> dict[str, Any]:
         body = self._json(response, method, shown)
@@ -334,12 +424,8 @@ class ScimClient:
         params: dict[str, Any] = {"filter": filter_}
         if attributes:
             params["attributes"] = ",".join(attributes)
-        body = self._json(
-            self.request("GET", path, template=f"{path}?filter", params=params), "GET", path
-        )
-        resources = body.get("Resources") or []
-        if not isinstance(resources, list):
-            raise ScimError("GET", path, 200, "Resources is not a list")
+        response = self.request("GET", path, template=f"{path}?filter", params=params)
+        _, resources = self._list(response, "GET", path)
         return [r for r in resources if isinstance(r, dict) and isinstance(r.get("id"), str)]
 
     def get(self, resource_type: str, vendor_id: str) -> dict[str, Any]:
@@ -371,6 +457,11 @@ class ScimClient:
             expect=(200, 204),
             headers={"If-Match": if_match} if if_match else None,
         )
+        if response.status_code == 200:
+            # RFC 7644 section 3.5.2: 200 carries the resource (else 204); anything else
+            # cannot be shown to have changed it.
+            resource = self._resource(response, "PATCH", template)
+            return response.headers.get("ETag") or _version_of(resource)
         return response.headers.get("ETag")
 
     def replace(
@@ -406,28 +497,56 @@ class ScimClient:
         )
         return parse_bulk_response(self._json(response, "POST", path), len(operations))
 
+    def count(self, resource_type: str) -> int:
+        """How many resources of this type the vendor lists (its totalResults)."""
+        path = f"/{resource_type}"
+        params = {"startIndex": 1, "count": 1}
+        response = self.request("GET", path, template=f"{path}?page", params=params)
+        return self._list(response, "GET", path)[0]
+
     def list_all(self, resource_type: str, *, page_size: int = 200) -> Iterator[dict[str, Any]]:
         """Every resource, page by page (startIndex/count, RFC 7644 section 3.4.2.4).
 
-        A page that fails fails the whole listing: a partial list must never pass for the whole.
+        A page that fails fails the whole listing, and so does a listing that ends before
+        its totalResults or reads more than it: a partial list must never pass for the whole.
         """
         path = f"/{resource_type}"
-        start = 1
+        start, read, total = 1, 0, 0
         while True:
             params = {"startIndex": start, "count": page_size}
-            body = self._json(
-                self.request("GET", path, template=f"{path}?page", params=params), "GET", path
-            )
-            resources = body.get("Resources") or []
-            if not isinstance(resources, list):
-                raise ScimError("GET", path, 200, "Resources is not a list")
+            response = self.request("GET", path, template=f"{path}?page", params=params)
+            total, resources = self._list(response, "GET", path)
             for resource in resources:
+                read += 1
                 if isinstance(resource, dict) and isinstance(resource.get("id"), str):
                     yield resource
-            total = body.get("totalResults")
             start += len(resources)
-            if not resources or not isinstance(total, int) or start > total:
-                return
+            if start > total:
+                break
+            if not resources:
+                raise ScimError(
+                    "GET",
+                    path,
+                    200,
+                    f"the listing ended after {read} of the {total} resources it announced",
+                )
+        if read != total:
+            raise ScimError(
+                "GET", path, 200, f"the listing held {read} resources but announced {total}"
+            )
+
+
+def _version_of(resource: dict[str, Any]) -> str | None:
+    meta = resource.get("meta")
+    version = meta.get("version") if isinstance(meta, dict) else None
+    return str(version) if version else None
+
+
+def _parses_as_object(content: bytes) -> bool:
+    try:
+        return isinstance(jsonlib.loads(content), dict)
+    except ValueError:
+        return False
 
 
 def quote_filter_value(value: str) -> str:
