@@ -17,12 +17,15 @@ import click
 
 from connector.config import Config, load_config
 from connector.errors import ConfigError, ConnectorError, SourceError
+from connector.externalid import ExternalIdMaker
 from connector.logs import configure_logging
 from connector.mapping import Mapping, load_mapping
 from connector.memory import tune_for_large_cycles
+from connector.model import SourceRead
 from connector.reconcile import implausible
 from connector.report import render_plan, render_summary
 from connector.scim.client import ScimClient, ScimError
+from connector.source_health import likely_cause, marking_digests, read_problem
 from connector.sources import build_sources
 from connector.sources.ldap_directory import LdapDirectorySource
 from connector.state import StateStore
@@ -120,13 +123,7 @@ def check(ctx: click.Context) -> None:
             click.echo(f"FAIL  source {source.name}: {exc.reason}")
             problems += 1
             continue
-        protected = sum(1 for p in read.persons if p.protected)
-        click.echo(
-            f"ok    source {source.name}: {read.rows_read} records, {len(read.persons)} persons "
-            f"({protected} protected, left out), {len(read.issues)} records skipped"
-        )
-        for issue in read.issues:
-            click.echo(f"        skipped {issue.location}: {issue.reason}")
+        problems += _check_read(config, read)
     try:
         with make_client(config) as client:
             features = client.features()
@@ -161,6 +158,42 @@ def check(ctx: click.Context) -> None:
         problems += 1
     if problems:
         sys.exit(1)
+
+
+# `check` lists at most this many skipped records of a source, then how many more there are.
+SHOWN_SKIPPED = 20
+
+
+def _check_read(config: Config, read: SourceRead) -> int:
+    """Print what `check` makes of a source's read, judged as `sync` would; 1 if it fails."""
+    problem = read_problem(read, config.safety.max_skipped_percent)
+    protected = sum(1 for p in read.persons if p.protected)
+    click.echo(
+        f"{'FAIL' if problem else 'ok  '}  source {read.source}: {read.rows_read} records, "
+        f"{len(read.persons)} persons ({protected} protected, left out), "
+        f"{len(read.issues)} records skipped"
+    )
+    if problem:
+        click.echo(f"        {problem}")
+    for issue in read.issues[:SHOWN_SKIPPED]:
+        click.echo(f"        skipped {issue.location}: {issue.reason}")
+    if len(read.issues) > SHOWN_SKIPPED:
+        click.echo(f"        ... and {len(read.issues) - SHOWN_SKIPPED} more")
+    cause = likely_cause(read)
+    if cause:
+        click.echo(f"        hint: {cause}")
+    state = StateStore.open_readonly(config.state.path)
+    seen = state.marking_digests(read.source) if state else set()
+    if state:
+        state.close()
+    digests = marking_digests(read, ExternalIdMaker(config.external_id))
+    new = sum(rows for digest, rows in digests.items() if digest not in seen)
+    if new:
+        click.echo(
+            f"        note: {new} records carry a protected-identity marking value this "
+            "source never wrote before; they count as protected"
+        )
+    return 1 if problem else 0
 
 
 def _linked_counts(config: Config) -> tuple[int, int]:
@@ -292,7 +325,7 @@ def approve(ctx: click.Context, yes: bool) -> None:
     """Show what the last cycle held back, and after confirmation let it run, once."""
     from connector.guard import approval_keys
     from connector.plan import Operation, Plan
-    from connector.report import table
+    from connector.report import render_held
 
     config, mapping = load(_config_path(ctx))
     state = StateStore.open(config.state.path)
@@ -302,37 +335,12 @@ def approve(ctx: click.Context, yes: bool) -> None:
         if not held or not held.get("operations"):
             click.echo("Nothing is held back.")
             return
-        plan = Plan(
-            [
-                Operation(
-                    op["op"],
-                    op["target"],
-                    op.get("vendor_id"),
-                    members=tuple(op.get("members", ())),
-                    reason=op.get("reason", ""),
-                )
-                for op in held["operations"]
-            ]
-        )
-        names = {
-            ext: u.attributes.get("userName", "") for ext, u in state.load_known().users.items()
-        }
-        rows = [
-            (
-                op.kind.replace("_", " "),
-                op.target[:12],
-                str(names.get(op.target, "")) or f"{len(op.members)} member(s)",
-                op.reason,
-            )
-            for op in plan.operations
-        ]
+        plan = Plan([Operation.from_dict(op) for op in held["operations"]])
         click.echo(f"Held back by run {held['run_id']} at {held['held_at']}:")
         for reason in held.get("reasons", []):
             click.echo(f"  {reason}")
         click.echo("")
-        click.echo(table(("OPERATION", "REF", "USER / MEMBERS", "REASON"), rows))
-        counts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in plan.counts().items() if v)
-        click.echo(f"\n{counts}")
+        click.echo(render_held(plan, state.load_known()))
         if not yes and not click.confirm("Apply these now (once)?", default=False):
             click.echo("Nothing was changed.")
             return

@@ -400,19 +400,31 @@ class Limit(_Strict):
 
 
 class SafetyConfig(_Strict):
-    """Deprovisioning thresholds and source health, on by default.
+    """Thresholds and source health, on by default.
 
-    A tripped limit holds back all deprovisioning of the cycle (creates and updates still go)
-    until `connector approve` or `sync --allow-deprovision`. Percentages are of what the
-    connector manages (its users, or its memberships).
+    A tripped deprovisioning limit holds back all deprovisioning of the cycle (creates and
+    updates still go); a tripped update limit holds back the updates; a jump in newly protected
+    persons holds back everything about them. Each until `connector approve` (or, for
+    deprovisioning, `sync --allow-deprovision`). Percentages are of what the connector manages
+    (its users, or its memberships).
     """
 
     max_deactivations: Limit = Field(default_factory=lambda: Limit(count=50, percent=5))
     max_deletions: Limit = Field(default_factory=lambda: Limit(count=50, percent=5))
     max_membership_removals: Limit = Field(default_factory=lambda: Limit(count=200, percent=5))
+    # Updates of accounts and groups in one cycle (a mapping edit can rewrite every account).
+    max_updates: Limit = Field(default_factory=lambda: Limit(count=500, percent=10))
+    # Persons with an account who are newly marked protected in one cycle. Below the limit
+    # they are taken off the vendor at once; above it the marking itself is suspect (an export
+    # that changed its values), so nothing is sent about them until approved.
+    max_newly_protected: Limit = Field(default_factory=lambda: Limit(count=10, percent=2))
     # A source that returns fewer people than this share of its last good read is unhealthy:
     # no deprovisioning is derived from it in that cycle.
     min_source_percent: float = Field(default=80.0, ge=0, le=100)
+    # A source with more than this share of its records skipped as unreadable (a wrong
+    # encoding or delimiter, a broken export) fails: nothing is sent or taken away for the
+    # people in it.
+    max_skipped_percent: float = Field(default=50.0, ge=0, le=100)
     # Objects that keep failing at the vendor wait this long before the next try, doubling
     # with each failure, up to max_retry_delay_seconds.
     retry_delay_seconds: float = Field(default=60.0, ge=0)

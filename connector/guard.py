@@ -6,7 +6,11 @@
   all of its deprovisioning until an admin approves it.
 - Inside the school-year rollover window, deactivations and deletions caused by missing
   placements wait, so the end-of-year roster drop does not deprovision everyone.
-Taking a protected person off the vendor is never held back.
+- A cycle that would update more accounts than the limits allow (a mapping edit rewrites
+  every account) holds back its updates until an admin approves them.
+- A newly protected person is taken off the vendor at once, whatever the other rules say -
+  unless so many become protected in one cycle that the marking itself is suspect (an export
+  whose values changed): then nothing about them is sent until an admin approves it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from connector.config import RolloverHoldConfig, SafetyConfig
+from connector.config import Limit, RolloverHoldConfig, SafetyConfig
 from connector.plan import CAUSED_BY_MISSING_PLACEMENTS, DEPROVISIONING, Operation, Plan
 from connector.state import Known
 
@@ -69,19 +73,23 @@ def hold_for_rollover(
     return kept, (Held(held, reason) if held else None)
 
 
+# What a safety rule can hold back, and an approval release: one key per step (see below).
+GUARDED: frozenset[str] = DEPROVISIONING | {"update_user", "update_group"}
+
+
 def approval_keys(plan: Plan) -> frozenset[str]:
-    """What approving this (held) plan releases: one key per deprovisioning step."""
+    """What approving this (held) plan releases: one key per deprovisioning step or update."""
     keys = set()
     for op in plan.operations:
         if op.kind == "remove_members":
             keys.update(f"remove_members:{op.target}:{member}" for member in op.members)
-        elif op.kind in DEPROVISIONING:
+        elif op.kind in GUARDED:
             keys.add(f"{op.kind}:{op.target}")
     return frozenset(keys)
 
 
 def split_approved(plan: Plan, approved: frozenset[str]) -> tuple[Plan, Plan]:
-    """(approved deprovisioning, everything else). Approved steps bypass the safety rules."""
+    """(approved steps, everything else). Approved steps bypass the safety rules."""
     released, rest = Plan(), Plan()
     for op in plan.operations:
         if op.kind == "remove_members":
@@ -91,11 +99,67 @@ def split_approved(plan: Plan, approved: frozenset[str]) -> tuple[Plan, Plan]:
                 released.operations.append(replace(op, members=ok))
             if other:
                 rest.operations.append(replace(op, members=other))
-        elif op.kind in DEPROVISIONING and f"{op.kind}:{op.target}" in approved:
+        elif op.kind in GUARDED and f"{op.kind}:{op.target}" in approved:
             released.operations.append(op)
         else:
             rest.operations.append(op)
     return released, rest
+
+
+def _exceeds(count: int, limit: Limit, base: int) -> bool:
+    """More than the count *and* more than the percentage of `base`."""
+    return count > limit.count and 100 * count / max(base, 1) > limit.percent
+
+
+def _share(count: int, limit: Limit, base: int, of: str) -> str:
+    return (
+        f"more than {limit.count}, and {100 * count / max(base, 1):.1f}% of {base} {of} "
+        f"is more than {limit.percent:g}%"
+    )
+
+
+def hold_for_newly_protected(plan: Plan, limit: Limit, known: Known) -> tuple[Plan, Held | None]:
+    """Hold everything about newly protected persons when there are suspiciously many."""
+    concerned = {
+        op.target
+        for op in plan.operations
+        if op.reason == "protected" and op.kind in ("deactivate_user", "delete_user")
+    }
+    concerned |= {
+        member
+        for op in plan.operations
+        if op.kind == "remove_members" and op.reason == "protected"
+        for member in op.members
+    }
+    base = len(known.users)
+    if not _exceeds(len(concerned), limit, base):
+        return plan, None
+
+    def hold(op: Operation) -> bool:
+        # Their removals, and a group emptied by them: they may not really be protected.
+        return op.reason == "protected" or op.kind == "delete_group"
+
+    kept, held = plan.split(hold)
+    reason = (
+        f"{len(concerned)} newly protected persons ({_share(len(concerned), limit, base, 'users')}"
+        "): has the export's protected-identity marking changed? Nothing is sent about them "
+        "until approved"
+    )
+    return kept, (Held(held, reason) if held else None)
+
+
+def hold_for_updates(plan: Plan, limit: Limit, known: Known) -> tuple[Plan, Held | None]:
+    """Hold back every update when a cycle would update more than the limits allow."""
+    updates = sum(op.kind in ("update_user", "update_group") for op in plan.operations)
+    base = len(known.users) + len(known.groups)
+    if not _exceeds(updates, limit, base):
+        return plan, None
+    kept, held = plan.split(lambda op: op.kind in ("update_user", "update_group"))
+    reason = (
+        f"threshold: {updates} updates ({_share(updates, limit, base, 'users and groups')}): "
+        "a changed mapping or source? `connector approve` shows what would change"
+    )
+    return kept, Held(held, reason)
 
 
 def hold_for_thresholds(plan: Plan, safety: SafetyConfig, known: Known) -> tuple[Plan, Held | None]:
@@ -127,10 +191,9 @@ def hold_for_thresholds(plan: Plan, safety: SafetyConfig, known: Known) -> tuple
         ),
     )
     tripped = [
-        f"{count} {what} (more than {limit.count}, and {100 * count / base:.1f}% of {base} {of} "
-        f"is more than {limit.percent:g}%)"
+        f"{count} {what} ({_share(count, limit, base, of)})"
         for what, count, limit, base, of in checks
-        if count > limit.count and 100 * count / base > limit.percent
+        if _exceeds(count, limit, base)
     ]
     if not tripped:
         return plan, None

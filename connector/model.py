@@ -8,6 +8,7 @@ big city holds 100,000+ of them in memory at once.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -102,6 +103,9 @@ class SourceRead:
     unreadable_keys: set[str] = field(default_factory=set)
     # What an incremental source keeps for its next read (see sources/ss12000.py).
     snapshot: Any = None
+    # Protected-identity marking values other than the not-protected ones -> records holding
+    # them (see connector.marking). In memory only: never logged or stored as such.
+    marking_values: Counter[str] = field(default_factory=Counter, repr=False)
 
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")

@@ -75,17 +75,35 @@ class Operation:
     members: tuple[str, ...] = ()  # user externalIds, for add/remove_members
     reason: Reason = ""
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, *, values: bool = True) -> dict[str, Any]:
+        """As JSON. `values=False` (a held plan kept in the state file) names the attributes
+        an update changes without their values: approving re-plans them anyway."""
         out: dict[str, Any] = {"op": self.kind, "target": self.target}
         if self.reason:
             out["reason"] = self.reason
         if self.vendor_id:
             out["vendor_id"] = self.vendor_id
         if self.attributes:
-            out["attributes"] = self.attributes
+            if values:
+                out["attributes"] = self.attributes
+            else:
+                out["paths"] = sorted(self.attributes)
         if self.members:
             out["members"] = list(self.members)
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Operation:
+        """The inverse of `as_dict`; attributes kept as names only come back without values."""
+        attributes = data.get("attributes") or dict.fromkeys(data.get("paths", ()))
+        return cls(
+            data["op"],
+            data["target"],
+            data.get("vendor_id"),
+            attributes=attributes,
+            members=tuple(data.get("members", ())),
+            reason=data.get("reason", ""),
+        )
 
 
 @dataclass(slots=True)

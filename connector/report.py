@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import click
 
 from connector.plan import Plan
+from connector.state import Known
 from connector.sync import CycleResult
+
+# How many opaque refs a summary of held updates shows as examples.
+SAMPLE_REFS = 5
 
 _OP_LABELS = {
     "create_group": "create group",
@@ -54,6 +59,39 @@ def table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     out = [line, "  ".join("-" * w for w in widths)]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(out)
+
+
+def render_held(plan: Plan, known: Known) -> str:
+    """A held plan as an operator reads it: deprovisioning step by step, updates summarised
+    (which attributes change, how often, a few opaque refs) - never the new values."""
+    updates = [op for op in plan.operations if op.kind in ("update_user", "update_group")]
+    rest = [op for op in plan.operations if op.kind not in ("update_user", "update_group")]
+    parts = []
+    if rest:
+        rows = []
+        for op in rest:
+            if op.members:
+                detail = f"{len(op.members)} member(s)"
+            else:
+                user = known.users.get(op.target)
+                detail = str(user.attributes.get("userName", "")) if user else ""
+            rows.append((_OP_LABELS[op.kind], op.target[:12], detail, op.reason))
+        parts.append(table(("OPERATION", "REF", "USER / MEMBERS", "REASON"), rows))
+    for kind in ("update_user", "update_group"):
+        of_kind = [op for op in updates if op.kind == kind]
+        if not of_kind:
+            continue
+        paths = Counter(path for op in of_kind for path in op.attributes)
+        changed = ", ".join(f"{path}: {count}" for path, count in sorted(paths.items()))
+        examples = ", ".join(op.target[:12] for op in of_kind[:SAMPLE_REFS])
+        more = f" and {len(of_kind) - SAMPLE_REFS} more" if len(of_kind) > SAMPLE_REFS else ""
+        parts.append(
+            f"{_OP_LABELS[kind]}: {len(of_kind)}, changing {changed}\n"
+            f"  for example {examples}{more}"
+        )
+    counts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in plan.counts().items() if v)
+    parts.append(counts)
+    return "\n\n".join(parts)
 
 
 def render_plan(result: CycleResult) -> str:

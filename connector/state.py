@@ -386,6 +386,15 @@ class StateStore:
             )
             self._db.execute("DELETE FROM intents WHERE external_id = ?", (external_id,))
 
+    def scrub_user(self, external_id: str) -> None:
+        """Keep only the link and whether the account is active (a person now protected)."""
+        with self.transaction():
+            self._db.execute(
+                "UPDATE users SET attributes = CASE WHEN active THEN '{\"active\": true}' "
+                "ELSE '{\"active\": false}' END, updated_at = ? WHERE external_id = ?",
+                (now_utc(), external_id),
+            )
+
     def relink_user(self, external_id: str, vendor_id: str) -> None:
         with self.transaction():
             self._db.execute(
@@ -503,6 +512,16 @@ class StateStore:
 
     def set_source_count(self, source: str, count: int) -> None:
         self.set_meta(f"source_count:{source}", str(count))
+
+    def marking_digests(self, source: str) -> set[str]:
+        """Fingerprints of the marking values a source has written (see source_health)."""
+        raw = self.get_meta(f"marking_values:{source}")
+        return set(json.loads(raw)) if raw else set()
+
+    def remember_marking_digests(self, source: str, digests: Iterable[str]) -> None:
+        seen = self.marking_digests(source)
+        if not seen.issuperset(digests):
+            self.set_meta(f"marking_values:{source}", json.dumps(sorted(seen.union(digests))))
 
     def held_plan(self) -> dict[str, Any] | None:
         """The deprovisioning the last cycle held back, for `connector approve`."""

@@ -22,8 +22,10 @@ from connector.errors import SourceError
 from connector.externalid import ExternalIdMaker
 from connector.guard import (
     hold_for_failed_sources,
+    hold_for_newly_protected,
     hold_for_rollover,
     hold_for_thresholds,
+    hold_for_updates,
     shrunken_sources,
     split_approved,
 )
@@ -33,6 +35,12 @@ from connector.plan import DEPROVISIONING, ORDER, Plan, PlanRules, make_plan
 from connector.reconcile import ImplausibleListing, observe_vendor, resolve_interrupted_creates
 from connector.scim.client import ScimClient, ScimError
 from connector.scope import apply_scope
+from connector.source_health import (
+    hold_all_but_protected,
+    marking_digests,
+    read_problem,
+    report_new_marking_values,
+)
 from connector.sources import build_sources
 from connector.state import Known, StateStore
 
@@ -139,6 +147,8 @@ def read_sources(
                 consequence="this source carries no protected-identity marking; "
                 "its people are treated as not protected",
             )
+    ids = ExternalIdMaker(config.external_id)
+    joined = set(config.join.sources) if config.join else set()
     for source in build_sources(config):
         context = ReadContext(full=full, only=only)
         if state is not None and not full:
@@ -157,11 +167,17 @@ def read_sources(
                 location=issue.location,
                 reason=issue.reason,
             )
-        if not read.persons and only is None:
-            # An export with nobody in it is a broken export far more often than an empty town.
-            reason = "returned no persons"
-            log.error("source.failed", source=read.source, reason=reason)
-            failures.append(SourceFailure(read.source, reason))
+        if only is None:
+            # A read for one person is no picture of the whole.
+            seen = state.marking_digests(read.source) if state is not None else ()
+            report_new_marking_values(read.source, marking_digests(read, ids), seen)
+            problem = read_problem(read, config.safety.max_skipped_percent)
+            if problem:
+                log.error("source.failed", source=read.source, reason=problem)
+                failures.append(SourceFailure(read.source, problem))
+                if read.source in joined:
+                    continue  # a joined source that failed: the join holds everyone
+                hold_all_but_protected(read)
         reads.append(read)
     return reads, failures
 
@@ -215,8 +231,8 @@ def plan_cycle(
 
     `only`: the externalIds of the one person an on-demand sync is for.
 
-    `approved` (from `connector approve`) releases exactly those deprovisioning steps;
-    `allow_deprovision` releases all of them for this cycle.
+    `approved` (from `connector approve`) releases exactly those held steps;
+    `allow_deprovision` releases all deprovisioning for this cycle.
     """
     rules = plan_rules(config, config.vendor.member_chunk_size, now)
     plan = make_plan(
@@ -236,23 +252,38 @@ def plan_cycle(
     )
     for name, why in result.unhealthy_sources.items():
         log.warning("source.unhealthy", source=name, reason=why)
-    if allow_deprovision:
-        if any(op.kind in DEPROVISIONING for op in plan.operations):
-            log.warning("guard.released", reason="allowed for this run (--allow-deprovision)")
-        return result
     released, rest = split_approved(plan, approved)
     if released:
         log.warning(
             "guard.released", reason="approved", **{k: v for k, v in released.counts().items() if v}
         )
+    if allow_deprovision:
+        # Deprovisioning passes the safety rules for this run; updates keep theirs.
+        rest, freed = rest.split(lambda op: op.kind in DEPROVISIONING)
+        if freed:
+            log.warning(
+                "guard.released",
+                reason="allowed for this run (--allow-deprovision)",
+                **{k: v for k, v in freed.counts().items() if v},
+            )
+        released.operations.extend(freed.operations)
     unhealthy = {f.source: f"failed ({f.reason})" for f in failures} | result.unhealthy_sources
+    safety = config.safety
+    rest, held_for_protected = hold_for_newly_protected(rest, safety.max_newly_protected, known)
     rest, held_for_sources = hold_for_failed_sources(rest, unhealthy)
     rest, held_for_rollover = hold_for_rollover(rest, config.lifecycle.rollover_hold, now)
-    rest, held_for_thresholds = hold_for_thresholds(rest, config.safety, known)
+    rest, held_for_thresholds = hold_for_thresholds(rest, safety, known)
+    rest, held_for_updates = hold_for_updates(rest, safety.max_updates, known)
     result.plan = Plan(
         sorted(released.operations + rest.operations, key=lambda op: ORDER.index(op.kind))
     )
-    for held in (held_for_sources, held_for_rollover, held_for_thresholds):
+    for held in (
+        held_for_protected,
+        held_for_sources,
+        held_for_rollover,
+        held_for_thresholds,
+        held_for_updates,
+    ):
         if held is None:
             continue
         result.held_plan.operations.extend(held.plan.operations)
@@ -284,6 +315,17 @@ def track_vendor_health(
     elif not result.degraded and was_degraded:
         state.set_meta(DEGRADED_SINCE, "")
         log.info("vendor.recovered")
+
+
+def scrub_protected(state: StateStore, known: Known, protected: frozenset[str]) -> None:
+    """A person the sources now mark protected keeps, in the state file, only what taking
+    their account off the vendor needs (its id, whether it is active) - at once, not only once
+    that succeeded, which may take cycles or an approval."""
+    for ext in protected & known.users.keys():
+        user = known.users[ext]
+        if user.attributes.keys() - {"active"}:
+            state.scrub_user(ext)
+            user.attributes = {"active": user.active}
 
 
 def restrict_to(plan: Plan, users: frozenset[str], desired: Desired) -> Plan:
@@ -445,6 +487,7 @@ def run_sync(
             index = VendorIndex(
                 observation.vendor_users.values(), observation.vendor_groups.values()
             )
+    scrub_protected(state, known, desired.protected_ids)
     result = plan_cycle(
         config,
         run_id,
@@ -493,10 +536,14 @@ def run_sync(
     if full and not failures:
         state.set_meta(LAST_FULL_RECONCILE, now.isoformat())
     # A read for one person is no picture of the whole: keep nothing of it but the changes.
+    failed = {f.source for f in failures}
+    ids = ExternalIdMaker(config.external_id)
     for read in reads if only is None else []:
-        if read.source not in result.unhealthy_sources or allow_deprovision or approved:
+        state.remember_marking_digests(read.source, marking_digests(read, ids))
+        healthy = read.source not in result.unhealthy_sources and read.source not in failed
+        if healthy or allow_deprovision or approved:
             state.set_source_count(read.source, len(read.persons))
-        if read.snapshot is not None:
+        if read.snapshot is not None and read.source not in failed:
             state.save_snapshot(read.source, read.snapshot.objects, read.snapshot.checkpoint)
     if only is None:
         state.set_held_plan(
@@ -504,7 +551,7 @@ def run_sync(
                 "run_id": run_id,
                 "held_at": now.isoformat(timespec="seconds"),
                 "reasons": result.hold_reasons,
-                "operations": [op.as_dict() for op in result.held_plan.operations],
+                "operations": [op.as_dict(values=False) for op in result.held_plan.operations],
             }
             if result.held_plan
             else None

@@ -22,6 +22,7 @@ import structlog
 from connector.config import CsvSourceConfig
 from connector.emails import normalize_email
 from connector.errors import SourceError
+from connector.marking import MarkingReader
 from connector.model import (
     Person,
     Placement,
@@ -86,9 +87,7 @@ class _Layout:
 
     width: int
     key: int
-    marking: int | None  # the protected-identity column; None: not in the file (or none)
-    assume_not_protected: bool
-    not_protected: frozenset[str]
+    marking: int | None  # the protected-identity column; None: the source carries none
     join_key: int | None
     # Getters of a row with one empty cell appended, where unset columns read: given_name,
     # family_name, email, username, school unit; and type, year, class, role, join key, name.
@@ -111,9 +110,7 @@ class _Layout:
         return cls(
             width=len(header),
             key=index[columns.key],
-            marking=position(marking.column) if marking.column in index else None,
-            assume_not_protected=marking.assume_not_protected,
-            not_protected=frozenset(v.strip().casefold() for v in marking.not_protected_values),
+            marking=position(marking.column),
             join_key=position(columns.join_key),
             named=cells(
                 columns.given_name,
@@ -221,16 +218,20 @@ class CsvRosterSource:
         header = [h.strip() for h in first.row]
         records.columns = len(header)
         index = self._column_index(header, file_label)
-        protected_column = config.protected_identity.column
-        if protected_column is not None and protected_column not in index:
-            # Fail closed: nobody in this file can be shown to be unprotected.
-            log.warning(
-                "source.protected_column_missing",
-                source=self.name,
-                column=protected_column,
-                consequence="every person in this source is treated as protected",
+        marking_config = config.protected_identity
+        if marking_config.column is not None and marking_config.column not in index:
+            # Nobody in this file can be shown to be unprotected; making everyone protected
+            # would take every account away. The file is broken: fail it.
+            raise SourceError(
+                self.name,
+                f"{file_label}: the protected-identity column {marking_config.column!r} is "
+                "missing from the header: nothing is sent or taken away for anyone from it",
             )
         layout = _Layout.of(config, header, index)
+        self._marking = MarkingReader(
+            marking_config.not_protected_values,
+            assume_not_protected=marking_config.assume_not_protected,
+        )
 
         result = SourceRead(source=self.name)
         builders: dict[str, _PersonBuilder] = {}
@@ -244,6 +245,7 @@ class CsvRosterSource:
         wanted = [index[c] for c in (columns.key, columns.email, columns.username) if c]
         for record in records:
             if record.row is None:
+                result.rows_read += 1
                 location = f"{file_label}:{record.line}"
                 result.issues.append(SourceIssue(self.name, location, str(record.error)))
                 key_column = index[config.columns.key]
@@ -297,6 +299,9 @@ class CsvRosterSource:
                     Person(key, config.kind, "", "", None, None, True, join_key=join_key)
                 )
         result.schools = list(schools.values())
+        if only is None:
+            self._marking.require_present(self.name, f"column {marking_config.column!r}")
+        result.marking_values = self._marking.other_values
         log.info(
             "source.read",
             source=self.name,
@@ -315,9 +320,38 @@ class CsvRosterSource:
         if missing:
             raise SourceError(
                 self.name,
-                f"{file_label}: header lacks configured column(s) {', '.join(missing)}",
+                f"{file_label}: header lacks configured column(s) {', '.join(missing)}; "
+                + self._describe_header(header),
             )
         return index
+
+    def _describe_header(self, header: list[str]) -> str:
+        """What the first line holds, for an operator to see what went wrong - but only if
+        it is a header row (one of the configured column names in it): a file without one
+        starts with a person."""
+        config = self.config
+        if _has_undecodable(header):
+            return (
+                f"the header holds bytes that are not valid {config.encoding}: is the file's "
+                "encoding right? (encoding: windows-1252, or auto)"
+            )
+        wanted = [c.casefold() for c in config.columns.model_dump(exclude_none=True).values()]
+        if config.protected_identity.column:
+            wanted.append(config.protected_identity.column.casefold())
+        if not any(name in cell.casefold() for cell in header for name in wanted):
+            return (
+                "the first line does not look like a header row (no configured column name is "
+                "in it): does the file start with its header?"
+            )
+        shown = " | ".join(cell[:60] for cell in header[:30])
+        found = f"header found: {shown}"
+        others = [d for d in ";,\t|" if d != config.delimiter and any(d in c for c in header)]
+        if len(header) == 1 and others:
+            found += (
+                f"; is the delimiter right? {config.delimiter!r} is configured, the header "
+                f"holds {others[0]!r}"
+            )
+        return found
 
     def _read_row(
         self,
@@ -338,13 +372,12 @@ class CsvRosterSource:
             # unprotected, so nothing is sent for them this cycle (and nothing taken away),
             # unless another row marks them protected.
             suspect_keys.add(key_cell)
-        if layout.assume_not_protected:
+        if marking is None:  # the source carries no marking (assume_not_protected)
             protected = False
-        elif marking is None or too_short:
+        elif too_short:
             protected = True
         else:
-            value = row[marking].strip().casefold()
-            protected = not value or value not in layout.not_protected
+            protected = self._marking.protected((row[marking],))
         if key_cell and protected and not too_short:
             # Whatever else is wrong with the row, this key is marked protected (or unreadable).
             join = layout.join_key

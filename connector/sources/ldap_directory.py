@@ -26,6 +26,7 @@ from ldap3.utils.conv import escape_filter_chars
 from connector.config import LdapSourceConfig
 from connector.emails import normalize_email
 from connector.errors import SourceError
+from connector.marking import MarkingReader
 from connector.model import (
     Person,
     Placement,
@@ -96,9 +97,6 @@ class LdapDirectorySource:
     def __init__(self, config: LdapSourceConfig) -> None:
         self.config = config
         self.name = config.name
-        self._protected_values = {
-            v.strip().casefold() for v in config.protected_identity.not_protected_values
-        }
         self._group_rules = {normalise_dn(r.group): r for r in config.group_rules}
         self._filter = config.filter
 
@@ -235,6 +233,10 @@ class LdapDirectorySource:
         result = SourceRead(source=self.name)
         counts = _Counts()
         seen_keys: set[str] = set()
+        marking = self.config.protected_identity
+        self._marking = MarkingReader(
+            marking.not_protected_values, assume_not_protected=marking.assume_not_protected
+        )
         connection = self.connect()
         try:
             for dn, raw in self._entries(connection, counts):
@@ -264,6 +266,10 @@ class LdapDirectorySource:
         finally:
             with contextlib.suppress(LDAPException, OSError):
                 connection.unbind()
+        if context is None or context.only is None:
+            attribute = self.config.protected_identity.attribute
+            self._marking.require_present(self.name, f"attribute {attribute!r}")
+        result.marking_values = self._marking.other_values
         log.info(
             "source.read",
             source=self.name,
@@ -292,18 +298,13 @@ class LdapDirectorySource:
         return counts.by_base
 
     def _is_protected(self, raw: dict[str, list[bytes]]) -> bool:
-        marking = self.config.protected_identity
-        if marking.assume_not_protected:
-            return False
-        assert marking.attribute is not None
-        values = raw.get(marking.attribute.casefold()) or []
-        if not values:
-            return True
+        attribute = self.config.protected_identity.attribute
+        values = raw.get(attribute.casefold()) or [] if attribute else []
         try:
-            decoded = [v.decode("utf-8").strip().casefold() for v in values]
+            decoded = [v.decode("utf-8") for v in values]
         except UnicodeDecodeError:
-            return True
-        return any(v not in self._protected_values for v in decoded)
+            return self._marking.unreadable()
+        return self._marking.protected(decoded)
 
     def _text(self, raw: dict[str, list[bytes]], attribute: str | None) -> list[str]:
         if attribute is None:

@@ -26,6 +26,7 @@ import structlog
 from connector.config import Ss12000SourceConfig
 from connector.emails import normalize_email
 from connector.errors import SourceError
+from connector.marking import MarkingReader
 from connector.model import Kind, Person, Placement, ReadContext, School, SourceIssue, SourceRead
 
 log = structlog.get_logger(__name__)
@@ -166,6 +167,7 @@ class Ss12000Source:
     def read(self, context: ReadContext | None = None) -> SourceRead:
         context = context or ReadContext()
         self._invalid: list[SourceIssue] = []
+        self._marking = MarkingReader([NOT_PROTECTED])
         incremental = bool(
             self.config.incremental
             and not context.full
@@ -184,7 +186,12 @@ class Ss12000Source:
                     objects, newest, protected = self._read_all(http, tokens)
         except _Failed as exc:
             raise SourceError(self.name, f"{self.config.base_url}: {exc}") from None
+        if not incremental and context.only is None:
+            # After a full read every person was looked at (an incremental read also holds
+            # the last snapshot's, which carried the marking).
+            self._marking.require_present(self.name, "securityMarking")
         result = self._build(objects, protected)
+        result.marking_values = self._marking.other_values
         result.issues.extend(self._invalid)
         overlap = timedelta(seconds=self.config.checkpoint_overlap_seconds)
         checkpoint = (newest - overlap).isoformat() if newest else (context.checkpoint or "")
@@ -270,11 +277,20 @@ class Ss12000Source:
                 self._keep(objects, "duties", duty)
         return self._keep_only_unprotected(objects, newest)
 
+    def _protected(self, person: dict[str, Any]) -> bool:
+        """Fail closed: only an explicit `Ingen` means not protected."""
+        value = person.get("securityMarking")
+        if value is not None and not isinstance(value, str):
+            return self._marking.unreadable()
+        return self._marking.protected((value,))
+
     def _keep_only_unprotected(
         self, objects: dict[str, dict[str, dict[str, Any]]], newest: datetime | None
     ) -> tuple[dict[str, dict[str, dict[str, Any]]], datetime | None, list[dict[str, Any]]]:
         """Split off protected persons (and their duties) so they are never kept in state."""
-        protected_ids = {pid for pid, person in objects["persons"].items() if _protected(person)}
+        protected_ids = {
+            pid for pid, person in objects["persons"].items() if self._protected(person)
+        }
         for duty in objects["duties"].values():
             reference = duty.get("person") if isinstance(duty.get("person"), dict) else {}
             if "securityMarking" in reference and reference["securityMarking"] != NOT_PROTECTED:
@@ -441,11 +457,6 @@ class Ss12000Source:
             if self.config.join_key == "civicNo" and civic.get("value")
             else None,
         )
-
-
-def _protected(person: dict[str, Any]) -> bool:
-    """Fail closed: only an explicit `Ingen` means not protected."""
-    return person.get("securityMarking") != NOT_PROTECTED
 
 
 def _current(item: dict[str, Any], today: date) -> bool:

@@ -9,7 +9,6 @@ then failed. The vendor is a real scim2-server, reached directly or through the 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,14 @@ import pytest
 from connector.localscim import LocalScimServer
 from tests.faultproxy import FaultProxy
 from tests.integration.test_roster_sync import opaque_id
-from tests.support import DEFAULT_MAPPING, ScimPeek, Workspace, student
+from tests.support import (
+    DEFAULT_MAPPING,
+    STUDENT_HEADER,
+    ScimPeek,
+    Workspace,
+    student,
+    write_csv,
+)
 
 SCHOOLS = ("11111111", "22222222", "33333333")
 
@@ -111,7 +117,7 @@ def test_marking_values_the_config_does_not_know_hold_every_removal_until_approv
     assert "newly protected" in held.event("guard.held")["reason"]
     new_value = held.event("source.marking_new_value")
     assert (new_value["source"], new_value["rows"], new_value["values"]) == ("students", 60, 1)
-    assert "0" not in json.dumps({k: v for k, v in new_value.items() if k != "timestamp"})
+    assert "0" not in new_value.values()  # the value itself is never logged
     assert "DELETE" not in held.event("sync.finished")["requests"]
     assert active_users(peek) == 60
     assert memberships(peek) == members_before
@@ -380,25 +386,40 @@ def test_members_are_not_lost_at_a_vendor_without_patch(
 def test_check_fails_a_file_read_with_the_wrong_encoding_as_sync_does(
     workspace: Workspace, peek: ScimPeek
 ) -> None:
+    header = [
+        {"Förnamn": "Fornamn", "Årskurs": "Arskurs"}.get(name, name) for name in STUDENT_HEADER
+    ]
+    workspace.student_columns = {"given_name": "Fornamn", "school_year": "Arskurs"}
     rows = [
         student(f"E{i}", given, "Åkesson", SCHOOLS[0])
         for i, given in enumerate(["Åsa", "Märta", "Björn", "Göran", "Ebba", "Örjan"] * 10)
     ]
-    workspace.students(rows, encoding="cp1252")  # the config says utf-8
+    write_csv(workspace.students_csv, header, rows, encoding="cp1252")  # the config: utf-8
+    workspace.students_enabled = True
 
     checked = workspace.run("check")
 
     assert checked.exit_code == 1, checked.stdout
     assert "FAIL  source students" in checked.stdout
-    assert "encoding" in checked.stdout  # the likely cause
+    assert "hint: most records hold bytes the configured encoding cannot read" in checked.stdout
     assert checked.stdout.count("skipped students.csv:") == 20
     assert "and 40 more" in checked.stdout
+    assert "Åkesson" not in checked.stdout and "kesson" not in checked.stdout
 
     synced = workspace.sync()
 
     assert synced.exit_code == 1
-    assert "60 of 60" in synced.event("source.failed")["reason"]
+    assert "60 of 60 records could not be read" in synced.event("source.failed")["reason"]
     assert peek.list("Users") == []
+
+
+def test_check_names_a_header_in_the_wrong_encoding(workspace: Workspace) -> None:
+    workspace.students(town(5), encoding="cp1252")  # "Förnamn" in Windows-1252; config: utf-8
+
+    checked = workspace.run("check")
+
+    assert checked.exit_code == 1
+    assert "the header holds bytes that are not valid utf-8" in checked.stdout
 
 
 def test_check_shows_the_header_it_found_when_the_delimiter_is_wrong(

@@ -243,3 +243,24 @@ def test_class_groups_give_students_their_class(ss12000: SS12000Server) -> None:
     assert all(
         m["person"]["id"] != ids["cilla"] for g in kept.values() for m in g["groupMemberships"]
     )
+
+
+def test_a_server_that_sends_no_security_marking_at_all_fails_the_source(
+    tmp_path: Path, scim_url: str, peek: ScimPeek, ss12000: SS12000Server
+) -> None:
+    gr = ss12000.add_school_unit("Björkskolan", GR_CODE, ("GR",))
+    for key in ("astrid", "bo", "cilla"):
+        ss12000.add_person(
+            key.title(),
+            "Utanmarkering",
+            security_marking=None,  # the field is simply not there, for anyone
+            emails=[("Skola elev", f"{key}@elev.example.se")],
+            enrolments=[enrolment(gr, "GR", 5)],
+        )
+    workspace = workspace_for(tmp_path, scim_url, ss12000)
+
+    result = workspace.sync()
+
+    assert result.exit_code == 1, result.stdout
+    assert "securityMarking" in result.event("source.failed")["reason"]
+    assert peek.list("Users") == []

@@ -284,7 +284,8 @@ def test_row_with_broken_quoting_is_reported_and_later_rows_read(tmp_path: Path)
     ],
 )
 def test_protected_marking_fails_closed(tmp_path: Path, marking: str, expected: bool) -> None:
-    assert protected_of(tmp_path, [row("E1", marking=marking)]) == {"E1": expected}
+    rows = [row("E1", marking=marking), row("E2", marking="Nej")]
+    assert protected_of(tmp_path, rows) == {"E1": expected, "E2": False}
 
 
 def test_not_protected_values_match_case_insensitively(tmp_path: Path) -> None:
@@ -297,12 +298,25 @@ def test_not_protected_values_match_case_insensitively(tmp_path: Path) -> None:
     assert result == {"E1": False, "E2": True}
 
 
-def test_missing_protected_column_makes_everyone_protected(tmp_path: Path) -> None:
+def test_missing_protected_column_fails_the_source(tmp_path: Path) -> None:
+    # Everyone protected would take every account away: the file is broken, not the town.
     header = HEADER[:-1]
     rows = [row("E1")[:-1], row("E2")[:-1]]
-    result = read(write_rows(tmp_path / "elever.csv", rows, header=header))
-    assert result.issues == []
-    assert {p.source_key: p.protected for p in result.persons} == {"E1": True, "E2": True}
+    with pytest.raises(SourceError, match="protected-identity column 'Skyddad' is missing"):
+        read(write_rows(tmp_path / "elever.csv", rows, header=header))
+
+
+@pytest.mark.parametrize("marking", ["", "  "])
+def test_a_marking_empty_in_every_row_fails_the_source(tmp_path: Path, marking: str) -> None:
+    rows = [row("E1", marking=marking), row("E2", marking=marking)]
+    with pytest.raises(SourceError, match="empty or missing in all 2 records"):
+        read(write_rows(tmp_path / "elever.csv", rows))
+
+
+def test_marking_values_other_than_the_not_protected_ones_are_counted(tmp_path: Path) -> None:
+    rows = [row("E1", marking="Ja"), row("E2", marking="0"), row("E3", marking="0"), row("E4")]
+    result = read(write_rows(tmp_path / "elever.csv", rows))
+    assert result.marking_values == {"ja": 1, "0": 2}
 
 
 def test_assume_not_protected_reads_everyone_as_not_protected(tmp_path: Path) -> None:

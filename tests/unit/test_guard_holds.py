@@ -1,0 +1,86 @@
+"""The holds for newly protected persons and for mass updates (connector.guard)."""
+
+from __future__ import annotations
+
+from connector.config import Limit
+from connector.guard import (
+    approval_keys,
+    hold_for_newly_protected,
+    hold_for_updates,
+    split_approved,
+)
+from connector.plan import Operation, Plan
+from connector.state import Known, KnownGroup, KnownUser
+
+LIMIT = Limit(count=10, percent=2)
+
+
+def known(users: int) -> Known:
+    state = Known()
+    for i in range(users):
+        state.users[f"u{i}"] = KnownUser(f"u{i}", f"v{i}", "created", True, {"userName": f"n{i}"})
+    state.groups["g"] = KnownGroup("g", "vg", "created", {}, {f"u{i}" for i in range(users)})
+    return state
+
+
+def protected_removals(count: int) -> list[Operation]:
+    ops = [Operation("delete_user", f"u{i}", f"v{i}", reason="protected") for i in range(count)]
+    members = tuple(f"u{i}" for i in range(count))
+    return [Operation("remove_members", "g", members=members, reason="protected"), *ops]
+
+
+def test_below_the_count_a_newly_protected_person_goes_at_once() -> None:
+    plan = Plan(protected_removals(10))
+    kept, held = hold_for_newly_protected(plan, LIMIT, known(100))
+    assert held is None and kept == plan
+
+
+def test_below_the_percentage_newly_protected_persons_go_at_once() -> None:
+    plan = Plan(protected_removals(11))
+    kept, held = hold_for_newly_protected(plan, LIMIT, known(1000))  # 1.1%
+    assert held is None and kept == plan
+
+
+def test_past_both_limits_everything_about_them_is_held() -> None:
+    other = Operation("update_user", "u50", "v50", {"displayName": "x"})
+    empty_group = Operation("delete_group", "g", "vg", reason="empty")
+    plan = Plan([other, *protected_removals(11), empty_group])
+    kept, held = hold_for_newly_protected(plan, LIMIT, known(100))
+    assert kept.operations == [other]
+    assert held is not None and "11 newly protected persons" in held.reason
+    assert held.plan.counts()["delete_user"] == 11
+    assert held.plan.counts()["delete_group"] == 1
+
+
+def test_updates_past_both_limits_are_held_and_an_approval_releases_them() -> None:
+    updates = [Operation("update_user", f"u{i}", f"v{i}", {"displayName": "x"}) for i in range(6)]
+    create = Operation("create_user", "new", attributes={"userName": "new"})
+    plan = Plan([create, *updates])
+    kept, held = hold_for_updates(plan, Limit(count=5, percent=10), known(20))
+    assert kept.operations == [create]
+    assert held is not None and held.reason.startswith("threshold: 6 updates")
+
+    released, rest = split_approved(plan, approval_keys(held.plan))
+    assert released.operations == updates and rest.operations == [create]
+
+
+def test_updates_at_the_count_are_not_held() -> None:
+    updates = [Operation("update_user", f"u{i}", f"v{i}", {"displayName": "x"}) for i in range(5)]
+    assert hold_for_updates(Plan(updates), Limit(count=5, percent=0), known(5))[1] is None
+
+
+def test_a_held_update_is_kept_without_its_values() -> None:
+    op = Operation("update_user", "u1", "v1", {"displayName": "Åsa Öberg", "title": None})
+    kept = op.as_dict(values=False)
+    assert kept == {
+        "op": "update_user",
+        "target": "u1",
+        "vendor_id": "v1",
+        "paths": ["displayName", "title"],
+    }
+    back = Operation.from_dict(kept)
+    assert (back.kind, back.target, sorted(back.attributes)) == (
+        "update_user",
+        "u1",
+        ["displayName", "title"],
+    )
