@@ -11,6 +11,7 @@ touches the state file.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import threading
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -26,6 +28,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from pydantic import BaseModel
 
 from connector.config import Config, load_config
 from connector.errors import ConfigError
@@ -55,6 +58,34 @@ def _fingerprint(*paths: Path) -> tuple[tuple[float, int], ...]:
     return tuple(stamps)
 
 
+def _digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two configs (names only: a changed
+    secret shows as its key, never its value)."""
+    if isinstance(old, BaseModel) and type(old) is type(new):
+        keys = []
+        for name, info in type(old).model_fields.items():
+            if info.exclude:
+                continue  # not from the file (where it came from)
+            keys += changed_keys(
+                getattr(old, name), getattr(new, name), f"{prefix}.{name}" if prefix else name
+            )
+        return keys
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [
+            k
+            for i, (a, b) in enumerate(zip(old, new, strict=True))
+            for k in changed_keys(a, b, f"{prefix}[{i}]")
+        ]
+    return [] if old == new else [prefix]
+
+
 class Daemon:
     def __init__(
         self,
@@ -75,6 +106,7 @@ class Daemon:
         self.state = StateStore.open(config.state.path)
         self.state.acquire_lock()
         self._files = _fingerprint(config_path, mapping.path)
+        self._mapping_digest = _digest(mapping.path)
         self._scheduler: BackgroundScheduler | None = None
         self._slowdown = 1
 
@@ -224,11 +256,8 @@ class Daemon:
                 problems=["state.path: cannot change while running; restart instead"],
             )
             return
-        changed = sorted(
-            key
-            for key in type(config).model_fields
-            if getattr(config, key) != getattr(self.config, key)
-        )
+        changed = changed_keys(self.config, config)
+        mapping_changed = _digest(mapping.path) != self._mapping_digest
         if config.vendor != self.config.vendor:
             self.client.close()
             self.client = self._build_client(config)
@@ -250,4 +279,10 @@ class Daemon:
         if config.health != self.config.health:
             log.warning("config.restart_needed", keys=["health"])
         self.config, self.mapping = config, mapping
-        log.info("config.reloaded", changed=changed, mapping=str(mapping.path))
+        self._mapping_digest = _digest(mapping.path)
+        log.info(
+            "config.reloaded",
+            changed=changed,
+            mapping=str(mapping.path),
+            mapping_changed=mapping_changed,
+        )

@@ -20,7 +20,7 @@ import yaml
 from connector.localscim import LocalScimServer, free_port
 from tests.integration.test_cli import run_module
 from tests.integration.test_ldap_source import directory_source
-from tests.support import REPO, SCIM_TOKEN, ScimPeek, Workspace, student
+from tests.support import DEFAULT_MAPPING, REPO, SCIM_TOKEN, ScimPeek, Workspace, student
 
 A = "11111111"
 PROTECTED = ("Hemlig", "Skyddadsson", "hemlig.skyddadsson", "E666")
@@ -110,6 +110,10 @@ def daemon_workspace(
     yield workspace, slapd
 
 
+def last(daemon: DaemonProcess, name: str) -> dict[str, Any]:
+    return [e for e in daemon.events() if e.get("event") == name][-1]
+
+
 def test_daemon_syncs_reloads_and_stops_cleanly(
     daemon_workspace: tuple[Workspace, Any], peek: ScimPeek
 ) -> None:
@@ -160,6 +164,24 @@ def test_daemon_syncs_reloads_and_stops_cleanly(
             yaml.safe_dump(config, allow_unicode=True), encoding="utf-8"
         )
         wait_for(lambda: daemon.count("config.reloaded") >= 1, what="config.reloaded")
+        assert last(daemon, "config.reloaded")["changed"] == ["daemon.interval_seconds"]
+        assert last(daemon, "config.reloaded")["mapping_changed"] is False
+
+        # ...and so is a mapping file whose content changed: the event says so
+        mapping = workspace.root / "mapping.yaml"
+        mapping.write_text(DEFAULT_MAPPING.read_text(encoding="utf-8"), encoding="utf-8")
+        config["mapping"] = str(mapping)
+        workspace.config_path.write_text(
+            yaml.safe_dump(config, allow_unicode=True), encoding="utf-8"
+        )
+        wait_for(lambda: daemon.count("config.reloaded") >= 2, what="a new mapping path")
+        assert last(daemon, "config.reloaded")["changed"] == ["mapping"]
+        mapping.write_text(
+            DEFAULT_MAPPING.read_text(encoding="utf-8") + "# edited\n", encoding="utf-8"
+        )
+        wait_for(lambda: daemon.count("config.reloaded") >= 3, what="an edited mapping")
+        reloaded = last(daemon, "config.reloaded")
+        assert (reloaded["changed"], reloaded["mapping_changed"]) == ([], True)
     finally:
         exit_code = daemon.stop()
 
