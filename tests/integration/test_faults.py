@@ -1,6 +1,6 @@
 """The connector against a real SCIM server behind a proxy that spoils a share of the exchanges:
-429s, 5xx, stalls past the timeout, dropped connections, unreadable bodies, and answers lost
-after the server did the work. Whatever happens on the way, the server ends up holding exactly
+429s, 5xx, stalls past the timeout, dropped connections, unreadable bodies, answers lost after
+the server did the work, HTML pages answered with 200, empty lists, and bursts of 401. Whatever happens on the way, the server ends up holding exactly
 what the rosters say: one account per person, the right names, the right memberships."""
 
 from __future__ import annotations
@@ -36,8 +36,10 @@ RATES = {
     "after_stall": 0.02,
     "truncated": 0.02,
     "no_id": 0.02,
-}  # 27 % of all requests
-MAX_CYCLES = 8
+    "html": 0.01,  # a proxy's page with 200: the vendor as a whole, the cycle stops
+    "empty_list": 0.01,  # a lookup or a page that says "nobody"
+}  # 29 % of all requests
+MAX_CYCLES = 16
 
 
 def school_of(index: int) -> str:
@@ -198,6 +200,10 @@ def test_sync_converges_to_exactly_the_roster_through_faults(
     workspace.students(roster_rows(students))
     workspace.staff(staff_rows())
     proxy.set_rates(RATES)
+    # Each kind at least once, whatever the seed draws: a page where a membership change is
+    # due, and "nobody" for a lookup before a create (the server then refuses the duplicate).
+    proxy.inject("html", method="PATCH", path_contains="/Groups/")
+    proxy.inject("empty_list", method="GET", path_contains="/Users?filter")
 
     first = cycles_until_clean(workspace)
 
@@ -215,8 +221,10 @@ def test_sync_converges_to_exactly_the_roster_through_faults(
     students["E61"] = ("Selma", "Ängström", [A])
     workspace.students(roster_rows(students))
     faults_before = sum(proxy.faults.values())
-    # A quiet vendor-side cycle sends few requests: fault twice as many of them.
+    # A quiet vendor-side cycle sends few requests: fault twice as many of them. And the token
+    # is refused for a while (a burst of 401s): that cycle stops, the next ones go on.
     proxy.set_rates({kind: 2 * rate for kind, rate in RATES.items()})
+    proxy.inject("401", times=3)
 
     second = cycles_until_clean(workspace)
 
@@ -227,7 +235,9 @@ def test_sync_converges_to_exactly_the_roster_through_faults(
 
     # every kind of fault happened, and the client said when it retried
     stats = proxy.stats()
-    assert set(stats["faults_by_kind"]) == set(RATES)
+    assert set(stats["faults_by_kind"]) == {*RATES, "401"}
+    refused = [e for r in second for e in r.log_events() if e["event"] == "apply.vendor_failed"]
+    assert any(e["status"] == 401 for e in refused), refused
     every_log = [e for r in first + second for e in r.log_events()]
     retried = Counter(
         e.get("status") or e.get("error")
