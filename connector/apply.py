@@ -62,6 +62,7 @@ class Outcome:
     version: str | None = None  # the vendor's ETag after this change
     transient: bool = False  # the vendor failed (no answer, 429, 5xx), not the object
     vendor_wide: bool = False  # the vendor refused the connector as a whole (VendorError)
+    status: int | None = None  # the HTTP status of a failure, where there was one
 
 
 @dataclass(slots=True)
@@ -203,6 +204,8 @@ class Applier:
         self._vendor_error: str | None = None
         self._lock = threading.Lock()
         self._writers: dict[tuple[str, str], threading.Lock] = {}
+        # Operations the vendor answered with a 5xx: their own trouble if others went through.
+        self._server_errors: list[Operation] = []
         self._transient_in_a_row = 0
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
@@ -253,6 +256,13 @@ class Applier:
                             self._record(outcome, report)
         report.vendor_unavailable = self._vendor_down.is_set()
         report.vendor_error = self._vendor_error
+        if report.succeeded and not report.vendor_unavailable:
+            # A 5xx the other objects did not get is this object's trouble: back off from it.
+            with self.state.batch():
+                for op in self._server_errors:
+                    self.state.record_failure(
+                        failure_key(op), self.retry_delay, self.max_retry_delay
+                    )
         return report
 
     @contextmanager
@@ -297,7 +307,12 @@ class Applier:
                 status is None or status == 429 or status >= 500
             )
             outcome = Outcome(
-                op, "failed", error=_scrub(str(exc), op.attributes), gone=gone, transient=transient
+                op,
+                "failed",
+                error=_scrub(str(exc), op.attributes),
+                gone=gone,
+                transient=transient,
+                status=status or None,
             )
         if outcome.result == "bulk":
             return outcome  # prepared for a bulk request: nothing was sent yet
@@ -334,7 +349,9 @@ class Applier:
         if outcome.result in ("failed", "conflict"):
             report.counts[outcome.result] += 1
             report.transient_failures += outcome.transient
-            if not outcome.transient and not outcome.vendor_wide:
+            if outcome.transient and (outcome.status or 0) >= 500:
+                self._server_errors.append(op)  # judged once the cycle is done
+            elif not outcome.transient and not outcome.vendor_wide:
                 # This object's own trouble (refused, ambiguous): try again later, less often.
                 # A vendor that is down is handled per cycle instead (degraded, slower cycles).
                 self.state.record_failure(failure_key(op), self.retry_delay, self.max_retry_delay)

@@ -213,6 +213,33 @@ def proxied(tmp_path: Path, scim_server: LocalScimServer, scim_url: str) -> Iter
         yield workspace, proxy
 
 
+def test_a_5xx_only_one_object_meets_backs_that_object_off_and_one_all_meet_does_not(
+    proxied: tuple[Workspace, FaultProxy], peek: ScimPeek
+) -> None:
+    workspace, proxy = proxied
+    workspace.students(town(3))
+    assert workspace.sync().exit_code == 0
+    renamed = town(3)
+    renamed[1] = student("E1", "Elev1", "Bergman", SCHOOLS[1])
+    renamed[2] = student("E2", "Elev2", "Lindqvist", SCHOOLS[2])
+    workspace.students(renamed)
+
+    proxy.inject("500", method="PATCH", body_contains="Bergman", times=5)
+    one = workspace.sync()
+
+    assert one.exit_code == 1
+    assert peek.users()["e2@edu.example.se"]["name"]["familyName"] == "Lindqvist"
+    (key,) = state_rows(workspace, "SELECT key FROM failures")
+    assert key == (f"update_user:{opaque_id('E1')}",)
+
+    workspace.students([*renamed[:2], student("E2", "Elev2", "Lind", SCHOOLS[2])])
+    proxy.inject("500", method="PATCH", times=10)
+    every = workspace.sync()  # the vendor fails everything: not the object's trouble
+
+    assert every.exit_code == 1
+    assert state_rows(workspace, "SELECT key FROM failures") == [key]
+
+
 # -- 3. a 200 answer that is not SCIM --------------------------------------------------------
 
 
