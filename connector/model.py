@@ -101,6 +101,10 @@ class SourceRead:
     # Keys of records that could not be read: their people are not gone, so nothing is
     # deprovisioned for them this cycle.
     unreadable_keys: set[str] = field(default_factory=set)
+    # Why this read may be missing people although it succeeded (say, a directory group rule
+    # that matched nobody): the source counts as unhealthy, so nothing is deprovisioned from
+    # it this cycle. Reasons name configuration, never a person.
+    suspect: list[str] = field(default_factory=list)
     # What an incremental source keeps for its next read (see sources/ss12000.py).
     snapshot: Any = None
     # Protected-identity marking values other than the not-protected ones -> records holding

@@ -250,6 +250,11 @@ def plan_cycle(
     result.unhealthy_sources = shrunken_sources(
         counts, last_good or {}, config.safety.min_source_percent
     )
+    for read in reads:
+        if read.suspect:  # the source itself says its read may be missing people
+            why = "; ".join(read.suspect)
+            earlier = result.unhealthy_sources.get(read.source)
+            result.unhealthy_sources[read.source] = f"{earlier}; {why}" if earlier else why
     for name, why in result.unhealthy_sources.items():
         log.warning("source.unhealthy", source=name, reason=why)
     released, rest = split_approved(plan, approved)
