@@ -21,7 +21,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from connector.errors import StateLockedError
+import structlog
+
+from connector.errors import ConfigError, StateLockedError
+
+log = structlog.get_logger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -77,6 +81,23 @@ CREATE TABLE IF NOT EXISTS runs (
     summary TEXT
 );
 """
+
+
+def _make_private(path: Path) -> None:
+    """The state file and its WAL hold names and addresses: readable by the connector alone."""
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = file.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            file.chmod(0o600)
+            log.warning(
+                "state.permissions_tightened",
+                file=str(file),
+                mode_before=f"{mode:o}",
+                mode_now="600",
+            )
 
 
 def now_utc() -> str:
@@ -180,10 +201,16 @@ class StateStore:
 
     @classmethod
     def open(cls, path: Path) -> StateStore:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.is_dir():
+            # A typo in state.path must not quietly start a new, empty state (and re-link or
+            # re-create every account).
+            raise ConfigError(
+                str(path), [f"state.path: folder {path.parent} does not exist; create it first"]
+            )
         if not path.exists():
             # Create it private before SQLite writes anything into it.
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        _make_private(path)
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")

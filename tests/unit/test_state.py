@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from connector.errors import ConfigError
 from connector.state import StateStore
 
 
@@ -81,3 +82,25 @@ def test_known_for_a_few_users_reads_them_and_only_their_memberships(tmp_path: P
     assert known.groups["A"].members == {"user-1", "left"}
     assert known.groups["B"].members == {"user-1"}
     state.close()
+
+
+def test_an_existing_state_file_open_to_others_is_made_private(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "state.db"
+    StateStore.open(path).close()
+    path.chmod(0o666)
+
+    StateStore.open(path).close()
+
+    assert path.stat().st_mode & 0o777 == 0o600
+    captured = capsys.readouterr()
+    assert "state.permissions_tightened" in captured.out + captured.err
+
+
+def test_a_state_file_in_a_folder_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        StateStore.open(tmp_path / "no-such-folder" / "state.db")
+    assert refused.value.exit_code == 2
+    assert "state.path" in str(refused.value) and "does not exist" in str(refused.value)
+    assert not (tmp_path / "no-such-folder").exists()
