@@ -39,6 +39,24 @@ def _read_secret_file(path: Path) -> SecretStr:
     return SecretStr(path.read_text(encoding="utf-8").strip())
 
 
+_BEARER_TOKEN = re.compile(r"[\x21-\x7e]+")
+BEARER_RULE = "must be printable ASCII without spaces or line breaks (a bearer token)"
+
+
+def _bearer(value: SecretStr | None) -> SecretStr | None:
+    """A token goes into an HTTP header: anything else fails there, far from its cause."""
+    if value is not None and not _BEARER_TOKEN.fullmatch(value.get_secret_value()):
+        raise ValueError(BEARER_RULE)
+    return value
+
+
+def _unpadded(value: SecretStr | None) -> SecretStr | None:
+    """Spaces or a line break around a key or password are a copy-and-paste accident."""
+    if value is not None and value.get_secret_value() != value.get_secret_value().strip():
+        raise ValueError("has spaces or line breaks around it")
+    return value
+
+
 class VendorConfig(_Strict):
     base_url: str = Field(description="SCIM base URL, e.g. https://scim.vendor.example/v2")
     token: SecretStr | None = None
@@ -64,6 +82,8 @@ class VendorConfig(_Strict):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
 
+    _token = field_validator("token")(_bearer)
+
     @model_validator(mode="after")
     def _one_token_source(self) -> VendorConfig:
         if self.token is not None and self.token_file is not None:
@@ -87,6 +107,8 @@ class ExternalIdConfig(_Strict):
     mode: Literal["hmac", "source_key"] = "hmac"
     key: SecretStr | None = None
     key_file: Path | None = None
+
+    _key = field_validator("key")(_unpadded)
 
     @model_validator(mode="after")
     def _key_for_hmac(self) -> ExternalIdConfig:
@@ -232,6 +254,8 @@ class LdapSourceConfig(_Strict):
                 raise ValueError(f"{server!r} is not an ldap:// or ldaps:// URL")
         return servers
 
+    _password = field_validator("password")(_unpadded)
+
     @model_validator(mode="after")
     def _password_source(self) -> LdapSourceConfig:
         if self.password is not None and self.password_file is not None:
@@ -259,6 +283,8 @@ class Ss12000AuthConfig(_Strict):
     client_secret: SecretStr | None = None
     client_secret_file: Path | None = None
     scope: str | None = None
+
+    _token = field_validator("token", "client_secret")(_bearer)
 
     @model_validator(mode="after")
     def _one_way(self) -> Ss12000AuthConfig:
@@ -655,16 +681,30 @@ def _check_secret_files(config: Config, path: Path) -> None:
         ("external_id.key_file", config.external_id.key_file),
         ("vendor.ca_file", config.vendor.ca_file),
     ]
+    bearer_files = {"vendor.token_file"}
     for i, source in enumerate(config.sources):
         if isinstance(source, LdapSourceConfig):
             files += [
                 (f"sources[{i}].ca_file", source.ca_file),
                 (f"sources[{i}].password_file", source.password_file),
             ]
+        elif isinstance(source, Ss12000SourceConfig):
+            for name in ("token_file", "client_secret_file"):
+                files.append((f"sources[{i}].auth.{name}", getattr(source.auth, name)))
+                bearer_files.add(f"sources[{i}].auth.{name}")
     for key, file in files:
         if file is not None and not file.is_file():
             problems.append(f"{key}: file {file} does not exist")
+        elif file is not None and key in bearer_files:
+            try:
+                _bearer(_read_secret_file(file))
+            except (OSError, UnicodeDecodeError):
+                problems.append(f"{key}: file {file} cannot be read as UTF-8 text")
+            except ValueError as exc:
+                problems.append(f"{key}: the file's content {exc}")
     if not config.mapping.is_file():
         problems.append(f"mapping: file {config.mapping} does not exist")
+    if not config.state.path.parent.is_dir():
+        problems.append(f"state.path: folder {config.state.path.parent} does not exist")
     if problems:
         raise ConfigError(str(path), problems)

@@ -369,3 +369,38 @@ def test_cli_reports_unset_env_var_without_traceback(tmp_path: Path) -> None:
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+# -- state and secrets are checked when the file is loaded -------------------------------------
+
+
+def test_a_state_path_in_a_missing_folder_names_the_key(tmp_path: Path) -> None:
+    problems = problems_of(write_config(tmp_path, config_dict(state={"path": "typo/state.db"})))
+    assert any(p.startswith("state.path: folder") and "does not exist" in p for p in problems)
+    assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize(
+    "token", ["tøken-with-non-ascii", "token with spaces", "token-with-newline\n", " padded"]
+)
+def test_a_token_that_cannot_be_a_bearer_token_names_the_key(tmp_path: Path, token: str) -> None:
+    data = config_dict()
+    data["vendor"]["token"] = token
+    problems = problems_of(write_config(tmp_path, data))
+    assert problems == [
+        "vendor.token: must be printable ASCII without spaces or line breaks (a bearer token)"
+    ]
+
+
+def test_a_token_file_holding_non_ascii_names_the_key(tmp_path: Path) -> None:
+    (tmp_path / "token.txt").write_text("tøken\n", encoding="utf-8")
+    data = config_dict()
+    data["vendor"] = {"base_url": "https://scim.example.se", "token_file": "token.txt"}
+    problems = problems_of(write_config(tmp_path, data))
+    assert len(problems) == 1 and problems[0].startswith("vendor.token_file: ")
+    assert "printable ASCII" in problems[0] and "tøken" not in problems[0]
+
+
+def test_a_key_with_spaces_around_it_names_the_key(tmp_path: Path) -> None:
+    problems = problems_of(write_config(tmp_path, config_dict(external_id={"key": "id-key \n"})))
+    assert problems == ["external_id.key: has spaces or line breaks around it"]
