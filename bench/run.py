@@ -59,11 +59,13 @@ USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
 CHANGE_COUNTS = (
     "users_created",
+    "users_recovered",
     "users_linked",
     "users_updated",
     "users_deactivated",
     "users_deleted",
     "groups_created",
+    "groups_recovered",
     "groups_linked",
     "groups_updated",
     "groups_deleted",

@@ -53,7 +53,8 @@ class Conflict(Exception):
 @dataclass(slots=True)
 class Outcome:
     op: Operation
-    result: str  # created | linked | updated | deactivated | added | removed | failed | conflict
+    # created | recovered | linked | updated | deactivated | added | removed | failed | conflict
+    result: str
     vendor_id: str | None = None
     applied: dict[str, Any] | None = None
     members: tuple[str, ...] = ()
@@ -160,6 +161,12 @@ def _resolve(
     if other and other != ext:
         raise Conflict("the matching vendor account belongs to another externalId")
     return match
+
+
+def _origin(result: str) -> str:
+    """Who made the account: the connector (created now, or earlier and found again) or
+    somebody else (linked). Only what the connector made is ever deleted."""
+    return "linked" if result == "linked" else "created"
 
 
 def _version(resource: dict[str, Any]) -> str | None:
@@ -375,7 +382,7 @@ class Applier:
         elif op.kind in ("create_user", "update_user", "deactivate_user"):
             assert outcome.vendor_id is not None and outcome.applied is not None
             seen = self.known.users.get(op.target)
-            origin = seen.origin if seen else outcome.result
+            origin = seen.origin if seen else _origin(outcome.result)
             self.state.record_user(
                 op.target, outcome.vendor_id, origin, outcome.applied, outcome.version
             )
@@ -383,7 +390,7 @@ class Applier:
         elif op.kind in ("create_group", "update_group"):
             assert outcome.vendor_id is not None and outcome.applied is not None
             seen_group = self.known.groups.get(op.target)
-            origin = seen_group.origin if seen_group else outcome.result
+            origin = seen_group.origin if seen_group else _origin(outcome.result)
             self.state.record_group(op.target, outcome.vendor_id, origin, outcome.applied)
             self.group_ids[op.target] = outcome.vendor_id
         elif op.kind == "add_members":
@@ -527,12 +534,13 @@ class Applier:
     def _link(
         self, op: Operation, resource_type: str, existing: dict[str, Any], ours: bool
     ) -> Outcome:
-        """Take over an account the vendor already holds, bringing it in line: "created" if
-        it carries our externalId and is ours by how it was found, else "linked"."""
+        """Take over an account the vendor already holds, bringing it in line: "recovered" if
+        it carries our externalId and is ours by how it was found (an earlier create of ours
+        whose answer was lost), else "linked" (an account made by someone else)."""
         ours = ours and existing.get("externalId") == op.target
         version = self._bring_in_line(resource_type, existing, op.attributes)
         return Outcome(
-            op, "created" if ours else "linked", existing["id"], op.attributes, version=version
+            op, "recovered" if ours else "linked", existing["id"], op.attributes, version=version
         )
 
     def _bring_in_line(

@@ -133,12 +133,14 @@ def render_summary(result: CycleResult) -> str:
         f"  in scope             {summary['users_in_scope']} users, {summary['groups_in_scope']} groups",
         f"  excluded             {sum(summary['excluded'].values())}",
         f"  users created        {applied.get('users_created', 0)}"
-        f" (linked to existing accounts: {applied.get('users_linked', 0)})",
+        f" (found after an interrupted create: {applied.get('users_recovered', 0)};"
+        f" linked to existing accounts: {applied.get('users_linked', 0)})",
         f"  users updated        {applied.get('users_updated', 0)}",
         f"  users deactivated    {applied.get('users_deactivated', 0)}",
         f"  users deleted        {applied.get('users_deleted', 0)}",
         f"  groups created       {applied.get('groups_created', 0)}"
-        f" (linked: {applied.get('groups_linked', 0)}, updated: {applied.get('groups_updated', 0)})",
+        f" (found after an interrupted create: {applied.get('groups_recovered', 0)};"
+        f" linked: {applied.get('groups_linked', 0)}; updated: {applied.get('groups_updated', 0)})",
         f"  memberships added    {applied.get('members_added', 0)}",
         f"  memberships removed  {applied.get('members_removed', 0)}",
         f"  skipped records      {summary['skipped_records']}",

@@ -12,6 +12,7 @@ from connector.sync import DEGRADED_SINCE, FAILING_CYCLES
 
 _CHANGE_KEYS = (
     ("users_created", "created"),
+    ("users_recovered", "found"),
     ("users_linked", "linked"),
     ("users_updated", "updated"),
     ("users_deactivated", "deactivated"),
