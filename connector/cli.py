@@ -406,7 +406,8 @@ def report_duplicates(ctx: click.Context) -> None:
             )
             for p in pairs
         ]
-        click.echo(table(("NOT OWNED: ID", "USERNAME", "LOOKS LIKE OUR", "OUR ID", "WHY"), rows))
+        click.echo("Vendor accounts the connector does not own that look like one of its own:")
+        click.echo(table(("VENDOR ID", "ITS USERNAME", "LOOKS LIKE OURS", "OUR ID", "WHY"), rows))
         click.echo(
             f"\n{len(pairs)} possible duplicate(s). The connector never changes or deletes accounts it does not own."
         )

@@ -14,6 +14,7 @@ from connector.externalid import ExternalIdMaker
 from connector.join import join_persons
 from connector.mapping import Mapping
 from connector.model import Person
+from connector.report import show_value
 from connector.scope import EXCLUDED_NO_PLACEMENT, EXCLUDED_PROTECTED, apply_scope
 from connector.state import StateStore
 from connector.sync import read_sources
@@ -125,7 +126,7 @@ def explain(config: Config, mapping: Mapping, query: str) -> Explanation:
             )
         lines.append("  SCIM attributes sent:")
         for path, value in sorted(user.attributes.items()):
-            lines.append(f"    {path}: {value}")
+            lines.append(f"    {path}: {show_value(value)}")
         link = known.users.get(external_id) if known else None
         if link is None:
             lines.append("  vendor: not linked yet (the next sync creates or links the account)")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from connector.plan import Plan
+from connector.plan import ORDER, Plan
 from connector.state import Known
 from connector.sync import CycleResult
 
@@ -27,10 +27,36 @@ _OP_LABELS = {
 }
 
 
-def _short(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A SCIM value as an operator reads it: `true`, an address with its type, never a
+    Python repr."""
+    if value is None:
+        return "(removed)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        notes = [str(value[k]) for k in ("type",) if value.get(k)]
+        notes += ["primary"] if value.get("primary") is True else []
+        shown = str(value.get("value", value.get("display", "")))
+        return f"{shown} ({', '.join(notes)})" if notes else shown
     if isinstance(value, list):
-        return ", ".join(str(v.get("value", v)) if isinstance(v, dict) else str(v) for v in value)
-    return "(removed)" if value is None else str(value)
+        return ", ".join(show_value(item) for item in value)
+    return str(value)
+
+
+def describe_counts(plan: Plan) -> str:
+    """Operations per kind, and for membership changes the members they carry."""
+    parts = []
+    for kind in ORDER:
+        ops = [op for op in plan.operations if op.kind == kind]
+        if not ops:
+            continue
+        part = f"{_OP_LABELS[kind]}: {len(ops)}"
+        if kind in ("add_members", "remove_members"):
+            members = sum(len(op.members) for op in ops)
+            part += f" ({members} member{'' if members == 1 else 's'})"
+        parts.append(part)
+    return ", ".join(parts)
 
 
 def plan_rows(plan: Plan) -> list[tuple[str, str, str]]:
@@ -44,7 +70,7 @@ def plan_rows(plan: Plan) -> list[tuple[str, str, str]]:
         elif op.kind in ("deactivate_user", "delete_user", "delete_group"):
             detail = "active=false" if op.kind == "deactivate_user" else ""
         else:
-            detail = "; ".join(f"{p}={_short(v)}" for p, v in sorted(op.attributes.items()))
+            detail = "; ".join(f"{p}={show_value(v)}" for p, v in sorted(op.attributes.items()))
         if op.reason:
             detail = f"{detail} ({op.reason})".strip()
         rows.append((_OP_LABELS[op.kind], op.target[:12], detail))
@@ -89,8 +115,7 @@ def render_held(plan: Plan, known: Known) -> str:
             f"{_OP_LABELS[kind]}: {len(of_kind)}, changing {changed}\n"
             f"  for example {examples}{more}"
         )
-    counts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in plan.counts().items() if v)
-    parts.append(counts)
+    parts.append(describe_counts(plan))
     return "\n\n".join(parts)
 
 
@@ -99,10 +124,14 @@ def render_plan(result: CycleResult) -> str:
     parts = []
     if rows:
         parts.append(table(("OPERATION", "REF", "DETAILS"), rows))
+        count = len(result.plan.operations)
+        parts.append(
+            f"\n{count} operation{'' if count == 1 else 's'}: {describe_counts(result.plan)}"
+        )
+    elif result.held_back or result.source_failures:
+        parts.append("Nothing would be sent now; see what is held back or failed below.")
     else:
         parts.append("Nothing to do: the vendor already matches the sources.")
-    counts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.plan.counts().items() if v)
-    parts.append(f"\n{len(result.plan.operations)} operation(s){': ' + counts if counts else ''}")
     parts.extend(_notes(result))
     return "\n".join(parts)
 
@@ -117,8 +146,8 @@ def _notes(result: CycleResult) -> list[str]:
         notes.append(f"SOURCE FAILED {failure.source}: {failure.reason}")
     if result.vendor_trouble:
         notes.append(f"VENDOR FAILED: {result.vendor_trouble}")
-    if result.held_back:
-        held = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.held_back.items())
+    if result.held_plan:
+        held = describe_counts(result.held_plan)
         notes.append(f"HELD BACK ({'; '.join(result.hold_reasons)}): {held}")
     return notes
 

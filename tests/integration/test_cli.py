@@ -93,6 +93,7 @@ def test_example_config_is_valid(tmp_path: Path) -> None:
     text = text.replace(
         "/etc/connector/mappings/default.yaml", str(REPO / "mappings" / "default.yaml")
     )
+    text = text.replace("/var/lib/connector/state.db", str(tmp_path / "state.db"))
     example.write_text(text.replace("/etc/connector/kommun-ca.pem", str(REPO / "README.md")))
     env = {"SCIM_TOKEN": "x", "CONNECTOR_ID_KEY": "y", "LDAP_PASSWORD": "z"}
 

@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import structlog
 
 from connector.errors import ConfigError
 from connector.state import StateStore
@@ -84,18 +85,17 @@ def test_known_for_a_few_users_reads_them_and_only_their_memberships(tmp_path: P
     state.close()
 
 
-def test_an_existing_state_file_open_to_others_is_made_private(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_an_existing_state_file_open_to_others_is_made_private(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     StateStore.open(path).close()
     path.chmod(0o666)
 
-    StateStore.open(path).close()
+    with structlog.testing.capture_logs() as logs:
+        StateStore.open(path).close()
 
     assert path.stat().st_mode & 0o777 == 0o600
-    captured = capsys.readouterr()
-    assert "state.permissions_tightened" in captured.out + captured.err
+    (event,) = [e for e in logs if e["event"] == "state.permissions_tightened"]
+    assert (event["mode_before"], event["mode_now"]) == ("666", "600")
 
 
 def test_a_state_file_in_a_folder_that_does_not_exist_is_refused(tmp_path: Path) -> None:
