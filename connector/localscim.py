@@ -29,12 +29,14 @@ class LocalScimServer:
         *,
         dynamic_tenants: bool = False,
         service_provider_config: Path | None = None,
+        schemas: Path | None = None,
     ) -> None:
         self.token = token
         self.port = free_port()
         self.root = f"http://127.0.0.1:{self.port}"
         self._dynamic_tenants = dynamic_tenants
         self._spc = service_provider_config
+        self._schemas = schemas  # a JSON list of schemas instead of RFC 7643's
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -44,7 +46,9 @@ class LocalScimServer:
     def tenant_url(self, tenant: str) -> str:
         return f"{self.root}/{tenant}/v2"
 
-    def start(self, timeout: float = 20.0) -> LocalScimServer:
+    def start(self, timeout: float = 90.0) -> LocalScimServer:
+        """Start and wait until it answers. Generous: on a loaded machine (a test suite on two
+        cores) starting Python and its imports alone has taken over 20 s."""
         executable = shutil.which("scim2-server") or str(
             Path(sys.executable).with_name("scim2-server")
         )
@@ -65,6 +69,8 @@ class LocalScimServer:
             command.append("--dynamic-tenants")
         if self._spc is not None:
             command += ["--service-provider-config", str(self._spc)]
+        if self._schemas is not None:
+            command += ["--schema", str(self._schemas)]
         self._process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -79,11 +85,11 @@ class LocalScimServer:
                 httpx.get(
                     f"{probe}/ServiceProviderConfig",
                     headers={"Authorization": f"Bearer {self.token}"},
-                    timeout=1.0,
+                    timeout=5.0,
                 )
                 return self
             except httpx.TransportError:
-                time.sleep(0.05)
+                time.sleep(0.1)
         self.stop()
         raise ConnectorError(f"the local SCIM server did not answer within {timeout:.0f} s")
 
