@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -37,8 +38,10 @@ def in_rollover_window(window: RolloverHoldConfig, when: datetime) -> bool:
     today = when.astimezone(SWEDEN).date()
 
     def day(month_day: str) -> date:
+        # 02-29 is the last day of February: the 29th in a leap year, the 28th otherwise.
         month, day_of_month = (int(x) for x in month_day.split("-"))
-        return date(today.year, month, min(day_of_month, 28 if month == 2 else day_of_month))
+        last = calendar.monthrange(today.year, month)[1]
+        return date(today.year, month, min(day_of_month, last))
 
     start, end = day(window.start), day(window.end)
     if start <= end:
