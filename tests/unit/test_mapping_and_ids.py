@@ -261,3 +261,18 @@ def test_looks_like_personal_identity_number_true(value: str) -> None:
 @pytest.mark.parametrize("value", ["E1001", "12345", "abc-1234", "", "1234567890123"])
 def test_looks_like_personal_identity_number_false(value: str) -> None:
     assert looks_like_personal_identity_number(value) is False
+
+
+@pytest.mark.parametrize(
+    ("kind", "key", "expected"),
+    [
+        (Kind.STUDENT, "E1", "db3ed2004a632c2f6512912f89cdf1d0"),
+        (Kind.STAFF, "P-4711", "4d904e1f02aba55b6d0185c9346222cb"),
+    ],
+)
+def test_the_external_id_derivation_is_pinned(kind: Kind, key: str, expected: str) -> None:
+    # Every account at every vendor is keyed on this value: a changed derivation would re-key
+    # them all (duplicates, or orphans). Literal values, computed once, never from the code.
+    maker = ExternalIdMaker(ExternalIdConfig(key="kommunens-hemliga-nyckel"))
+    person = Person(key, kind, "Åsa", "Öberg", "asa@example.se", None, False)
+    assert maker.for_person(person) == expected
