@@ -47,6 +47,7 @@ import json
 import random
 import re
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -126,11 +127,13 @@ class FaultProxy:
         stall_seconds: float = 2.0,
         spare: Callable[[str, str, str], bool] | None = None,
         upstream_timeout: float = 30.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """`upstream_root`: http://127.0.0.1:PORT (any path in it is ignored; request paths are
         forwarded as they are). `rates`: the probability of each fault kind per request (their
         sum at most 1). `spare(method, path, kind)`: True lets that request through unharmed
-        instead of giving it the fault drawn for it."""
+        instead of giving it the fault drawn for it. `tls`: serve HTTPS with this server-side
+        context (the upstream stays plain HTTP on loopback)."""
         upstream = urlsplit(upstream_root)
         if upstream.scheme != "http" or upstream.hostname not in ("127.0.0.1", "localhost"):
             raise ValueError("the fault proxy forwards only to http:// on loopback")
@@ -140,6 +143,7 @@ class FaultProxy:
         self.stall_seconds = stall_seconds
         self.spare = spare
         self.upstream_timeout = upstream_timeout
+        self.tls = tls
         self._rates: dict[str, float] = {}
         self.set_rates(rates or {})
         self._lock = threading.Lock()
@@ -212,7 +216,8 @@ class FaultProxy:
     def url_for(self, upstream_url: str) -> str:
         """The same URL (path, query) with the upstream's host and port replaced by the proxy's."""
         parts = urlsplit(upstream_url)
-        return urlunsplit(("http", f"127.0.0.1:{self.port}", parts.path, parts.query, ""))
+        scheme = "https" if self.tls else "http"
+        return urlunsplit((scheme, f"127.0.0.1:{self.port}", parts.path, parts.query, ""))
 
     def start(self) -> FaultProxy:
         proxy = self
@@ -221,6 +226,11 @@ class FaultProxy:
             owner = proxy
 
         server = _Server(("127.0.0.1", 0), Handler)
+        if self.tls is not None:
+            # The handshake happens per connection, in its handler thread (see _ProxyHandler).
+            server.socket = self.tls.wrap_socket(
+                server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -358,6 +368,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     wbufsize = -1  # status line, headers and body leave in one write
 
     def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            try:
+                self.request.do_handshake()
+            except (ssl.SSLError, OSError):
+                self.request.close()  # a client that refused our certificate: that is all
+                raise ConnectionError("TLS handshake refused") from None
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 

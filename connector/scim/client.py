@@ -232,7 +232,11 @@ class ScimClient:
         headers = {"Accept": SCIM_JSON, "User-Agent": "connector/0.1"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        verify: bool | str = str(ca_file) if (verify_tls and ca_file) else verify_tls
+        verify: bool | ssl.SSLContext = verify_tls
+        if verify_tls:
+            # The system's trust store, or the CA file given; TLS 1.2 at least.
+            verify = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+            verify.minimum_version = ssl.TLSVersion.TLSv1_2
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.base_url + "/",
