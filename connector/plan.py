@@ -171,6 +171,12 @@ def make_plan(
     rules = rules or PlanRules()
     chunk = member_chunk_size or rules.member_chunk_size
     ops: dict[OperationKind, list[Operation]] = {kind: [] for kind in ORDER}
+    # A user whose record was scrubbed for protected identity stays protected until the
+    # sources show them unprotected (desired) again: an incremental source mentions them only
+    # once, and a removal held back or failed must stay a protected person's removal.
+    protected = protected | {
+        ext for ext, user in known.users.items() if ext not in users and _scrubbed(user)
+    }
 
     def removals(group_ext: str, gone: set[str]) -> None:
         by_reason: dict[Reason, set[str]] = {"protected": set(), "left": set(), "moved": set()}
@@ -251,6 +257,11 @@ def make_plan(
 
 # What the state keeps of a person who became protected and whose account was only deactivated.
 SCRUBBED: dict[str, Any] = {"active": False}
+
+
+def _scrubbed(user: KnownUser) -> bool:
+    """Only the link is left of this user's record: they became protected."""
+    return user.attributes.keys() <= SCRUBBED.keys()
 
 
 def _grace_expired(user: KnownUser, rules: PlanRules) -> bool:

@@ -212,7 +212,9 @@ def scenarios(
     for ext in subset(draw, USER_IDS):
         desired = users[ext].attributes if ext in users else None
         attributes = known_user_attributes(draw, ext, desired)
-        state = pick(draw, ["active", "active", "inactive", "scrubbed"])
+        # A scrubbed record belongs to someone who became protected: only with protected people.
+        states = ["active", "active", "inactive"] + (["scrubbed"] if with_protected else [])
+        state = pick(draw, states)
         if state == "inactive":
             attributes["active"] = False
         elif state == "scrubbed":
@@ -251,6 +253,13 @@ def scenarios(
     if draw(st.booleans()):
         chunk_argument = chunk
         rules = replace(rules, member_chunk_size=100)
+    # A scrubbed record is what is left of someone who became protected: unless the sources
+    # show them unprotected again (desired), they still are (the planner holds to that).
+    protected |= {
+        ext
+        for ext, user in known.users.items()
+        if ext not in users and user.attributes == SCRUBBED_RECORD
+    }
     return Scenario(users, groups, known, protected, keep, rules, chunk_argument)
 
 

@@ -458,3 +458,15 @@ def test_changed_attributes(
     desired: dict[str, Any], applied: dict[str, Any], expected: dict[str, Any]
 ) -> None:
     assert changed_attributes(desired, applied) == expected
+
+
+def test_a_user_scrubbed_for_protected_identity_stays_protected_when_the_source_is_silent() -> None:
+    # An incremental source mentions a protected person once; a removal held back (or failed)
+    # must still be a protected person's removal in the cycles after, not a leaver's.
+    scrubbed = KnownUser("p1", "v-p1", "created", True, {"active": True})
+    known = Known(users={"p1": scrubbed})
+    plan = make_plan({}, {}, known)
+    assert [(op.kind, op.target, op.reason) for op in plan.operations] == [
+        ("delete_user", "p1", "protected")
+    ]
+    assert make_plan({}, {}, known, keep=frozenset({"p1"})).operations[0].reason == "protected"
