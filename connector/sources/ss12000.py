@@ -146,21 +146,43 @@ class Ss12000Source:
             return body
         raise _Failed(f"GET {path}: HTTP 401 after renewing the token")
 
-    def _list(
+    def _pages(
         self, http: httpx.Client, tokens: _TokenSource, path: str, params: list[tuple[str, str]]
     ) -> Iterator[dict[str, Any]]:
-        """Every object of a listing, page by page to the end (pageToken alone, plus limit)."""
+        """Every page of a listing to the end (pageToken alone, plus limit)."""
         limit = ("limit", str(self.config.page_size))
         body = self._get(http, tokens, path, [*params, limit])
         while True:
-            data = body.get("data")
-            if not isinstance(data, list):
-                raise _Failed(f"GET {path}: no data list in the answer")
-            yield from (item for item in data if isinstance(item, dict))
+            yield body
             token = body.get("pageToken")
             if not token:
                 return
             body = self._get(http, tokens, path, [("pageToken", str(token)), limit])
+
+    def _list(
+        self, http: httpx.Client, tokens: _TokenSource, path: str, params: list[tuple[str, str]]
+    ) -> Iterator[dict[str, Any]]:
+        """Every object of a listing, page by page."""
+        for body in self._pages(http, tokens, path, params):
+            data = body.get("data")
+            if not isinstance(data, list):
+                raise _Failed(f"GET {path}: no data list in the answer")
+            yield from (item for item in data if isinstance(item, dict))
+
+    def _deleted(
+        self, http: httpx.Client, tokens: _TokenSource, checkpoint: str, kinds: list[str]
+    ) -> dict[str, set[str]]:
+        """Ids deleted since the checkpoint, per kind, from every page of /deletedEntities."""
+        entities = [("entities", DELETED_ENTITY_NAMES[kind]) for kind in kinds]
+        deleted: dict[str, set[str]] = {kind: set() for kind in kinds}
+        params = [("after", checkpoint), *entities]
+        for body in self._pages(http, tokens, "/deletedEntities", params):
+            data = body.get("data")
+            if not isinstance(data, dict):
+                raise _Failed("GET /deletedEntities: no data object in the answer")
+            for kind in kinds:
+                deleted[kind].update(str(obj_id) for obj_id in data.get(kind) or [])
+        return deleted
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -260,16 +282,9 @@ class Ss12000Source:
                 newest = _later(newest, item)
                 if isinstance(item.get("id"), str):
                     objects[kind][item["id"]] = item
-        entities = [("entities", DELETED_ENTITY_NAMES[kind]) for kind in queries]
-        deleted = (
-            self._get(http, tokens, "/deletedEntities", [("after", checkpoint), *entities]).get(
-                "data"
-            )
-            or {}
-        )
-        for kind in KINDS:
-            for obj_id in deleted.get(kind) or []:
-                objects[kind].pop(str(obj_id), None)
+        for kind, ids in self._deleted(http, tokens, checkpoint, list(queries)).items():
+            for obj_id in ids:
+                objects[kind].pop(obj_id, None)
         # A person new to the picture (e.g. no longer protected) brings duties that did not
         # change themselves: fetch theirs.
         for person_id in objects["persons"].keys() - snapshot.get("persons", {}).keys():

@@ -1011,6 +1011,14 @@ def test_deleted_entities(api: SpecClient, server: SS12000Server, school: DemoSc
         {"organisations": [], "persons": [], "duties": [school.duties["maria"]], "groups": []},
         {"organisations": [], "persons": [], "duties": [], "groups": [school.groups["NA24a"]]},
     ]
+    server.max_page_size = 2  # no limit asked for: the server still pages, as for listings
+    capped = api.walk("/deletedEntities", params={"after": mark})
+    assert [sum(map(len, p["data"].values())) for p in capped] == [2, 1]
+    refused = api.get(
+        "/deletedEntities", params={"pageToken": capped[0]["pageToken"], "after": mark}, expect=400
+    )
+    assert refused.json()["code"] == "invalid_filter"
+    server.max_page_size = None
     assert api.get("/deletedEntities", params={"entities": "Activity"}).json()["data"] == {
         "activitites": []  # sic: the spec's spelling
     }

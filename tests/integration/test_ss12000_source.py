@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -11,6 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from connector.config import Ss12000SourceConfig
+from connector.errors import SourceError
+from connector.model import ReadContext, SourceRead
 from connector.sources.ss12000 import Ss12000Source, _current
 from tests.ss12000_server import SS12000Server, enrolment, membership
 from tests.support import ScimPeek, Workspace
@@ -101,6 +104,24 @@ def school(server: SS12000Server) -> dict[str, Any]:
     server.add_duty(teacher, gy, "Skolsköterska")  # a role out of scope
     ids["karin"] = teacher["id"]
     return ids
+
+
+def reader(server: SS12000Server, **overrides: Any) -> Ss12000Source:
+    """The source itself, read directly (no sync around it)."""
+    config = source(server, **overrides)
+    config["auth"]["client_secret"] = server.client_secret
+    return Ss12000Source(Ss12000SourceConfig.model_validate(config))
+
+
+def read_changes(sis: Ss12000Source, previous: SourceRead) -> SourceRead:
+    """An incremental read after `previous`, from its snapshot as the state file keeps it."""
+    snapshot = previous.snapshot
+    objects = json.loads(json.dumps(snapshot.objects))
+    return sis.read(ReadContext(full=False, snapshot=objects, checkpoint=snapshot.checkpoint))
+
+
+def by_key(read: SourceRead) -> dict[str, Any]:
+    return {p.source_key: p for p in read.persons}
 
 
 def workspace_for(
@@ -264,3 +285,46 @@ def test_a_server_that_sends_no_security_marking_at_all_fails_the_source(
     assert result.exit_code == 1, result.stdout
     assert "securityMarking" in result.event("source.failed")["reason"]
     assert peek.list("Users") == []
+
+
+def test_deletions_past_the_first_page_of_deleted_entities_arrive(
+    ss12000: SS12000Server,
+) -> None:
+    ids = school(ss12000)
+    sis = reader(ss12000)
+    first = sis.read()
+    ss12000.delete("persons", ids["astrid"])
+    ss12000.delete("persons", ids["bo"])
+    ss12000.delete("persons", ids["gun"])
+    (gr_duty,) = [
+        d["id"]
+        for d in ss12000.all("duties")
+        if d["person"]["id"] == ids["karin"] and d["dutyAt"]["id"] == ids["gr"]["id"]
+    ]
+    ss12000.delete("duties", gr_duty)
+    ss12000.max_page_size = 1  # the server pages on its own, one deletion a page
+    ss12000.clear_requests()
+
+    second = read_changes(sis, first)
+
+    persons = by_key(second)
+    assert not {ids["astrid"], ids["bo"], ids["gun"]} & persons.keys()
+    assert [p.school_unit_code for p in persons[ids["karin"]].placements] == [GY_CODE]
+    assert not {ids["astrid"], ids["bo"], ids["gun"]} & second.snapshot.objects["persons"].keys()
+    assert gr_duty not in second.snapshot.objects["duties"]
+    deleted = ss12000.requests_to("/deletedEntities")
+    assert len(deleted) == 4 and all(r.status == 200 for r in deleted)  # a page per deletion
+    assert all(r.is_continuation for r in deleted[1:])
+
+
+def test_a_failed_page_of_deleted_entities_fails_the_read(ss12000: SS12000Server) -> None:
+    ids = school(ss12000)
+    sis = reader(ss12000)
+    first = sis.read()
+    ss12000.delete("persons", ids["astrid"])
+    ss12000.delete("persons", ids["bo"])
+    ss12000.max_page_size = 1
+    ss12000.fail("/deletedEntities", 500, page=2)
+
+    with pytest.raises(SourceError, match="deletedEntities: HTTP 500"):
+        read_changes(sis, first)
