@@ -271,12 +271,8 @@ class Ss12000Source:
     ) -> tuple[dict[str, dict[str, dict[str, Any]]], datetime | None, list[dict[str, Any]]]:
         objects = {kind: dict(snapshot.get(kind, {})) for kind in KINDS}
         newest: datetime | None = None
-        after = ("meta.modified.after", checkpoint)
-        queries = {
-            "organisations": [("type", "Skolenhet"), after],
-            "persons": [after],
-            "duties": [after],
-        }
+        # The same kinds as a full read (class groups too, with `classes`), only what changed.
+        queries = self._queries([("meta.modified.after", checkpoint)])
         for kind, params in queries.items():
             for item in self._list(http, tokens, f"/{kind}", params):
                 newest = _later(newest, item)

@@ -328,3 +328,31 @@ def test_a_failed_page_of_deleted_entities_fails_the_read(ss12000: SS12000Server
 
     with pytest.raises(SourceError, match="deletedEntities: HTTP 500"):
         read_changes(sis, first)
+
+
+def test_class_changes_arrive_in_an_incremental_read(ss12000: SS12000Server) -> None:
+    ids = school(ss12000)
+    renamed = ss12000.add_group("5A", ids["gr"], members=[ids["astrid"]], group_type="Klass")
+    gone = ss12000.add_group("9C", ids["gr"], members=[ids["gun"]], group_type="Klass")
+    sis = reader(ss12000, classes=True)
+    first = sis.read()
+    assert by_key(first)[ids["gun"]].placements[0].class_name == "9C"
+    ss12000.update("groups", renamed["id"], displayName="5A-Ek")
+    ss12000.delete("groups", gone["id"])
+    ss12000.clear_requests()
+
+    second = read_changes(sis, first)
+
+    persons = by_key(second)
+    assert [p.class_name for p in persons[ids["astrid"]].placements] == ["5A-Ek"]
+    assert [p.class_name for p in persons[ids["gun"]].placements] == [None]
+    assert gone["id"] not in second.snapshot.objects["groups"]
+    # It was an incremental read, and it asked for changed and deleted classes.
+    firsts = [r for r in ss12000.requests if r.path != "/token" and not r.is_continuation]
+    listings = [r for r in firsts if r.path != "/deletedEntities" and not r.param("person")]
+    assert {r.path for r in listings} == {"/organisations", "/persons", "/duties", "/groups"}
+    assert all(r.is_incremental for r in listings)
+    (groups,) = [r for r in listings if r.path == "/groups"]
+    assert groups.query["groupType"] == ["Klass"]
+    (deleted,) = [r for r in firsts if r.path == "/deletedEntities"]
+    assert "Group" in deleted.query["entities"]
