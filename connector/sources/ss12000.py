@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -57,9 +57,15 @@ class Snapshot:
 class _TokenSource:
     """OAuth2 client credentials: one token, cached until shortly before it expires."""
 
-    def __init__(self, config: Ss12000SourceConfig, http: httpx.Client) -> None:
+    def __init__(
+        self,
+        config: Ss12000SourceConfig,
+        http: httpx.Client,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._auth = config.auth
         self._http = http
+        self._clock = clock
         self._token: str | None = None
         self._expires = 0.0
         self._lock = threading.Lock()
@@ -69,7 +75,7 @@ class _TokenSource:
         if static:
             return static
         with self._lock:
-            if renew or self._token is None or time.monotonic() >= self._expires:
+            if renew or self._token is None or self._clock() >= self._expires:
                 self._fetch()
             assert self._token is not None
             return self._token
@@ -99,12 +105,15 @@ class _TokenSource:
         body = response.json()
         self._token = str(body["access_token"])
         # Renew a little early, so a token never expires between the check and the request.
-        self._expires = time.monotonic() + max(float(body.get("expires_in", 300)) - 30, 1)
+        self._expires = self._clock() + max(float(body.get("expires_in", 300)) - 30, 1)
 
 
 class Ss12000Source:
-    def __init__(self, config: Ss12000SourceConfig) -> None:
+    def __init__(
+        self, config: Ss12000SourceConfig, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.config = config
+        self._clock = clock  # for token lifetimes; tests pass the test server's clock
         self.name = config.name
         self._school_types = {t.casefold() for t in config.school_types}
         self._duty_roles = {r.casefold() for r in config.duty_roles}
@@ -198,7 +207,7 @@ class Ss12000Source:
         )
         try:
             with self._client() as http:
-                tokens = _TokenSource(self.config, http)
+                tokens = _TokenSource(self.config, http, self._clock)
                 if incremental:
                     assert context.snapshot is not None and context.checkpoint is not None
                     objects, newest, protected = self._read_changes(

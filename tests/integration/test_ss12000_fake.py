@@ -566,6 +566,16 @@ def test_clock_and_switches_expire_tokens(api: SpecClient, server: SS12000Server
     assert "not known" in api.get("/groups", expect=401).json()["message"]
 
 
+def test_a_clock_step_per_request_makes_a_slow_read(api: SpecClient, server: SS12000Server) -> None:
+    server.token_lifetime = 10
+    api.token = check_token_body(fetch_token(server))["access_token"]
+    server.clock_step_per_request = 6
+    before = server.now()
+    api.get("/groups")  # 6 s into the token's 10
+    assert "expired" in api.get("/groups", expect=401).json()["message"]  # 12 s
+    assert server.now() - before >= timedelta(seconds=12)
+
+
 def test_static_token_and_open_modes(spec: Spec) -> None:
     with SS12000Server(static_token="static-token-123") as srv:
         client = SpecClient(srv, spec, "static-token-123")
