@@ -54,8 +54,15 @@ class Snapshot:
     checkpoint: str = ""
 
 
+def _renewal_margin(lifetime: float) -> float:
+    """How early to renew, so a token never expires between the check and the request:
+    in proportion to its lifetime, so a short-lived token still serves most of its life."""
+    return max(5.0, lifetime / 10)
+
+
 class _TokenSource:
-    """OAuth2 client credentials: one token, cached until shortly before it expires."""
+    """OAuth2 client credentials: one token, cached until shortly before it expires (a token
+    living no longer than the margin serves only the request it was fetched for)."""
 
     def __init__(
         self,
@@ -67,7 +74,7 @@ class _TokenSource:
         self._http = http
         self._clock = clock
         self._token: str | None = None
-        self._expires = 0.0
+        self._renew_at = 0.0
         self._lock = threading.Lock()
 
     def token(self, *, renew: bool = False) -> str:
@@ -75,7 +82,7 @@ class _TokenSource:
         if static:
             return static
         with self._lock:
-            if renew or self._token is None or self._clock() >= self._expires:
+            if renew or self._token is None or self._clock() >= self._renew_at:
                 self._fetch()
             assert self._token is not None
             return self._token
@@ -104,8 +111,8 @@ class _TokenSource:
             )
         body = response.json()
         self._token = str(body["access_token"])
-        # Renew a little early, so a token never expires between the check and the request.
-        self._expires = self._clock() + max(float(body.get("expires_in", 300)) - 30, 1)
+        lifetime = float(body.get("expires_in", 300))
+        self._renew_at = self._clock() + lifetime - _renewal_margin(lifetime)
 
 
 class Ss12000Source:

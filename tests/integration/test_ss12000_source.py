@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -106,11 +106,14 @@ def school(server: SS12000Server) -> dict[str, Any]:
     return ids
 
 
-def reader(server: SS12000Server, **overrides: Any) -> Ss12000Source:
+def reader(
+    server: SS12000Server, clock: Callable[[], float] | None = None, **overrides: Any
+) -> Ss12000Source:
     """The source itself, read directly (no sync around it)."""
     config = source(server, **overrides)
     config["auth"]["client_secret"] = server.client_secret
-    return Ss12000Source(Ss12000SourceConfig.model_validate(config))
+    validated = Ss12000SourceConfig.model_validate(config)
+    return Ss12000Source(validated) if clock is None else Ss12000Source(validated, clock=clock)
 
 
 def read_changes(sis: Ss12000Source, previous: SourceRead) -> SourceRead:
@@ -356,3 +359,19 @@ def test_class_changes_arrive_in_an_incremental_read(ss12000: SS12000Server) -> 
     assert groups.query["groupType"] == ["Klass"]
     (deleted,) = [r for r in firsts if r.path == "/deletedEntities"]
     assert "Group" in deleted.query["entities"]
+
+
+def test_a_short_lived_token_serves_most_of_its_life(ss12000: SS12000Server) -> None:
+    school(ss12000)
+    ss12000.token_lifetime = 30  # expires_in 30: renewed 5 s before its end, at 25 s
+    step = 4.5
+    ss12000.clock_step_per_request = step  # each request takes 4.5 s of the server's time
+    sis = reader(ss12000, clock=lambda: ss12000.now().timestamp())
+
+    sis.read()
+
+    gets = [r for r in ss12000.requests if r.path != "/token"]
+    assert 25 < len(gets) * step < 50  # the read outlives one token, not two
+    assert len(ss12000.requests_to("/token")) == 2
+    assert all(r.status == 200 for r in ss12000.requests)  # renewed before it expired
+    assert len({r.bearer for r in gets}) == 2
