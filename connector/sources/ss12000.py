@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -254,7 +254,7 @@ class Ss12000Source:
             for item in self._list(http, tokens, f"/{kind}", params):
                 newest = _later(newest, item)
                 self._keep(objects, kind, item)
-        return self._keep_only_unprotected(objects, newest)
+        return self._keep_only_unprotected(objects, newest, self._protected_ids(objects))
 
     def _queries(self, extra: list[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
         queries = {
@@ -298,11 +298,15 @@ class Ss12000Source:
             for obj_id in ids:
                 objects[kind].pop(obj_id, None)
         # A person new to the picture (e.g. no longer protected) brings duties that did not
-        # change themselves: fetch theirs.
-        for person_id in objects["persons"].keys() - snapshot.get("persons", {}).keys():
+        # change themselves: fetch theirs. A protected person is never kept, so always looks
+        # new: no lookup for them (their kind comes from duties kept while they were not).
+        protected_ids = self._protected_ids(objects)
+        newcomers = objects["persons"].keys() - snapshot.get("persons", {}).keys() - protected_ids
+        for person_id in sorted(newcomers):
             for duty in self._list(http, tokens, "/duties", [("person", person_id)]):
                 self._keep(objects, "duties", duty)
-        return self._keep_only_unprotected(objects, newest)
+        protected_ids |= _protected_references(objects["duties"].values())
+        return self._keep_only_unprotected(objects, newest, protected_ids)
 
     def _protected(self, person: dict[str, Any]) -> bool:
         """Fail closed: only an explicit `Ingen` means not protected."""
@@ -311,17 +315,19 @@ class Ss12000Source:
             return self._marking.unreadable()
         return self._marking.protected((value,))
 
+    def _protected_ids(self, objects: dict[str, dict[str, dict[str, Any]]]) -> set[str]:
+        """Persons protected by their own marking (each read once, as the tally counts them)
+        or by a duty's reference to them."""
+        marked = {pid for pid, person in objects["persons"].items() if self._protected(person)}
+        return marked | _protected_references(objects["duties"].values())
+
     def _keep_only_unprotected(
-        self, objects: dict[str, dict[str, dict[str, Any]]], newest: datetime | None
+        self,
+        objects: dict[str, dict[str, dict[str, Any]]],
+        newest: datetime | None,
+        protected_ids: set[str],
     ) -> tuple[dict[str, dict[str, dict[str, Any]]], datetime | None, list[dict[str, Any]]]:
         """Split off protected persons (and their duties) so they are never kept in state."""
-        protected_ids = {
-            pid for pid, person in objects["persons"].items() if self._protected(person)
-        }
-        for duty in objects["duties"].values():
-            reference = duty.get("person") if isinstance(duty.get("person"), dict) else {}
-            if "securityMarking" in reference and reference["securityMarking"] != NOT_PROTECTED:
-                protected_ids.add(str(reference.get("id")))
         protected = [
             objects["persons"].pop(pid) for pid in protected_ids if pid in objects["persons"]
         ]
@@ -484,6 +490,16 @@ class Ss12000Source:
             if self.config.join_key == "civicNo" and civic.get("value")
             else None,
         )
+
+
+def _protected_references(duties: Iterable[dict[str, Any]]) -> set[str]:
+    """Persons whom a duty's reference marks protected (a marking other than `Ingen`)."""
+    found = set()
+    for duty in duties:
+        reference = duty.get("person") if isinstance(duty.get("person"), dict) else {}
+        if "securityMarking" in reference and reference["securityMarking"] != NOT_PROTECTED:
+            found.add(str(reference.get("id")))
+    return found
 
 
 def _current(item: dict[str, Any], today: date) -> bool:

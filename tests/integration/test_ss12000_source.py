@@ -13,7 +13,7 @@ import pytest
 
 from connector.config import Ss12000SourceConfig
 from connector.errors import SourceError
-from connector.model import ReadContext, SourceRead
+from connector.model import Kind, ReadContext, SourceRead
 from connector.sources.ss12000 import Ss12000Source, _current
 from tests.ss12000_server import SS12000Server, enrolment, membership
 from tests.support import ScimPeek, Workspace
@@ -375,3 +375,37 @@ def test_a_short_lived_token_serves_most_of_its_life(ss12000: SS12000Server) -> 
     assert len(ss12000.requests_to("/token")) == 2
     assert all(r.status == 200 for r in ss12000.requests)  # renewed before it expired
     assert len({r.bearer for r in gets}) == 2
+
+
+def test_no_duty_lookups_for_protected_persons(ss12000: SS12000Server) -> None:
+    ids = school(ss12000)  # three protected students
+    lena = ss12000.add_person(
+        "Lena",
+        "Lärare",
+        security_marking="Sekretessmarkering",
+        emails=[("Skola personal", "lena@personal.example.se")],
+    )
+    ss12000.add_duty(lena, ids["gr"], "Lärare")
+    sis = reader(ss12000)
+    first = sis.read()
+    ss12000.update("persons", lena["id"], securityMarking="Ingen")  # no longer protected
+    ss12000.update("persons", ids["karin"], securityMarking="Skyddad folkbokföring")
+    ss12000.clear_requests()
+
+    second = read_changes(sis, first)  # everyone is listed again (the checkpoint's overlap)
+
+    asked = {r.param("person") for r in ss12000.requests_to("/duties") if r.param("person")}
+    assert asked == {lena["id"]}  # only the unprotected person new to the picture
+    listed = [r for r in ss12000.requests_to("/persons") if not r.is_continuation]
+    assert listed and all(r.is_incremental for r in listed)
+    persons = by_key(second)
+    assert persons[lena["id"]].kind is Kind.STAFF
+    assert [p.school_unit_code for p in persons[lena["id"]].placements] == [GR_CODE]
+    # A teacher now protected is still known as staff (from the kept duties), so the right
+    # account comes off; nothing of her is kept.
+    assert persons[ids["karin"]].protected and persons[ids["karin"]].kind is Kind.STAFF
+    assert ids["karin"] not in second.snapshot.objects["persons"]
+    protected = {ids[k] for k in ("cilla", "dan", "eva", "karin")}
+    kept = second.snapshot.objects
+    assert not protected & kept["persons"].keys()
+    assert all(d["person"]["id"] not in protected for d in kept["duties"].values())
