@@ -16,7 +16,7 @@ against the OpenAPI document so this fake cannot drift from the standard.
 The test-side API: add / change / delete data (``add_school_unit``, ``add_person``, ``update``,
 ``delete``, ...), token settings (``token_lifetime``, ``static_token``, ``expire_all_tokens``),
 a request log (``requests``, ``clear_requests``), fault switches (``fail``, ``clear_faults``) and
-a clock (``now``, ``advance_clock``). Objects are kept in the spec's JSON shape (camelCase keys).
+a clock (``now``, ``advance_clock``, ``clock_step_per_request``). Objects are kept in the spec's JSON shape (camelCase keys).
 """
 
 from __future__ import annotations
@@ -565,6 +565,8 @@ class SS12000Server:
     - ``comma_separated_arrays``: also split array parameters on commas (the spec's OpenAPI 3.0
       default is ``form``/``explode``: repeat the parameter).
     - ``render_tz``: the offset timestamps are written with (UTC by default).
+    - ``clock_step_per_request``: seconds the clock moves on at each API request (not the
+      token endpoint) before it is answered: a slow read, without waiting for it.
     """
 
     def __init__(
@@ -583,6 +585,7 @@ class SS12000Server:
         page_token_extra_params: Iterable[str] = (),
         comma_separated_arrays: bool = False,
         render_tz: tzinfo = UTC,
+        clock_step_per_request: float = 0.0,
         host: str = "127.0.0.1",
     ) -> None:
         self.clients: dict[str, str] = {client_id: client_secret}
@@ -599,6 +602,7 @@ class SS12000Server:
         self.page_token_extra_params = set(page_token_extra_params)
         self.comma_separated_arrays = comma_separated_arrays
         self.render_tz = render_tz
+        self.clock_step_per_request = clock_step_per_request
         self.host = host
 
         self._lock = threading.RLock()
@@ -1778,6 +1782,8 @@ class _Handler(BaseHTTPRequestHandler):
             send(405, _error("method_not_allowed", f"use {allowed}"), {"Allow": allowed})
             return
 
+        if app.clock_step_per_request:
+            app.advance_clock(app.clock_step_per_request)
         denied = app._check_bearer(auth)
         if denied is not None:
             code, description = denied

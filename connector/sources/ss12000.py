@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -54,14 +54,27 @@ class Snapshot:
     checkpoint: str = ""
 
 
-class _TokenSource:
-    """OAuth2 client credentials: one token, cached until shortly before it expires."""
+def _renewal_margin(lifetime: float) -> float:
+    """How early to renew, so a token never expires between the check and the request:
+    in proportion to its lifetime, so a short-lived token still serves most of its life."""
+    return max(5.0, lifetime / 10)
 
-    def __init__(self, config: Ss12000SourceConfig, http: httpx.Client) -> None:
+
+class _TokenSource:
+    """OAuth2 client credentials: one token, cached until shortly before it expires (a token
+    living no longer than the margin serves only the request it was fetched for)."""
+
+    def __init__(
+        self,
+        config: Ss12000SourceConfig,
+        http: httpx.Client,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._auth = config.auth
         self._http = http
+        self._clock = clock
         self._token: str | None = None
-        self._expires = 0.0
+        self._renew_at = 0.0
         self._lock = threading.Lock()
 
     def token(self, *, renew: bool = False) -> str:
@@ -69,7 +82,7 @@ class _TokenSource:
         if static:
             return static
         with self._lock:
-            if renew or self._token is None or time.monotonic() >= self._expires:
+            if renew or self._token is None or self._clock() >= self._renew_at:
                 self._fetch()
             assert self._token is not None
             return self._token
@@ -98,13 +111,16 @@ class _TokenSource:
             )
         body = response.json()
         self._token = str(body["access_token"])
-        # Renew a little early, so a token never expires between the check and the request.
-        self._expires = time.monotonic() + max(float(body.get("expires_in", 300)) - 30, 1)
+        lifetime = float(body.get("expires_in", 300))
+        self._renew_at = self._clock() + lifetime - _renewal_margin(lifetime)
 
 
 class Ss12000Source:
-    def __init__(self, config: Ss12000SourceConfig) -> None:
+    def __init__(
+        self, config: Ss12000SourceConfig, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.config = config
+        self._clock = clock  # for token lifetimes; tests pass the test server's clock
         self.name = config.name
         self._school_types = {t.casefold() for t in config.school_types}
         self._duty_roles = {r.casefold() for r in config.duty_roles}
@@ -146,21 +162,43 @@ class Ss12000Source:
             return body
         raise _Failed(f"GET {path}: HTTP 401 after renewing the token")
 
-    def _list(
+    def _pages(
         self, http: httpx.Client, tokens: _TokenSource, path: str, params: list[tuple[str, str]]
     ) -> Iterator[dict[str, Any]]:
-        """Every object of a listing, page by page to the end (pageToken alone, plus limit)."""
+        """Every page of a listing to the end (pageToken alone, plus limit)."""
         limit = ("limit", str(self.config.page_size))
         body = self._get(http, tokens, path, [*params, limit])
         while True:
-            data = body.get("data")
-            if not isinstance(data, list):
-                raise _Failed(f"GET {path}: no data list in the answer")
-            yield from (item for item in data if isinstance(item, dict))
+            yield body
             token = body.get("pageToken")
             if not token:
                 return
             body = self._get(http, tokens, path, [("pageToken", str(token)), limit])
+
+    def _list(
+        self, http: httpx.Client, tokens: _TokenSource, path: str, params: list[tuple[str, str]]
+    ) -> Iterator[dict[str, Any]]:
+        """Every object of a listing, page by page."""
+        for body in self._pages(http, tokens, path, params):
+            data = body.get("data")
+            if not isinstance(data, list):
+                raise _Failed(f"GET {path}: no data list in the answer")
+            yield from (item for item in data if isinstance(item, dict))
+
+    def _deleted(
+        self, http: httpx.Client, tokens: _TokenSource, checkpoint: str, kinds: list[str]
+    ) -> dict[str, set[str]]:
+        """Ids deleted since the checkpoint, per kind, from every page of /deletedEntities."""
+        entities = [("entities", DELETED_ENTITY_NAMES[kind]) for kind in kinds]
+        deleted: dict[str, set[str]] = {kind: set() for kind in kinds}
+        params = [("after", checkpoint), *entities]
+        for body in self._pages(http, tokens, "/deletedEntities", params):
+            data = body.get("data")
+            if not isinstance(data, dict):
+                raise _Failed("GET /deletedEntities: no data object in the answer")
+            for kind in kinds:
+                deleted[kind].update(str(obj_id) for obj_id in data.get(kind) or [])
+        return deleted
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -176,7 +214,7 @@ class Ss12000Source:
         )
         try:
             with self._client() as http:
-                tokens = _TokenSource(self.config, http)
+                tokens = _TokenSource(self.config, http, self._clock)
                 if incremental:
                     assert context.snapshot is not None and context.checkpoint is not None
                     objects, newest, protected = self._read_changes(
@@ -216,7 +254,7 @@ class Ss12000Source:
             for item in self._list(http, tokens, f"/{kind}", params):
                 newest = _later(newest, item)
                 self._keep(objects, kind, item)
-        return self._keep_only_unprotected(objects, newest)
+        return self._keep_only_unprotected(objects, newest, self._protected_ids(objects))
 
     def _queries(self, extra: list[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
         queries = {
@@ -249,33 +287,26 @@ class Ss12000Source:
     ) -> tuple[dict[str, dict[str, dict[str, Any]]], datetime | None, list[dict[str, Any]]]:
         objects = {kind: dict(snapshot.get(kind, {})) for kind in KINDS}
         newest: datetime | None = None
-        after = ("meta.modified.after", checkpoint)
-        queries = {
-            "organisations": [("type", "Skolenhet"), after],
-            "persons": [after],
-            "duties": [after],
-        }
+        # The same kinds as a full read (class groups too, with `classes`), only what changed.
+        queries = self._queries([("meta.modified.after", checkpoint)])
         for kind, params in queries.items():
             for item in self._list(http, tokens, f"/{kind}", params):
                 newest = _later(newest, item)
                 if isinstance(item.get("id"), str):
                     objects[kind][item["id"]] = item
-        entities = [("entities", DELETED_ENTITY_NAMES[kind]) for kind in queries]
-        deleted = (
-            self._get(http, tokens, "/deletedEntities", [("after", checkpoint), *entities]).get(
-                "data"
-            )
-            or {}
-        )
-        for kind in KINDS:
-            for obj_id in deleted.get(kind) or []:
-                objects[kind].pop(str(obj_id), None)
+        for kind, ids in self._deleted(http, tokens, checkpoint, list(queries)).items():
+            for obj_id in ids:
+                objects[kind].pop(obj_id, None)
         # A person new to the picture (e.g. no longer protected) brings duties that did not
-        # change themselves: fetch theirs.
-        for person_id in objects["persons"].keys() - snapshot.get("persons", {}).keys():
+        # change themselves: fetch theirs. A protected person is never kept, so always looks
+        # new: no lookup for them (their kind comes from duties kept while they were not).
+        protected_ids = self._protected_ids(objects)
+        newcomers = objects["persons"].keys() - snapshot.get("persons", {}).keys() - protected_ids
+        for person_id in sorted(newcomers):
             for duty in self._list(http, tokens, "/duties", [("person", person_id)]):
                 self._keep(objects, "duties", duty)
-        return self._keep_only_unprotected(objects, newest)
+        protected_ids |= _protected_references(objects["duties"].values())
+        return self._keep_only_unprotected(objects, newest, protected_ids)
 
     def _protected(self, person: dict[str, Any]) -> bool:
         """Fail closed: only an explicit `Ingen` means not protected."""
@@ -284,17 +315,19 @@ class Ss12000Source:
             return self._marking.unreadable()
         return self._marking.protected((value,))
 
+    def _protected_ids(self, objects: dict[str, dict[str, dict[str, Any]]]) -> set[str]:
+        """Persons protected by their own marking (each read once, as the tally counts them)
+        or by a duty's reference to them."""
+        marked = {pid for pid, person in objects["persons"].items() if self._protected(person)}
+        return marked | _protected_references(objects["duties"].values())
+
     def _keep_only_unprotected(
-        self, objects: dict[str, dict[str, dict[str, Any]]], newest: datetime | None
+        self,
+        objects: dict[str, dict[str, dict[str, Any]]],
+        newest: datetime | None,
+        protected_ids: set[str],
     ) -> tuple[dict[str, dict[str, dict[str, Any]]], datetime | None, list[dict[str, Any]]]:
         """Split off protected persons (and their duties) so they are never kept in state."""
-        protected_ids = {
-            pid for pid, person in objects["persons"].items() if self._protected(person)
-        }
-        for duty in objects["duties"].values():
-            reference = duty.get("person") if isinstance(duty.get("person"), dict) else {}
-            if "securityMarking" in reference and reference["securityMarking"] != NOT_PROTECTED:
-                protected_ids.add(str(reference.get("id")))
         protected = [
             objects["persons"].pop(pid) for pid in protected_ids if pid in objects["persons"]
         ]
@@ -457,6 +490,16 @@ class Ss12000Source:
             if self.config.join_key == "civicNo" and civic.get("value")
             else None,
         )
+
+
+def _protected_references(duties: Iterable[dict[str, Any]]) -> set[str]:
+    """Persons whom a duty's reference marks protected (a marking other than `Ingen`)."""
+    found = set()
+    for duty in duties:
+        reference = duty.get("person") if isinstance(duty.get("person"), dict) else {}
+        if "securityMarking" in reference and reference["securityMarking"] != NOT_PROTECTED:
+            found.add(str(reference.get("id")))
+    return found
 
 
 def _current(item: dict[str, Any], today: date) -> bool:

@@ -566,6 +566,16 @@ def test_clock_and_switches_expire_tokens(api: SpecClient, server: SS12000Server
     assert "not known" in api.get("/groups", expect=401).json()["message"]
 
 
+def test_a_clock_step_per_request_makes_a_slow_read(api: SpecClient, server: SS12000Server) -> None:
+    server.token_lifetime = 10
+    api.token = check_token_body(fetch_token(server))["access_token"]
+    server.clock_step_per_request = 6
+    before = server.now()
+    api.get("/groups")  # 6 s into the token's 10
+    assert "expired" in api.get("/groups", expect=401).json()["message"]  # 12 s
+    assert server.now() - before >= timedelta(seconds=12)
+
+
 def test_static_token_and_open_modes(spec: Spec) -> None:
     with SS12000Server(static_token="static-token-123") as srv:
         client = SpecClient(srv, spec, "static-token-123")
@@ -1011,6 +1021,14 @@ def test_deleted_entities(api: SpecClient, server: SS12000Server, school: DemoSc
         {"organisations": [], "persons": [], "duties": [school.duties["maria"]], "groups": []},
         {"organisations": [], "persons": [], "duties": [], "groups": [school.groups["NA24a"]]},
     ]
+    server.max_page_size = 2  # no limit asked for: the server still pages, as for listings
+    capped = api.walk("/deletedEntities", params={"after": mark})
+    assert [sum(map(len, p["data"].values())) for p in capped] == [2, 1]
+    refused = api.get(
+        "/deletedEntities", params={"pageToken": capped[0]["pageToken"], "after": mark}, expect=400
+    )
+    assert refused.json()["code"] == "invalid_filter"
+    server.max_page_size = None
     assert api.get("/deletedEntities", params={"entities": "Activity"}).json()["data"] == {
         "activitites": []  # sic: the spec's spelling
     }

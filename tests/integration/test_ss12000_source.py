@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from connector.config import Ss12000SourceConfig
+from connector.errors import SourceError
+from connector.model import Kind, ReadContext, SourceRead
 from connector.sources.ss12000 import Ss12000Source, _current
 from tests.ss12000_server import SS12000Server, enrolment, membership
 from tests.support import ScimPeek, Workspace
@@ -101,6 +104,27 @@ def school(server: SS12000Server) -> dict[str, Any]:
     server.add_duty(teacher, gy, "Skolsköterska")  # a role out of scope
     ids["karin"] = teacher["id"]
     return ids
+
+
+def reader(
+    server: SS12000Server, clock: Callable[[], float] | None = None, **overrides: Any
+) -> Ss12000Source:
+    """The source itself, read directly (no sync around it)."""
+    config = source(server, **overrides)
+    config["auth"]["client_secret"] = server.client_secret
+    validated = Ss12000SourceConfig.model_validate(config)
+    return Ss12000Source(validated) if clock is None else Ss12000Source(validated, clock=clock)
+
+
+def read_changes(sis: Ss12000Source, previous: SourceRead) -> SourceRead:
+    """An incremental read after `previous`, from its snapshot as the state file keeps it."""
+    snapshot = previous.snapshot
+    objects = json.loads(json.dumps(snapshot.objects))
+    return sis.read(ReadContext(full=False, snapshot=objects, checkpoint=snapshot.checkpoint))
+
+
+def by_key(read: SourceRead) -> dict[str, Any]:
+    return {p.source_key: p for p in read.persons}
 
 
 def workspace_for(
@@ -264,3 +288,124 @@ def test_a_server_that_sends_no_security_marking_at_all_fails_the_source(
     assert result.exit_code == 1, result.stdout
     assert "securityMarking" in result.event("source.failed")["reason"]
     assert peek.list("Users") == []
+
+
+def test_deletions_past_the_first_page_of_deleted_entities_arrive(
+    ss12000: SS12000Server,
+) -> None:
+    ids = school(ss12000)
+    sis = reader(ss12000)
+    first = sis.read()
+    ss12000.delete("persons", ids["astrid"])
+    ss12000.delete("persons", ids["bo"])
+    ss12000.delete("persons", ids["gun"])
+    (gr_duty,) = [
+        d["id"]
+        for d in ss12000.all("duties")
+        if d["person"]["id"] == ids["karin"] and d["dutyAt"]["id"] == ids["gr"]["id"]
+    ]
+    ss12000.delete("duties", gr_duty)
+    ss12000.max_page_size = 1  # the server pages on its own, one deletion a page
+    ss12000.clear_requests()
+
+    second = read_changes(sis, first)
+
+    persons = by_key(second)
+    assert not {ids["astrid"], ids["bo"], ids["gun"]} & persons.keys()
+    assert [p.school_unit_code for p in persons[ids["karin"]].placements] == [GY_CODE]
+    assert not {ids["astrid"], ids["bo"], ids["gun"]} & second.snapshot.objects["persons"].keys()
+    assert gr_duty not in second.snapshot.objects["duties"]
+    deleted = ss12000.requests_to("/deletedEntities")
+    assert len(deleted) == 4 and all(r.status == 200 for r in deleted)  # a page per deletion
+    assert all(r.is_continuation for r in deleted[1:])
+
+
+def test_a_failed_page_of_deleted_entities_fails_the_read(ss12000: SS12000Server) -> None:
+    ids = school(ss12000)
+    sis = reader(ss12000)
+    first = sis.read()
+    ss12000.delete("persons", ids["astrid"])
+    ss12000.delete("persons", ids["bo"])
+    ss12000.max_page_size = 1
+    ss12000.fail("/deletedEntities", 500, page=2)
+
+    with pytest.raises(SourceError, match="deletedEntities: HTTP 500"):
+        read_changes(sis, first)
+
+
+def test_class_changes_arrive_in_an_incremental_read(ss12000: SS12000Server) -> None:
+    ids = school(ss12000)
+    renamed = ss12000.add_group("5A", ids["gr"], members=[ids["astrid"]], group_type="Klass")
+    gone = ss12000.add_group("9C", ids["gr"], members=[ids["gun"]], group_type="Klass")
+    sis = reader(ss12000, classes=True)
+    first = sis.read()
+    assert by_key(first)[ids["gun"]].placements[0].class_name == "9C"
+    ss12000.update("groups", renamed["id"], displayName="5A-Ek")
+    ss12000.delete("groups", gone["id"])
+    ss12000.clear_requests()
+
+    second = read_changes(sis, first)
+
+    persons = by_key(second)
+    assert [p.class_name for p in persons[ids["astrid"]].placements] == ["5A-Ek"]
+    assert [p.class_name for p in persons[ids["gun"]].placements] == [None]
+    assert gone["id"] not in second.snapshot.objects["groups"]
+    # It was an incremental read, and it asked for changed and deleted classes.
+    firsts = [r for r in ss12000.requests if r.path != "/token" and not r.is_continuation]
+    listings = [r for r in firsts if r.path != "/deletedEntities" and not r.param("person")]
+    assert {r.path for r in listings} == {"/organisations", "/persons", "/duties", "/groups"}
+    assert all(r.is_incremental for r in listings)
+    (groups,) = [r for r in listings if r.path == "/groups"]
+    assert groups.query["groupType"] == ["Klass"]
+    (deleted,) = [r for r in firsts if r.path == "/deletedEntities"]
+    assert "Group" in deleted.query["entities"]
+
+
+def test_a_short_lived_token_serves_most_of_its_life(ss12000: SS12000Server) -> None:
+    school(ss12000)
+    ss12000.token_lifetime = 30  # expires_in 30: renewed 5 s before its end, at 25 s
+    step = 4.5
+    ss12000.clock_step_per_request = step  # each request takes 4.5 s of the server's time
+    sis = reader(ss12000, clock=lambda: ss12000.now().timestamp())
+
+    sis.read()
+
+    gets = [r for r in ss12000.requests if r.path != "/token"]
+    assert 25 < len(gets) * step < 50  # the read outlives one token, not two
+    assert len(ss12000.requests_to("/token")) == 2
+    assert all(r.status == 200 for r in ss12000.requests)  # renewed before it expired
+    assert len({r.bearer for r in gets}) == 2
+
+
+def test_no_duty_lookups_for_protected_persons(ss12000: SS12000Server) -> None:
+    ids = school(ss12000)  # three protected students
+    lena = ss12000.add_person(
+        "Lena",
+        "Lärare",
+        security_marking="Sekretessmarkering",
+        emails=[("Skola personal", "lena@personal.example.se")],
+    )
+    ss12000.add_duty(lena, ids["gr"], "Lärare")
+    sis = reader(ss12000)
+    first = sis.read()
+    ss12000.update("persons", lena["id"], securityMarking="Ingen")  # no longer protected
+    ss12000.update("persons", ids["karin"], securityMarking="Skyddad folkbokföring")
+    ss12000.clear_requests()
+
+    second = read_changes(sis, first)  # everyone is listed again (the checkpoint's overlap)
+
+    asked = {r.param("person") for r in ss12000.requests_to("/duties") if r.param("person")}
+    assert asked == {lena["id"]}  # only the unprotected person new to the picture
+    listed = [r for r in ss12000.requests_to("/persons") if not r.is_continuation]
+    assert listed and all(r.is_incremental for r in listed)
+    persons = by_key(second)
+    assert persons[lena["id"]].kind is Kind.STAFF
+    assert [p.school_unit_code for p in persons[lena["id"]].placements] == [GR_CODE]
+    # A teacher now protected is still known as staff (from the kept duties), so the right
+    # account comes off; nothing of her is kept.
+    assert persons[ids["karin"]].protected and persons[ids["karin"]].kind is Kind.STAFF
+    assert ids["karin"] not in second.snapshot.objects["persons"]
+    protected = {ids[k] for k in ("cilla", "dan", "eva", "karin")}
+    kept = second.snapshot.objects
+    assert not protected & kept["persons"].keys()
+    assert all(d["person"]["id"] not in protected for d in kept["duties"].values())
