@@ -232,6 +232,19 @@ class LdapSourceConfig(_Strict):
                 raise ValueError(f"{server!r} is not an ldap:// or ldaps:// URL")
         return servers
 
+    @field_validator("base_dns")
+    @classmethod
+    def _whole_dns(cls, base_dns: list[str]) -> list[str]:
+        # `base_dns: [OU=Elever,DC=kommun,DC=example]` is a YAML flow list of three items: the
+        # DN split at its commas. A lone dc= part beside others is that, never a real base.
+        if len(base_dns) > 1 and any(re.fullmatch(r"\s*dc=[^,]*", b, re.I) for b in base_dns):
+            parts = ", ".join(repr(b) for b in base_dns)
+            raise ValueError(
+                f"{parts} look like one DN split at its commas by YAML's [a, b] list syntax: "
+                f'quote each DN (base_dns: ["{",".join(b.strip() for b in base_dns)}"])'
+            )
+        return base_dns
+
     @model_validator(mode="after")
     def _password_source(self) -> LdapSourceConfig:
         if self.password is not None and self.password_file is not None:

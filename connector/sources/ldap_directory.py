@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import structlog
 from ldap3 import BASE, SUBTREE, Connection, Server, Tls
-from ldap3.core.exceptions import LDAPException
+from ldap3.core.exceptions import LDAPException, LDAPNoSuchObjectResult
 from ldap3.utils.config import set_config_parameter
 from ldap3.utils.conv import escape_filter_chars
 
@@ -164,29 +164,52 @@ class LdapDirectorySource:
         attributes = self._attributes_to_read()
         for base in config.base_dns:
             before = counts.entries
-            results = connection.extend.standard.paged_search(
-                search_base=base,
-                search_filter=self._filter,
-                search_scope=SUBTREE,
-                attributes=attributes,
-                paged_size=config.page_size,
-                generator=True,
-            )
-            for item in results:
-                if item.get("type") != "searchResEntry":
-                    counts.referrals += 1
-                    continue
-                counts.entries += 1
-                raw = {k.casefold(): list(v) for k, v in item["raw_attributes"].items()}
-                if config.active_directory:
-                    raw = self._complete_ranged(connection, item["dn"], raw)
-                yield item["dn"], raw
+            try:
+                yield from self._entries_under(connection, base, attributes, counts)
+            except LDAPException as exc:
+                raise self._search_error(connection, base, exc) from None
             result = connection.result or {}
             if result.get("result", 0) != 0:
                 raise SourceError(
-                    self.name, f"{base}: incomplete result ({result.get('description')})"
+                    self.name,
+                    f"{connection.server.name}: the search under {base!r} is incomplete "
+                    f"({result.get('description')})",
                 )
             counts.by_base[base] = counts.entries - before
+
+    def _entries_under(
+        self, connection: Connection, base: str, attributes: list[str], counts: _Counts
+    ) -> Iterator[tuple[str, dict[str, list[bytes]]]]:
+        results = connection.extend.standard.paged_search(
+            search_base=base,
+            search_filter=self._filter,
+            search_scope=SUBTREE,
+            attributes=attributes,
+            paged_size=self.config.page_size,
+            generator=True,
+        )
+        for item in results:
+            if item.get("type") != "searchResEntry":
+                counts.referrals += 1
+                continue
+            counts.entries += 1
+            raw = {k.casefold(): list(v) for k, v in item["raw_attributes"].items()}
+            if self.config.active_directory:
+                raw = self._complete_ranged(connection, item["dn"], raw)
+            yield item["dn"], raw
+
+    def _search_error(self, connection: Connection, base: str, exc: LDAPException) -> SourceError:
+        """A failed search, named by server and base DN: with several of each, which one?"""
+        server = connection.server.name
+        if isinstance(exc, LDAPNoSuchObjectResult):
+            return SourceError(
+                self.name,
+                f"{server}: the base DN {base!r} does not exist "
+                "(or the bind account may not see it)",
+            )
+        return SourceError(
+            self.name, f"{server}: the search under {base!r} failed: {_describe(exc)}"
+        )
 
     def _complete_ranged(
         self, connection: Connection, dn: str, raw: dict[str, list[bytes]]
@@ -262,7 +285,9 @@ class LdapDirectorySource:
                 seen_keys.add(person.source_key)
                 result.persons.append(person)
         except LDAPException as exc:
-            raise SourceError(self.name, f"search failed: {_describe(exc)}") from None
+            raise SourceError(
+                self.name, f"{connection.server.name}: search failed: {_describe(exc)}"
+            ) from None
         finally:
             with contextlib.suppress(LDAPException, OSError):
                 connection.unbind()
@@ -287,11 +312,18 @@ class LdapDirectorySource:
         connection = self.connect()
         try:
             for base in self.config.base_dns:
-                connection.search(base, "(objectClass=*)", search_scope=BASE, attributes=["1.1"])
+                try:
+                    connection.search(
+                        base, "(objectClass=*)", search_scope=BASE, attributes=["1.1"]
+                    )
+                except LDAPException as exc:
+                    raise self._search_error(connection, base, exc) from None
             for _ in self._entries(connection, counts):
                 pass
         except LDAPException as exc:
-            raise SourceError(self.name, f"search failed: {_describe(exc)}") from None
+            raise SourceError(
+                self.name, f"{connection.server.name}: search failed: {_describe(exc)}"
+            ) from None
         finally:
             with contextlib.suppress(LDAPException, OSError):
                 connection.unbind()

@@ -321,3 +321,32 @@ def test_active_directory_guid_key_disabled_accounts_and_member_of(
     assert users["karin@edu.example.se"]["externalId"] == opaque_id(
         "3f2504e0-4f89-11d3-9a0c-0305e82c3301", Kind.STAFF
     )
+
+
+def test_a_base_dn_that_does_not_exist_is_named_with_the_server(
+    tmp_path, scim_url, peek: ScimPeek, slapd_factory
+) -> None:
+    slapd = slapd_factory()
+    slapd.add_ou("people")
+    add_staff(slapd, 3)
+    missing = f"ou=Elever,{slapd.suffix}"
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.extra_sources = [directory_source(slapd)]
+    assert workspace.sync().exit_code == 0
+
+    workspace.extra_sources = [
+        directory_source(slapd, base_dns=[f"ou=people,{slapd.suffix}", missing])
+    ]
+    result = workspace.sync()
+
+    assert result.exit_code == 1
+    reason = result.event("source.failed")["reason"]
+    assert missing in reason and slapd.url in reason, reason
+    assert "does not exist" in reason
+    assert all(u["active"] for u in peek.list("Users"))
+
+    check = workspace.run("check")
+
+    assert check.exit_code == 1
+    [line] = [line for line in check.stdout.splitlines() if line.startswith("FAIL  source")]
+    assert missing in line and slapd.url in line and "does not exist" in line, check.stdout

@@ -369,3 +369,42 @@ def test_cli_reports_unset_env_var_without_traceback(tmp_path: Path) -> None:
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+# -- directory sources -------------------------------------------------------------------------
+
+
+def ldap_source(**overrides: Any) -> dict[str, Any]:
+    source: dict[str, Any] = {
+        "name": "staff",
+        "type": "ldap",
+        "kind": "staff",
+        "servers": ["ldaps://dc1.kommun.example"],
+        "base_dns": ["OU=Personal,DC=kommun,DC=example"],
+        "attributes": {"key": "objectGUID"},
+        "protected_identity": {"attribute": "employeeType", "not_protected_values": ["0"]},
+    }
+    source.update(overrides)
+    return source
+
+
+def test_a_base_dn_split_at_its_commas_by_a_yaml_flow_list_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "connector.yaml"
+    text = yaml.safe_dump(config_dict(sources=[ldap_source(base_dns="HERE")]))
+    # as people write it: a flow list, unquoted
+    text = text.replace("base_dns: HERE", "base_dns: [OU=Personal,DC=kommun,DC=example]")
+    path.write_text(text, encoding="utf-8")
+
+    problems = problems_of(path)
+
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("sources[0].base_dns:"), problems
+    assert "'OU=Personal', 'DC=kommun', 'DC=example'" in problems[0]
+    assert "quote" in problems[0]
+
+
+def test_several_whole_base_dns_are_accepted(tmp_path: Path) -> None:
+    bases = ["OU=Personal,DC=kommun,DC=example", "OU=Vikarier,DC=kommun,DC=example"]
+    data = config_dict(sources=[ldap_source(base_dns=bases)])
+    config = load_config(write_config(tmp_path, data))
+    assert config.sources[0].base_dns == bases
