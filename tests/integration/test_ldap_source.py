@@ -322,6 +322,12 @@ def test_active_directory_guid_key_disabled_accounts_and_member_of(
         "3f2504e0-4f89-11d3-9a0c-0305e82c3301", Kind.STAFF
     )
 
+    check = workspace.run("check")
+    assert check.exit_code == 0, check.stdout
+    assert f"group cn=Larare-A,ou=groups,{slapd.suffix} (school unit {A}): 1 member\n" in (
+        check.stdout
+    )
+
 
 def test_a_base_dn_that_does_not_exist_is_named_with_the_server(
     tmp_path, scim_url, peek: ScimPeek, slapd_factory
@@ -350,3 +356,31 @@ def test_a_base_dn_that_does_not_exist_is_named_with_the_server(
     assert check.exit_code == 1
     [line] = [line for line in check.stdout.splitlines() if line.startswith("FAIL  source")]
     assert missing in line and slapd.url in line and "does not exist" in line, check.stdout
+
+
+def test_check_counts_each_rules_group_and_fails_on_a_group_that_does_not_exist(
+    tmp_path, scim_url, slapd_factory
+) -> None:
+    slapd = slapd_factory()
+    slapd.add_ou("people")
+    staff = add_staff(slapd, 3)
+    existing = slapd.add_group("larare-a", staff[:2])
+    missing = f"cn=larare-b,ou=groups,{slapd.suffix}"  # never created: a typo, a rename
+    rules = [
+        {"group": existing, "school_unit_code": A, "role": "Lärare"},
+        {"group": missing, "school_unit_code": B, "role": "Lärare"},
+    ]
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.extra_sources = [directory_source(slapd, group_rules=rules)]
+
+    result = workspace.run("check")
+
+    assert result.exit_code == 1, result.stdout
+    lines = result.stdout.splitlines()
+    assert any(existing in line and A in line and "2 members" in line for line in lines), lines
+    failed = [line for line in lines if line.startswith("FAIL  source directory")]
+    assert len(failed) == 1, lines
+    assert missing in failed[0] and B in failed[0] and "does not exist" in failed[0]
+
+    slapd.add_group("larare-b", staff[2:])
+    assert workspace.run("check").exit_code == 0
