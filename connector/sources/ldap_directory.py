@@ -14,7 +14,7 @@ import contextlib
 import re
 import ssl
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import structlog
@@ -110,12 +110,13 @@ class _Counts:
 
 
 class LdapDirectorySource:
-    def __init__(self, config: LdapSourceConfig) -> None:
+    def __init__(self, config: LdapSourceConfig, school_codes: Iterable[str] = ()) -> None:
+        """`school_codes`: the school units under `schools:`, for group rule templates."""
         self.config = config
         self.name = config.name
         # Group DN -> its rules (one group may place people at several school units).
         self._group_rules: dict[str, list[LdapGroupRule]] = {}
-        for rule in config.group_rules:
+        for rule in config.expanded_group_rules(school_codes):
             self._group_rules.setdefault(normalise_dn(rule.group), []).append(rule)
         self._filter = config.filter
 
@@ -475,7 +476,7 @@ class LdapDirectorySource:
                 email = normalize_email(email)
             except ValueError:
                 raise _EntryError("the e-mail address is not valid") from None
-        role = self._first(raw, attributes.role) or None
+        role = self._first(raw, attributes.role) or config.default_role
         placements = [
             Placement(school_unit_code=code, role=role)
             for code in self._text(raw, attributes.school_unit_codes)

@@ -384,3 +384,42 @@ def test_check_counts_each_rules_group_and_fails_on_a_group_that_does_not_exist(
 
     slapd.add_group("larare-b", staff[2:])
     assert workspace.run("check").exit_code == 0
+
+
+def test_a_group_rule_template_places_staff_at_every_school_with_the_default_role(
+    tmp_path, scim_url, peek: ScimPeek, slapd_factory
+) -> None:
+    slapd = slapd_factory()
+    slapd.add_ou("people")
+    anna = slapd.add_person("anna", "Anna", "Ahl", mail="anna@edu.example.se")
+    bo = slapd.add_person("bo", "Bo", "Berg", mail="bo@edu.example.se")
+    # the role attribute, where there is one, comes before the source's default role
+    ove = slapd.add_person("ove", "Ove", "Ek", mail="ove@edu.example.se", title="Vaktmästare")
+    slapd.add_group(f"personal-{A}", [anna, ove])
+    slapd.add_group(f"personal-{B}", [bo])
+    template = f"cn=personal-{{school_unit_code}},ou=groups,{slapd.suffix}"
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.overrides["schools"] = [{"code": A, "name": "Ekeby"}, {"code": B, "name": "Björkäng"}]
+    workspace.extra_sources = [
+        directory_source(slapd, group_rules=[{"group": template}], default_role="Lärare")
+    ]
+
+    result = workspace.sync()
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    users = peek.users()
+    assert users["anna@edu.example.se"]["userType"] == "teacher"
+    assert users["bo@edu.example.se"]["userType"] == "teacher"
+    assert users["ove@edu.example.se"]["userType"] == "staff"
+    groups = peek.groups()
+    assert peek.member_names(groups[A]) == {"anna@edu.example.se", "ove@edu.example.se"}
+    assert peek.member_names(groups[B]) == {"bo@edu.example.se"}
+
+    check = workspace.run("check")
+    assert check.exit_code == 0, check.stdout
+    assert f"group cn=personal-{A},ou=groups,{slapd.suffix} (school unit {A}): 2 members" in (
+        check.stdout
+    )
+    assert f"group cn=personal-{B},ou=groups,{slapd.suffix} (school unit {B}): 1 member" in (
+        check.stdout
+    )
