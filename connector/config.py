@@ -277,7 +277,8 @@ class LdapSourceConfig(_Strict):
         for server in servers:
             if not re.match(r"^ldaps?://[^/\s]+/?$", server):
                 raise ValueError(f"{server!r} is not an ldap:// or ldaps:// URL")
-        return servers
+        # ldap3 would read a trailing slash as part of the host or port.
+        return [server.rstrip("/") for server in servers]
 
     @field_validator("base_dns")
     @classmethod

@@ -423,3 +423,20 @@ def test_a_group_rule_template_places_staff_at_every_school_with_the_default_rol
     assert f"group cn=personal-{B},ou=groups,{slapd.suffix} (school unit {B}): 1 member" in (
         check.stdout
     )
+
+
+def test_a_server_url_with_a_trailing_slash_works(
+    tmp_path, scim_url, peek: ScimPeek, slapd_factory
+) -> None:
+    # the config accepts ldap://host:port/ (as slapd -h writes it); ldap3 would take the
+    # slash for part of the port
+    slapd = slapd_factory()
+    slapd.add_ou("people")
+    add_staff(slapd, 2)
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.extra_sources = [directory_source(slapd, servers=[slapd.url + "/"])]
+
+    result = workspace.sync()
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert len(peek.users()) == 2
