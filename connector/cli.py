@@ -27,7 +27,7 @@ from connector.report import render_plan, render_summary
 from connector.scim.client import ScimClient, ScimError
 from connector.source_health import likely_cause, marking_digests, read_problem
 from connector.sources import build_sources
-from connector.sources.ldap_directory import LdapDirectorySource
+from connector.sources.ldap_directory import DirectoryCheck, LdapDirectorySource
 from connector.state import StateStore
 from connector.sync import plan_only, run_sync
 
@@ -113,11 +113,10 @@ def check(ctx: click.Context) -> None:
     for source in build_sources(config):
         try:
             if isinstance(source, LdapDirectorySource):
-                counts = source.count()
-                who = source.config.bind_dn or "anonymous"
-                click.echo(f"ok    source {source.name}: bind as {who}")
-                for base, entries in counts.items():
-                    click.echo(f"        {base}: {entries} entries match the filter")
+                found = source.inspect()
+                problems += _print_directory_check(source, found)
+                if found.missing_bases:
+                    continue  # its read would only fail on the same base
             read = source.read()
         except SourceError as exc:
             click.echo(f"FAIL  source {source.name}: {exc.reason}")
@@ -160,6 +159,34 @@ def check(ctx: click.Context) -> None:
         sys.exit(1)
 
 
+def _print_directory_check(source: LdapDirectorySource, found: DirectoryCheck) -> int:
+    """Print what `check` found in a directory; how many base DNs and groups are missing."""
+    who = source.config.bind_dn or "anonymous"
+    click.echo(f"ok    source {source.name}: bind as {who} at {found.server}")
+    not_there = "does not exist (or the bind account may not see it)"
+    for base in found.missing_bases:
+        click.echo(
+            f"FAIL  source {source.name}: the base DN {base!r} at {found.server} {not_there}"
+        )
+    for base, entries in found.entries_by_base.items():
+        click.echo(f"        {base}: {entries} entries match the filter")
+    missing_groups = 0
+    for group in found.groups:
+        rule = group.rule
+        if group.members is None:
+            missing_groups += 1
+            click.echo(
+                f"FAIL  source {source.name}: group rule for school unit {rule.school_unit_code}: "
+                f"the group {rule.group!r} at {found.server} {not_there}"
+            )
+        else:
+            click.echo(
+                f"        group {rule.group} (school unit {rule.school_unit_code}): "
+                f"{group.members} member{'' if group.members == 1 else 's'}"
+            )
+    return len(found.missing_bases) + missing_groups
+
+
 # `check` lists at most this many skipped records of a source, then how many more there are.
 SHOWN_SKIPPED = 20
 
@@ -179,6 +206,8 @@ def _check_read(config: Config, read: SourceRead) -> int:
         click.echo(f"        skipped {issue.location}: {issue.reason}")
     if len(read.issues) > SHOWN_SKIPPED:
         click.echo(f"        ... and {len(read.issues) - SHOWN_SKIPPED} more")
+    for reason in read.suspect:
+        click.echo(f"        warning: {reason}: a sync holds deactivations and removals")
     cause = likely_cause(read)
     if cause:
         click.echo(f"        hint: {cause}")

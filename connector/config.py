@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -205,12 +206,55 @@ class LdapAttributes(_Strict):
     join_key: str | None = None
 
 
+SCHOOL_UNIT_PLACEHOLDER = "{school_unit_code}"
+
+
 class LdapGroupRule(_Strict):
-    """Membership in `group` (a DN, via memberOf) means a placement at a school unit."""
+    """Membership in `group` (a DN, via memberOf) means a placement at a school unit.
+
+    A group with {school_unit_code} in it is a template: one rule per school unit listed under
+    `schools:`, each with that code in its group DN (and no school_unit_code of its own).
+    """
 
     group: str = Field(min_length=3)
-    school_unit_code: str = Field(pattern=r"^\d{8}$")
+    school_unit_code: str | None = Field(default=None, pattern=r"^\d{8}$")
     role: str | None = None
+
+    @property
+    def is_template(self) -> bool:
+        return SCHOOL_UNIT_PLACEHOLDER in self.group
+
+    @model_validator(mode="after")
+    def _template_or_school_unit(self) -> LdapGroupRule:
+        unknown = sorted(set(re.findall(r"\{[^{}]*\}", self.group)) - {SCHOOL_UNIT_PLACEHOLDER})
+        if unknown:
+            raise ValueError(
+                f"group: {', '.join(unknown)} is not a placeholder; the only one is "
+                f"{SCHOOL_UNIT_PLACEHOLDER}"
+            )
+        if self.is_template and self.school_unit_code is not None:
+            raise ValueError(
+                f"a group template with {SCHOOL_UNIT_PLACEHOLDER} takes its codes from "
+                "`schools:`: leave out school_unit_code"
+            )
+        if not self.is_template and self.school_unit_code is None:
+            raise ValueError(
+                f"school_unit_code is required (or a group template with {SCHOOL_UNIT_PLACEHOLDER})"
+            )
+        return self
+
+    def expand(self, school_codes: Iterable[str]) -> list[LdapGroupRule]:
+        """This rule, or for a template one rule per school unit code."""
+        if not self.is_template:
+            return [self]
+        return [
+            LdapGroupRule(
+                group=self.group.replace(SCHOOL_UNIT_PLACEHOLDER, code),
+                school_unit_code=code,
+                role=self.role,
+            )
+            for code in school_codes
+        ]
 
 
 class LdapProtectedIdentityConfig(_MarkingConfig):
@@ -241,6 +285,9 @@ class LdapSourceConfig(_Strict):
     active_directory: bool = False
     attributes: LdapAttributes
     group_rules: list[LdapGroupRule] = Field(default_factory=list)
+    # The duty role of a placement when neither its group rule nor attributes.role gives one
+    # (e.g. "Lärare", so that staff placed by group membership count as teachers).
+    default_role: str | None = Field(default=None, min_length=1)
     protected_identity: LdapProtectedIdentityConfig
     required: list[Literal["given_name", "family_name", "email", "username"]] = Field(
         default_factory=lambda: ["given_name", "family_name"]
@@ -252,7 +299,21 @@ class LdapSourceConfig(_Strict):
         for server in servers:
             if not re.match(r"^ldaps?://[^/\s]+/?$", server):
                 raise ValueError(f"{server!r} is not an ldap:// or ldaps:// URL")
-        return servers
+        # ldap3 would read a trailing slash as part of the host or port.
+        return [server.rstrip("/") for server in servers]
+
+    @field_validator("base_dns")
+    @classmethod
+    def _whole_dns(cls, base_dns: list[str]) -> list[str]:
+        # `base_dns: [OU=Elever,DC=kommun,DC=example]` is a YAML flow list of three items: the
+        # DN split at its commas. A lone dc= part beside others is that, never a real base.
+        if len(base_dns) > 1 and any(re.fullmatch(r"\s*dc=[^,]*", b, re.I) for b in base_dns):
+            parts = ", ".join(repr(b) for b in base_dns)
+            raise ValueError(
+                f"{parts} look like one DN split at its commas by YAML's [a, b] list syntax: "
+                f'quote each DN (base_dns: ["{",".join(b.strip() for b in base_dns)}"])'
+            )
+        return base_dns
 
     _password = field_validator("password")(_unpadded)
 
@@ -270,6 +331,11 @@ class LdapSourceConfig(_Strict):
         if self.password_file is not None:
             return _read_secret_file(self.password_file).get_secret_value()
         return self.password.get_secret_value() if self.password is not None else None
+
+    def expanded_group_rules(self, school_codes: Iterable[str]) -> list[LdapGroupRule]:
+        """The group rules with each template expanded for these school unit codes."""
+        codes = list(school_codes)
+        return [expanded for rule in self.group_rules for expanded in rule.expand(codes)]
 
 
 class Ss12000AuthConfig(_Strict):
@@ -538,6 +604,27 @@ class Config(_Strict):
         if duplicates:
             raise ValueError(f"source names must be unique; repeated: {', '.join(duplicates)}")
         return sources
+
+    @model_validator(mode="after")
+    def _group_templates_have_schools(self) -> Config:
+        if self.schools:
+            return self
+        templates = [
+            f"sources[{i}].group_rules[{j}].group"
+            for i, source in enumerate(self.sources)
+            if isinstance(source, LdapSourceConfig)
+            for j, rule in enumerate(source.group_rules)
+            if rule.is_template
+        ]
+        if templates:
+            raise ValueError(
+                f"{', '.join(templates)}: a group template expands to one group per school unit "
+                "listed under `schools:`, and `schools:` lists none"
+            )
+        return self
+
+    def school_codes(self) -> list[str]:
+        return [school.code for school in self.schools]
 
     @model_validator(mode="after")
     def _join_names_real_sources(self) -> Config:

@@ -26,7 +26,7 @@ def build_sources(config: Config) -> list[Source]:
         if source_config.type == "csv":
             sources.append(CsvRosterSource(source_config))
         elif source_config.type == "ldap":
-            sources.append(LdapDirectorySource(source_config))
+            sources.append(LdapDirectorySource(source_config, config.school_codes()))
         else:
             sources.append(Ss12000Source(source_config))
     return sources

@@ -14,16 +14,16 @@ import contextlib
 import re
 import ssl
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import structlog
 from ldap3 import BASE, SUBTREE, Connection, Server, Tls
-from ldap3.core.exceptions import LDAPException
+from ldap3.core.exceptions import LDAPException, LDAPNoSuchObjectResult
 from ldap3.utils.config import set_config_parameter
 from ldap3.utils.conv import escape_filter_chars
 
-from connector.config import LdapSourceConfig
+from connector.config import LdapGroupRule, LdapSourceConfig
 from connector.emails import normalize_email
 from connector.errors import SourceError
 from connector.marking import MarkingReader
@@ -86,6 +86,22 @@ def split_ranged(attributes: dict[str, list[bytes]]) -> dict[str, tuple[int, str
 
 
 @dataclass(slots=True)
+class GroupCheck:
+    rule: LdapGroupRule
+    members: int | None  # None: the group does not exist (or the bind account cannot see it)
+
+
+@dataclass(slots=True)
+class DirectoryCheck:
+    """What `check` finds in the directory: see LdapDirectorySource.inspect."""
+
+    server: str
+    entries_by_base: dict[str, int] = field(default_factory=dict)
+    missing_bases: list[str] = field(default_factory=list)
+    groups: list[GroupCheck] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class _Counts:
     entries: int = 0
     disabled: int = 0
@@ -94,10 +110,14 @@ class _Counts:
 
 
 class LdapDirectorySource:
-    def __init__(self, config: LdapSourceConfig) -> None:
+    def __init__(self, config: LdapSourceConfig, school_codes: Iterable[str] = ()) -> None:
+        """`school_codes`: the school units under `schools:`, for group rule templates."""
         self.config = config
         self.name = config.name
-        self._group_rules = {normalise_dn(r.group): r for r in config.group_rules}
+        # Group DN -> its rules (one group may place people at several school units).
+        self._group_rules: dict[str, list[LdapGroupRule]] = {}
+        for rule in config.expanded_group_rules(school_codes):
+            self._group_rules.setdefault(normalise_dn(rule.group), []).append(rule)
         self._filter = config.filter
 
     # -- connection ------------------------------------------------------------------------
@@ -158,35 +178,57 @@ class LdapDirectorySource:
         return sorted(set(names), key=str.casefold)
 
     def _entries(
-        self, connection: Connection, counts: _Counts
+        self, connection: Connection, counts: _Counts, bases: list[str] | None = None
     ) -> Iterator[tuple[str, dict[str, list[bytes]]]]:
-        config = self.config
         attributes = self._attributes_to_read()
-        for base in config.base_dns:
+        for base in self.config.base_dns if bases is None else bases:
             before = counts.entries
-            results = connection.extend.standard.paged_search(
-                search_base=base,
-                search_filter=self._filter,
-                search_scope=SUBTREE,
-                attributes=attributes,
-                paged_size=config.page_size,
-                generator=True,
-            )
-            for item in results:
-                if item.get("type") != "searchResEntry":
-                    counts.referrals += 1
-                    continue
-                counts.entries += 1
-                raw = {k.casefold(): list(v) for k, v in item["raw_attributes"].items()}
-                if config.active_directory:
-                    raw = self._complete_ranged(connection, item["dn"], raw)
-                yield item["dn"], raw
+            try:
+                yield from self._entries_under(connection, base, attributes, counts)
+            except LDAPException as exc:
+                raise self._search_error(connection, base, exc) from None
             result = connection.result or {}
             if result.get("result", 0) != 0:
                 raise SourceError(
-                    self.name, f"{base}: incomplete result ({result.get('description')})"
+                    self.name,
+                    f"{connection.server.name}: the search under {base!r} is incomplete "
+                    f"({result.get('description')})",
                 )
             counts.by_base[base] = counts.entries - before
+
+    def _entries_under(
+        self, connection: Connection, base: str, attributes: list[str], counts: _Counts
+    ) -> Iterator[tuple[str, dict[str, list[bytes]]]]:
+        results = connection.extend.standard.paged_search(
+            search_base=base,
+            search_filter=self._filter,
+            search_scope=SUBTREE,
+            attributes=attributes,
+            paged_size=self.config.page_size,
+            generator=True,
+        )
+        for item in results:
+            if item.get("type") != "searchResEntry":
+                counts.referrals += 1
+                continue
+            counts.entries += 1
+            raw = {k.casefold(): list(v) for k, v in item["raw_attributes"].items()}
+            if self.config.active_directory:
+                raw = self._complete_ranged(connection, item["dn"], raw)
+            yield item["dn"], raw
+
+    def _search_error(self, connection: Connection, base: str, exc: LDAPException) -> SourceError:
+        """A failed search, named by server and base DN: with several of each, which one?"""
+        server = connection.server.name
+        if isinstance(exc, LDAPNoSuchObjectResult):
+            return SourceError(
+                self.name,
+                f"{server}: the base DN {base!r} does not exist "
+                "(or the bind account may not see it)",
+            )
+        return SourceError(
+            self.name, f"{server}: the search under {base!r} failed: {_describe(exc)}"
+        )
 
     def _complete_ranged(
         self, connection: Connection, dn: str, raw: dict[str, list[bytes]]
@@ -237,10 +279,12 @@ class LdapDirectorySource:
         self._marking = MarkingReader(
             marking.not_protected_values, assume_not_protected=marking.assume_not_protected
         )
+        matched: set[str] = set()  # groups (normalised) of rules some entry is in
         connection = self.connect()
         try:
             for dn, raw in self._entries(connection, counts):
                 result.rows_read += 1
+                matched |= self._rule_groups_of(raw)
                 protected = self._is_protected(raw)
                 try:
                     person = self._person(dn, raw, protected)
@@ -262,13 +306,16 @@ class LdapDirectorySource:
                 seen_keys.add(person.source_key)
                 result.persons.append(person)
         except LDAPException as exc:
-            raise SourceError(self.name, f"search failed: {_describe(exc)}") from None
+            raise SourceError(
+                self.name, f"{connection.server.name}: search failed: {_describe(exc)}"
+            ) from None
         finally:
             with contextlib.suppress(LDAPException, OSError):
                 connection.unbind()
         if context is None or context.only is None:
             attribute = self.config.protected_identity.attribute
             self._marking.require_present(self.name, f"attribute {attribute!r}")
+            result.suspect += self._rules_that_matched_nobody(matched)
         result.marking_values = self._marking.other_values
         log.info(
             "source.read",
@@ -281,21 +328,86 @@ class LdapDirectorySource:
         )
         return result
 
-    def count(self) -> dict[str, int]:
-        """For `check`: bind, then how many entries the filter returns under each base DN."""
-        counts = _Counts()
+    def inspect(self) -> DirectoryCheck:
+        """For `check`: bind, then whether each base DN and each group rule's group exists,
+        how many entries the filter returns under each base and how many members each group has."""
         connection = self.connect()
+        report = DirectoryCheck(server=connection.server.name)
         try:
             for base in self.config.base_dns:
-                connection.search(base, "(objectClass=*)", search_scope=BASE, attributes=["1.1"])
-            for _ in self._entries(connection, counts):
+                if self._exists(connection, base):
+                    report.entries_by_base[base] = 0
+                else:
+                    report.missing_bases.append(base)
+            counts = _Counts()
+            for _ in self._entries(connection, counts, list(report.entries_by_base)):
                 pass
+            report.entries_by_base.update(counts.by_base)
+            for rules in self._group_rules.values():
+                members = self._member_count(connection, rules[0].group)
+                report.groups += [GroupCheck(rule, members) for rule in rules]
         except LDAPException as exc:
-            raise SourceError(self.name, f"search failed: {_describe(exc)}") from None
+            raise SourceError(
+                self.name, f"{connection.server.name}: search failed: {_describe(exc)}"
+            ) from None
         finally:
             with contextlib.suppress(LDAPException, OSError):
                 connection.unbind()
-        return counts.by_base
+        return report
+
+    def _exists(self, connection: Connection, dn: str) -> bool:
+        try:
+            connection.search(dn, "(objectClass=*)", search_scope=BASE, attributes=["1.1"])
+        except LDAPNoSuchObjectResult:
+            return False
+        return bool(connection.response)
+
+    def _member_count(self, connection: Connection, group: str) -> int | None:
+        """How many members the group has (member, uniqueMember); None if it does not exist."""
+        try:
+            connection.search(
+                group, "(objectClass=*)", search_scope=BASE, attributes=["member", "uniqueMember"]
+            )
+        except LDAPNoSuchObjectResult:
+            return None
+        if not connection.response:
+            return None
+        raw = {k.casefold(): list(v) for k, v in connection.response[0]["raw_attributes"].items()}
+        if self.config.active_directory:
+            raw = self._complete_ranged(connection, group, raw)
+        return len(raw.get("member", [])) + len(raw.get("uniquemember", []))
+
+    def _rule_groups_of(self, raw: dict[str, list[bytes]]) -> set[str]:
+        """The groups with rules that this entry is in (memberOf), whatever else it holds."""
+        groups = set()
+        for value in raw.get("memberof", []) if self._group_rules else []:
+            with contextlib.suppress(UnicodeDecodeError):
+                group = normalise_dn(value.decode("utf-8"))
+                if group in self._group_rules:
+                    groups.add(group)
+        return groups
+
+    def _rules_that_matched_nobody(self, matched: set[str]) -> list[str]:
+        """A rule whose group nobody read is in was most likely broken by a renamed or emptied
+        group: the people it placed would lose their school. Its reasons make the read suspect,
+        so nothing is deprovisioned from this source until it is fixed or approved."""
+        reasons = []
+        for group, rules in self._group_rules.items():
+            if group in matched:
+                continue
+            for rule in rules:
+                log.warning(
+                    "source.rule_matched_nobody",
+                    source=self.name,
+                    group=rule.group,
+                    school_unit_code=rule.school_unit_code,
+                    consequence="nobody read is a member of this group: deactivations and "
+                    "membership removals are held this cycle",
+                )
+                reasons.append(
+                    f"group rule {rule.group} (school unit {rule.school_unit_code}) matched nobody"
+                )
+        return reasons
 
     def _is_protected(self, raw: dict[str, list[bytes]]) -> bool:
         attribute = self.config.protected_identity.attribute
@@ -364,14 +476,13 @@ class LdapDirectorySource:
                 email = normalize_email(email)
             except ValueError:
                 raise _EntryError("the e-mail address is not valid") from None
-        role = self._first(raw, attributes.role) or None
+        role = self._first(raw, attributes.role) or config.default_role
         placements = [
             Placement(school_unit_code=code, role=role)
             for code in self._text(raw, attributes.school_unit_codes)
         ]
         for group_dn in self._text(raw, "memberOf") if self._group_rules else []:
-            rule = self._group_rules.get(normalise_dn(group_dn))
-            if rule is not None:
+            for rule in self._group_rules.get(normalise_dn(group_dn), []):
                 placements.append(
                     Placement(school_unit_code=rule.school_unit_code, role=rule.role or role)
                 )

@@ -9,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
+from connector.config import LdapSourceConfig, load_config
 from connector.state import StateStore
 from tests.support import REPO, SCIM_TOKEN, ScimPeek, Workspace, student
 
@@ -87,22 +89,46 @@ def test_python_dash_m_reports_a_bad_config_with_exit_code_2(tmp_path: Path) -> 
     assert "Traceback" not in result.stderr
 
 
-def test_example_config_is_valid(tmp_path: Path) -> None:
-    example = tmp_path / "example.yaml"
+EXAMPLE_ENV = {"SCIM_TOKEN": "x", "CONNECTOR_ID_KEY": "y", "LDAP_PASSWORD": "z"}
+
+
+def example_config(folder: Path) -> Path:
+    """config/example.yaml with its mapping and CA file pointing at files that exist here."""
+    example = folder / "example.yaml"
     text = (REPO / "config" / "example.yaml").read_text(encoding="utf-8")
     text = text.replace(
         "/etc/connector/mappings/default.yaml", str(REPO / "mappings" / "default.yaml")
     )
     text = text.replace("/var/lib/connector/state.db", str(tmp_path / "state.db"))
     example.write_text(text.replace("/etc/connector/kommun-ca.pem", str(REPO / "README.md")))
-    env = {"SCIM_TOKEN": "x", "CONNECTOR_ID_KEY": "y", "LDAP_PASSWORD": "z"}
+    return example
 
-    result = run_module("--config", str(example), "plan", env=env)
+
+def test_example_config_is_valid(tmp_path: Path) -> None:
+    example = example_config(tmp_path)
+
+    result = run_module("--config", str(example), "plan", env=EXAMPLE_ENV)
 
     # the example's exports do not exist here: the sources fail, the config itself is accepted
     assert result.returncode == 1, result.stderr
     assert "SOURCE FAILED students" in result.stdout
     assert "is not valid" not in result.stderr
+
+
+def test_example_config_directory_dns_are_whole_dns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """YAML's flow lists split on commas: [OU=Elever,DC=kommun,DC=example] is three "DNs"."""
+    for name, value in EXAMPLE_ENV.items():
+        monkeypatch.setenv(name, value)
+    config = load_config(example_config(tmp_path))
+    directories = [s for s in config.sources if isinstance(s, LdapSourceConfig)]
+    assert directories
+    for source in directories:
+        dns = [*source.base_dns, source.bind_dn, *(rule.group for rule in source.group_rules)]
+        for dn in dns:
+            assert dn is not None and dn.endswith(",DC=kommun,DC=example"), (source.name, dn)
+            assert dn.count("=") >= 3, (source.name, dn)
 
 
 def test_second_sync_on_a_locked_state_refuses_clearly(

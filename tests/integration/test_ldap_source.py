@@ -321,3 +321,122 @@ def test_active_directory_guid_key_disabled_accounts_and_member_of(
     assert users["karin@edu.example.se"]["externalId"] == opaque_id(
         "3f2504e0-4f89-11d3-9a0c-0305e82c3301", Kind.STAFF
     )
+
+    check = workspace.run("check")
+    assert check.exit_code == 0, check.stdout
+    assert f"group cn=Larare-A,ou=groups,{slapd.suffix} (school unit {A}): 1 member\n" in (
+        check.stdout
+    )
+
+
+def test_a_base_dn_that_does_not_exist_is_named_with_the_server(
+    tmp_path, scim_url, peek: ScimPeek, slapd_factory
+) -> None:
+    slapd = slapd_factory()
+    slapd.add_ou("people")
+    add_staff(slapd, 3)
+    missing = f"ou=Elever,{slapd.suffix}"
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.extra_sources = [directory_source(slapd)]
+    assert workspace.sync().exit_code == 0
+
+    workspace.extra_sources = [
+        directory_source(slapd, base_dns=[f"ou=people,{slapd.suffix}", missing])
+    ]
+    result = workspace.sync()
+
+    assert result.exit_code == 1
+    reason = result.event("source.failed")["reason"]
+    assert missing in reason and slapd.url in reason, reason
+    assert "does not exist" in reason
+    assert all(u["active"] for u in peek.list("Users"))
+
+    check = workspace.run("check")
+
+    assert check.exit_code == 1
+    [line] = [line for line in check.stdout.splitlines() if line.startswith("FAIL  source")]
+    assert missing in line and slapd.url in line and "does not exist" in line, check.stdout
+
+
+def test_check_counts_each_rules_group_and_fails_on_a_group_that_does_not_exist(
+    tmp_path, scim_url, slapd_factory
+) -> None:
+    slapd = slapd_factory()
+    slapd.add_ou("people")
+    staff = add_staff(slapd, 3)
+    existing = slapd.add_group("larare-a", staff[:2])
+    missing = f"cn=larare-b,ou=groups,{slapd.suffix}"  # never created: a typo, a rename
+    rules = [
+        {"group": existing, "school_unit_code": A, "role": "Lärare"},
+        {"group": missing, "school_unit_code": B, "role": "Lärare"},
+    ]
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.extra_sources = [directory_source(slapd, group_rules=rules)]
+
+    result = workspace.run("check")
+
+    assert result.exit_code == 1, result.stdout
+    lines = result.stdout.splitlines()
+    assert any(existing in line and A in line and "2 members" in line for line in lines), lines
+    failed = [line for line in lines if line.startswith("FAIL  source directory")]
+    assert len(failed) == 1, lines
+    assert missing in failed[0] and B in failed[0] and "does not exist" in failed[0]
+
+    slapd.add_group("larare-b", staff[2:])
+    assert workspace.run("check").exit_code == 0
+
+
+def test_a_group_rule_template_places_staff_at_every_school_with_the_default_role(
+    tmp_path, scim_url, peek: ScimPeek, slapd_factory
+) -> None:
+    slapd = slapd_factory()
+    slapd.add_ou("people")
+    anna = slapd.add_person("anna", "Anna", "Ahl", mail="anna@edu.example.se")
+    bo = slapd.add_person("bo", "Bo", "Berg", mail="bo@edu.example.se")
+    # the role attribute, where there is one, comes before the source's default role
+    ove = slapd.add_person("ove", "Ove", "Ek", mail="ove@edu.example.se", title="Vaktmästare")
+    slapd.add_group(f"personal-{A}", [anna, ove])
+    slapd.add_group(f"personal-{B}", [bo])
+    template = f"cn=personal-{{school_unit_code}},ou=groups,{slapd.suffix}"
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.overrides["schools"] = [{"code": A, "name": "Ekeby"}, {"code": B, "name": "Björkäng"}]
+    workspace.extra_sources = [
+        directory_source(slapd, group_rules=[{"group": template}], default_role="Lärare")
+    ]
+
+    result = workspace.sync()
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    users = peek.users()
+    assert users["anna@edu.example.se"]["userType"] == "teacher"
+    assert users["bo@edu.example.se"]["userType"] == "teacher"
+    assert users["ove@edu.example.se"]["userType"] == "staff"
+    groups = peek.groups()
+    assert peek.member_names(groups[A]) == {"anna@edu.example.se", "ove@edu.example.se"}
+    assert peek.member_names(groups[B]) == {"bo@edu.example.se"}
+
+    check = workspace.run("check")
+    assert check.exit_code == 0, check.stdout
+    assert f"group cn=personal-{A},ou=groups,{slapd.suffix} (school unit {A}): 2 members" in (
+        check.stdout
+    )
+    assert f"group cn=personal-{B},ou=groups,{slapd.suffix} (school unit {B}): 1 member" in (
+        check.stdout
+    )
+
+
+def test_a_server_url_with_a_trailing_slash_works(
+    tmp_path, scim_url, peek: ScimPeek, slapd_factory
+) -> None:
+    # the config accepts ldap://host:port/ (as slapd -h writes it); ldap3 would take the
+    # slash for part of the port
+    slapd = slapd_factory()
+    slapd.add_ou("people")
+    add_staff(slapd, 2)
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.extra_sources = [directory_source(slapd, servers=[slapd.url + "/"])]
+
+    result = workspace.sync()
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert len(peek.users()) == 2

@@ -147,3 +147,51 @@ def test_approve_releases_only_what_was_held(tmp_path: Path, scim_url: str, peek
     assert approved.exit_code == 3
     assert active_count(peek) == 140
     assert approved.event("guard.held")["deactivate_user"] == 80
+
+
+def test_a_group_rule_that_matches_nobody_holds_the_removals_it_would_cause(
+    tmp_path: Path, scim_url: str, peek: ScimPeek, slapd_factory: Any
+) -> None:
+    slapd = slapd_factory()
+    slapd.add_ou("people")
+    a_staff = [  # placed only by their group
+        slapd.add_person(f"a{i}", f"Anna{i}", "Ahl", mail=f"a{i}@edu.example.se") for i in range(3)
+    ]
+    b_staff = [slapd.add_person("bea", "Bea", "Berg", mail="bea@edu.example.se")]
+    group_a = slapd.add_group("personal-a", a_staff)
+    group_b = slapd.add_group("personal-b", b_staff)
+    rules = [
+        {"group": group_a, "school_unit_code": SCHOOLS[0], "role": "Lärare"},
+        {"group": group_b, "school_unit_code": SCHOOLS[1], "role": "Lärare"},
+    ]
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.extra_sources = [directory_source(slapd, group_rules=rules)]
+    assert workspace.sync().exit_code == 0
+    before = peek.member_names(peek.groups()[SCHOOLS[0]])
+    assert len(before) == 3
+
+    for change in ("emptied", "renamed"):
+        if change == "emptied":  # groupOfNames needs a member: one outside the base DNs
+            slapd.modify(group_a, {"member": [slapd.service_dn]})
+        else:
+            slapd.delete(group_a)
+            slapd.add_group("personal-a-2025", a_staff)
+
+        result = workspace.sync()
+
+        assert result.exit_code == 3, (change, result.stdout, result.stderr)
+        users = peek.users()
+        assert all(u["active"] for u in users.values()), change
+        assert peek.member_names(peek.groups()[SCHOOLS[0]]) == before, change
+        warnings = [e for e in result.log_events() if e["event"] == "source.rule_matched_nobody"]
+        assert len(warnings) == 1, (change, warnings)  # only the rule that broke
+        assert warnings[0]["group"] == group_a
+        assert warnings[0]["school_unit_code"] == SCHOOLS[0]
+        assert warnings[0]["source"] == "directory"
+        assert not any("@" in str(value) for value in warnings[0].values())
+        assert group_a in result.event("source.unhealthy")["reason"]
+        held = result.event("sync.finished")["held_back"]
+        assert held.get("deactivate_user") == 3 or held.get("remove_members") == 3, held
+        if change == "emptied":
+            slapd.modify(group_a, {"member": a_staff})
+            assert workspace.sync().exit_code == 0

@@ -404,3 +404,101 @@ def test_a_token_file_holding_non_ascii_names_the_key(tmp_path: Path) -> None:
 def test_a_key_with_spaces_around_it_names_the_key(tmp_path: Path) -> None:
     problems = problems_of(write_config(tmp_path, config_dict(external_id={"key": "id-key \n"})))
     assert problems == ["external_id.key: has spaces or line breaks around it"]
+
+
+# -- directory sources -------------------------------------------------------------------------
+
+
+def ldap_source(**overrides: Any) -> dict[str, Any]:
+    source: dict[str, Any] = {
+        "name": "staff",
+        "type": "ldap",
+        "kind": "staff",
+        "servers": ["ldaps://dc1.kommun.example"],
+        "base_dns": ["OU=Personal,DC=kommun,DC=example"],
+        "attributes": {"key": "objectGUID"},
+        "protected_identity": {"attribute": "employeeType", "not_protected_values": ["0"]},
+    }
+    source.update(overrides)
+    return source
+
+
+def test_a_base_dn_split_at_its_commas_by_a_yaml_flow_list_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "connector.yaml"
+    text = yaml.safe_dump(config_dict(sources=[ldap_source(base_dns="HERE")]))
+    # as people write it: a flow list, unquoted
+    text = text.replace("base_dns: HERE", "base_dns: [OU=Personal,DC=kommun,DC=example]")
+    path.write_text(text, encoding="utf-8")
+
+    problems = problems_of(path)
+
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("sources[0].base_dns:"), problems
+    assert "'OU=Personal', 'DC=kommun', 'DC=example'" in problems[0]
+    assert "quote" in problems[0]
+
+
+def test_several_whole_base_dns_are_accepted(tmp_path: Path) -> None:
+    bases = ["OU=Personal,DC=kommun,DC=example", "OU=Vikarier,DC=kommun,DC=example"]
+    data = config_dict(sources=[ldap_source(base_dns=bases)])
+    config = load_config(write_config(tmp_path, data))
+    assert config.sources[0].base_dns == bases
+
+
+TEMPLATE = "cn=personal-{school_unit_code},ou=Grupper,dc=kommun,dc=example"
+SCHOOLS = [{"code": "11111111", "name": "Ekeby skola"}, {"code": "22222222", "name": "Björkäng"}]
+
+
+def test_a_group_rule_template_expands_to_one_rule_per_school(tmp_path: Path) -> None:
+    rules = [
+        {"group": TEMPLATE, "role": "Lärare"},
+        {"group": "cn=rektorer,ou=Grupper,dc=kommun,dc=example", "school_unit_code": "11111111"},
+    ]
+    data = config_dict(sources=[ldap_source(group_rules=rules)], schools=SCHOOLS)
+
+    config = load_config(write_config(tmp_path, data))
+
+    expanded = config.sources[0].expanded_group_rules([s["code"] for s in SCHOOLS])
+    assert [(r.group, r.school_unit_code, r.role) for r in expanded] == [
+        ("cn=personal-11111111,ou=Grupper,dc=kommun,dc=example", "11111111", "Lärare"),
+        ("cn=personal-22222222,ou=Grupper,dc=kommun,dc=example", "22222222", "Lärare"),
+        ("cn=rektorer,ou=Grupper,dc=kommun,dc=example", "11111111", None),
+    ]
+
+
+def test_a_group_rule_template_without_schools_is_an_error_naming_the_key(tmp_path: Path) -> None:
+    data = config_dict(sources=[ldap_source(group_rules=[{"group": TEMPLATE}])])
+
+    problems = problems_of(write_config(tmp_path, data))
+
+    assert len(problems) == 1, problems
+    assert "sources[0].group_rules[0].group" in problems[0]
+    assert "schools:" in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        # neither a school unit code nor a template
+        ({"group": "cn=personal,ou=Grupper,dc=kommun,dc=example"}, "{school_unit_code}"),
+        # a template names its schools through `schools:`, not one of its own
+        ({"group": TEMPLATE, "school_unit_code": "11111111"}, "school_unit_code"),
+        # a misspelt placeholder
+        ({"group": "cn=personal-{school},ou=Grupper,dc=kommun,dc=example"}, "{school}"),
+    ],
+)
+def test_a_group_rule_is_a_template_or_has_a_school_unit_code(
+    tmp_path: Path, rule: dict[str, str], expected: str
+) -> None:
+    data = config_dict(sources=[ldap_source(group_rules=[rule])], schools=SCHOOLS)
+
+    problems = problems_of(write_config(tmp_path, data))
+
+    assert any(p.startswith("sources[0].group_rules[0]") and expected in p for p in problems), (
+        problems
+    )
+
+
+def test_a_directory_source_may_name_a_default_role(tmp_path: Path) -> None:
+    data = config_dict(sources=[ldap_source(default_role="Lärare")])
+    assert load_config(write_config(tmp_path, data)).sources[0].default_role == "Lärare"

@@ -1,0 +1,69 @@
+"""A test whose server is missing may skip on a laptop, but fails when CI=true.
+
+The slapd tests are run in a child pytest whose slapd is hidden (a plugin makes
+`tests.ldap_support.slapd_binary` find none), once as on a laptop and once as in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import REPO
+
+HIDE_SLAPD = """\
+import tests.ldap_support
+
+tests.ldap_support.slapd_binary = lambda: None
+"""
+
+
+def outcomes_without_slapd(folder: Path, *, ci: bool) -> dict[str, int]:
+    (folder / "hide_slapd.py").write_text(HIDE_SLAPD, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "PYTEST_ADDOPTS")}
+    env["PYTHONPATH"] = os.pathsep.join([str(folder), str(REPO)])
+    if ci:
+        env["CI"] = "true"
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "hide_slapd",
+            "tests/integration/test_slapd_fixture.py",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    summary = child.stdout.strip().splitlines()[-1]
+    found = re.findall(r"(\d+) (passed|failed|skipped|error)", summary)  # "9 errors" too
+    counts = {word: int(n) for n, word in found}
+    assert counts, child.stdout + child.stderr
+    return counts
+
+
+@pytest.mark.parametrize("ci", [False, True], ids=["laptop", "ci"])
+def test_slapd_tests_skip_on_a_laptop_and_fail_in_ci_without_slapd(
+    tmp_path: Path, ci: bool
+) -> None:
+    counts = outcomes_without_slapd(tmp_path, ci=ci)
+
+    assert counts.get("passed", 0) == 0, counts  # slapd really was hidden
+    if ci:
+        assert counts.get("skipped", 0) == 0, counts
+        assert counts.get("failed", 0) + counts.get("error", 0) > 0, counts  # a fixture's: error
+    else:
+        assert counts.get("failed", 0) + counts.get("error", 0) == 0, counts
+        assert counts.get("skipped", 0) > 0, counts
