@@ -99,7 +99,7 @@ def example_config(folder: Path) -> Path:
     text = text.replace(
         "/etc/connector/mappings/default.yaml", str(REPO / "mappings" / "default.yaml")
     )
-    text = text.replace("/var/lib/connector/state.db", str(tmp_path / "state.db"))
+    text = text.replace("/var/lib/connector/state.db", str(folder / "state.db"))
     example.write_text(text.replace("/etc/connector/kommun-ca.pem", str(REPO / "README.md")))
     return example
 
