@@ -127,3 +127,35 @@ def looks_like_formula(value: str) -> bool:
     """A value a spreadsheet would run (`=cmd|' /C calc'!A0`): never a name or an address.
     Vendors export what they are sent to CSV, so such values are refused at the source."""
     return value.startswith(_FORMULA_STARTS)
+
+
+def _cp1252_class(low: int, high: int) -> str:
+    """A regex class of the characters Windows-1252 reads the bytes low..high as."""
+    characters = bytes(range(low, high + 1)).decode("cp1252", errors="ignore")
+    return "[" + "".join(re.escape(c) for c in characters) + "]"
+
+
+_TAIL = _cp1252_class(0x80, 0xBF)
+# Each well-formed UTF-8 sequence beyond ASCII (RFC 3629 section 4), as Windows-1252 shows
+# its bytes: "å" (C3 A5) reads "Ã¥", "–" (E2 80 93) reads "â€“".
+MOJIBAKE_PATTERN = "|".join(
+    [
+        _cp1252_class(0xC2, 0xDF) + _TAIL,
+        "\u00e0" + _cp1252_class(0xA0, 0xBF) + _TAIL,
+        _cp1252_class(0xE1, 0xEC) + _TAIL * 2,
+        "\u00ed" + _cp1252_class(0x80, 0x9F) + _TAIL,
+        _cp1252_class(0xEE, 0xEF) + _TAIL * 2,
+        "\u00f0" + _cp1252_class(0x90, 0xBF) + _TAIL * 2,
+        _cp1252_class(0xF1, 0xF3) + _TAIL * 3,
+        "\u00f4" + _cp1252_class(0x80, 0x8F) + _TAIL * 2,
+    ]
+)
+_MOJIBAKE = re.compile(MOJIBAKE_PATTERN)
+
+
+def looks_like_mojibake(value: str) -> bool:
+    """UTF-8 that was read as Windows-1252 ("HÃ¥kansson"): sending it renames the person.
+
+    Real names practically never hold an accented capital followed by a symbol such as "¥"
+    or "€", so this is taken to be a broken export, not a name."""
+    return bool(_MOJIBAKE.search(value))
