@@ -322,6 +322,36 @@ def test_auto_encoding_keeps_a_utf8_roster_utf8_despite_one_bad_byte(
     ]
 
 
+def test_formula_school_names_and_hidden_characters_never_reach_the_vendor(
+    workspace: Workspace, peek: ScimPeek
+) -> None:
+    hyperlink = '=HYPERLINK("http://evil.example","x")'
+    rows = base_roster()
+    rows.insert(1, student("E7", "Eva", "Lund", "33333333", school_name=hyperlink))  # line 3
+    rows.insert(2, student("E8", "Kim", "Berg\u202egpj.exe", A))  # line 4: bidi override
+    rows.insert(3, student("E9", "Ida", "Ek", A, klass="7\u200bA"))  # line 5: zero-width
+    workspace.students(rows)
+
+    result = workspace.sync()
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert set(peek.users()) == {f"e{i}@edu.example.se" for i in (1, 2, 3, 4)}
+    assert set(peek.groups()) == {A, B}
+    sent = json.dumps([peek.list("Users"), peek.list("Groups")])
+    assert "HYPERLINK" not in sent and "\\u202e" not in sent
+    skipped = {
+        e["location"]: e["reason"]
+        for e in result.log_events()
+        if e["event"] == "source.record_skipped"
+    }
+    assert skipped == {
+        "students.csv:3": "school_name starts like a spreadsheet formula (=, +, -, @)",
+        "students.csv:4": "family_name holds bidirectional text controls",
+        "students.csv:5": "class_name holds zero-width characters",
+    }
+    assert "HYPERLINK" not in result.stderr + result.stdout
+
+
 def test_plan_json_lists_operations_and_changes_nothing(
     workspace: Workspace, peek: ScimPeek
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -650,6 +651,84 @@ def test_formula_like_values_are_refused_by_line(tmp_path: Path, value: str) -> 
     assert issue.reason == "given_name starts like a spreadsheet formula (=, +, -, @)"
     assert value not in issue.reason
     assert result.unreadable_keys == {"E2"}  # not sent, and not deprovisioned either
+
+
+# A roster with every free-text column the source reads.
+FULL_HEADER = [*HEADER, "Användarnamn", "Skolform", "Klass", "Befattning"]
+FULL_COLUMNS = {
+    "key": "Elev-ID",
+    "given_name": "Förnamn",
+    "family_name": "Efternamn",
+    "email": "E-post",
+    "username": "Användarnamn",
+    "school_unit_code": "Skolenhetskod",
+    "school_name": "Skola",
+    "school_type": "Skolform",
+    "class_name": "Klass",
+    "role": "Befattning",
+}
+FULL_ROW = {
+    "given_name": "Anna",
+    "family_name": "Ek",
+    "email": "e@skola.example.se",
+    "username": "anna.ek",
+    "school_unit_code": SCHOOL_A,
+    "school_name": "Norrskolan",
+    "school_type": "GR",
+    "class_name": "7B",
+    "role": "Elev",
+}
+
+
+def full_row(key: str, **values: str) -> list[str]:
+    cells = {**FULL_ROW, "email": f"{key.lower()}@skola.example.se", **values}
+    *first, marking = row(key, cells["given_name"], cells["family_name"], email=cells["email"])
+    first[4:6] = [cells["school_unit_code"], cells["school_name"]]
+    fields = ("username", "school_type", "class_name", "role")
+    return [*first, marking, *(cells[f] for f in fields)]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        (
+            "school_name",
+            '=HYPERLINK("http://evil.example","x")',
+            "school_name starts like a spreadsheet formula (=, +, -, @)",
+        ),
+        ("school_name", "Norr\u202eskolan", "school_name holds bidirectional text controls"),
+        ("class_name", "7B\u2066", "class_name holds bidirectional text controls"),
+        ("class_name", "@7B", "class_name starts like a spreadsheet formula (=, +, -, @)"),
+        ("role", "=cmd|' /C calc'!A0", "role starts like a spreadsheet formula (=, +, -, @)"),
+        ("role", "Lä\u200brare", "role holds zero-width characters"),
+        ("school_type", "G\u200dR", "school_type holds zero-width characters"),
+        (
+            "school_unit_code",
+            "=1+2",
+            "school_unit_code starts like a spreadsheet formula (=, +, -, @)",
+        ),
+        ("given_name", "Anna\u202eEk", "given_name holds bidirectional text controls"),
+        ("family_name", "E\u200bk", "family_name holds zero-width characters"),
+        ("family_name", "Ek\u2069", "family_name holds bidirectional text controls"),
+        ("username", "anna\ufeff.ek", "username holds zero-width characters"),
+        ("email", "e2\u200b@skola.example.se", "email holds zero-width characters"),
+        ("given_name", "An\x85na", "given_name holds control characters (a line break?)"),
+    ],
+)
+def test_unsafe_free_text_in_any_column_is_refused_by_line(
+    tmp_path: Path, field: str, value: str, reason: str
+) -> None:
+    rows = [full_row("E1"), full_row("E2", **{field: value}), full_row("E3")]
+    path = tmp_path / "elever.csv"
+    with path.open("w", encoding="utf-8", newline="") as out:
+        csv.writer(out, delimiter=";").writerows([FULL_HEADER, *rows])
+
+    result = read(path, columns=FULL_COLUMNS)
+
+    assert set(by_key(result)) == {"E1", "E3"}
+    assert [(i.location, i.reason) for i in result.issues] == [("elever.csv:3", reason)]
+    assert result.unreadable_keys == {"E2"}  # not sent, and not deprovisioned either
+    assert {s.name for s in result.schools} == {"Norrskolan"}
 
 
 def test_a_repeated_key_with_another_name_is_refused_and_the_first_kept(tmp_path: Path) -> None:
