@@ -112,21 +112,26 @@ class SourceRead:
     marking_values: Counter[str] = field(default_factory=Counter, repr=False)
 
 
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def has_control_characters(value: str) -> bool:
-    """Line breaks, tabs and the like have no place in a name, an address or a username."""
-    return bool(_CONTROL_CHARACTERS.search(value))
-
-
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def looks_like_formula(value: str) -> bool:
-    """A value a spreadsheet would run (`=cmd|' /C calc'!A0`): never a name or an address.
-    Vendors export what they are sent to CSV, so such values are refused at the source."""
-    return value.startswith(_FORMULA_STARTS)
+# -- the text-safety rule ------------------------------------------------------------------------
+# Every free-text value bound for a vendor (names, school and class names, roles, usernames,
+# addresses) passes one rule. Vendors show these values to people and export them to
+# spreadsheets, so a value is refused when it:
+_FORMULA_STARTS = ("=", "+", "-", "@")  # would run as a spreadsheet formula (CSV injection)
+_CHARACTERS = {
+    # breaks lines or records: C0 and C1 controls, Unicode's line and paragraph separators
+    "control": "\x00-\x1f\x7f-\x9f\u2028\u2029",
+    # reorders how the text reads ("gpj.exe" shown as "exe.jpg"): embeddings, overrides, isolates
+    "bidi": "\u202a-\u202e\u2066-\u2069",
+    # is invisible, so two values that look the same differ: zero-width spaces and joiners
+    "zero_width": "\u200b-\u200d\u2060\ufeff",
+}
+REASONS = {
+    "formula": "starts like a spreadsheet formula (=, +, -, @)",
+    "control": "holds control characters (a line break?)",
+    "bidi": "holds bidirectional text controls",
+    "zero_width": "holds zero-width characters",
+    "mojibake": "looks like mojibake (UTF-8 read as Windows-1252)",
+}
 
 
 def _cp1252_class(low: int, high: int) -> str:
@@ -136,9 +141,10 @@ def _cp1252_class(low: int, high: int) -> str:
 
 
 _TAIL = _cp1252_class(0x80, 0xBF)
-# Each well-formed UTF-8 sequence beyond ASCII (RFC 3629 section 4), as Windows-1252 shows
-# its bytes: "å" (C3 A5) reads "Ã¥", "–" (E2 80 93) reads "â€“".
-MOJIBAKE_PATTERN = "|".join(
+# ... or is UTF-8 read as Windows-1252 ("HÃ¥kansson"): each well-formed UTF-8 sequence beyond
+# ASCII (RFC 3629 section 4) as Windows-1252 shows its bytes, "å" (C3 A5) as "Ã¥", "–" (E2 80
+# 93) as "â€“". Real names practically never hold an accented capital followed by "¥" or "€".
+_MOJIBAKE = "|".join(
     [
         _cp1252_class(0xC2, 0xDF) + _TAIL,
         "\u00e0" + _cp1252_class(0xA0, 0xBF) + _TAIL,
@@ -150,12 +156,35 @@ MOJIBAKE_PATTERN = "|".join(
         "\u00f4" + _cp1252_class(0x80, 0x8F) + _TAIL * 2,
     ]
 )
-_MOJIBAKE = re.compile(MOJIBAKE_PATTERN)
+_UNSAFE = re.compile(
+    "|".join(f"(?P<{name}>[{chars}])" for name, chars in _CHARACTERS.items())
+    + f"|(?P<mojibake>{_MOJIBAKE})"
+)
+_REFUSED = "".join(_CHARACTERS.values())
+_LEADS = "\u00c2-\u00f4"  # how Windows-1252 shows the first byte of a UTF-8 sequence
+# Starts with one character class, so the regex engine skips ahead to candidates in C: most
+# values hold none and cost a fraction of a microsecond.
+_CANDIDATES = re.compile(f"[{_REFUSED}{_LEADS}](?:(?<=[{_REFUSED}])|{_TAIL})")
 
 
-def looks_like_mojibake(value: str) -> bool:
-    """UTF-8 that was read as Windows-1252 ("HÃ¥kansson"): sending it renames the person.
+def unsafe_text(value: str) -> str | None:
+    """Why a free-text value may not be sent to a vendor, or None when it may.
 
-    Real names practically never hold an accented capital followed by a symbol such as "¥"
-    or "€", so this is taken to be a broken export, not a name."""
-    return bool(_MOJIBAKE.search(value))
+    The reason names the rule, never the value, so it can go into issues and logs."""
+    if value.lstrip().startswith(_FORMULA_STARTS):
+        return REASONS["formula"]
+    if _CANDIDATES.search(value) is None:
+        return None
+    match = _UNSAFE.search(value)
+    return None if match is None else REASONS[str(match.lastgroup)]
+
+
+def unsafe_text_screen(separator: str) -> re.Pattern[str]:
+    """One regex for a hot path that checks many values at once, each preceded by `separator`
+    (100,000 rows): it finds everything unsafe_text refuses in any of them, and rarely
+    something it lets pass, so a hit is then looked at value by value."""
+    mark = re.escape(separator)
+    return re.compile(
+        f"[{_REFUSED}{_LEADS}{mark}]"
+        f"(?:(?<=[{_REFUSED}])|(?<={mark})\\s*[=+\\-@]|(?<=[{_LEADS}]){_TAIL})"
+    )

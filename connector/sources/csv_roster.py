@@ -24,16 +24,15 @@ from connector.emails import normalize_email
 from connector.errors import SourceError
 from connector.marking import MarkingReader
 from connector.model import (
-    MOJIBAKE_PATTERN,
+    REASONS,
     Person,
     Placement,
     ReadContext,
     School,
     SourceIssue,
     SourceRead,
-    has_control_characters,
-    looks_like_formula,
-    looks_like_mojibake,
+    unsafe_text,
+    unsafe_text_screen,
 )
 
 log = structlog.get_logger(__name__)
@@ -102,13 +101,13 @@ class _RowError(Exception):
     pass
 
 
-# One search over a row's text fields finds whatever looks_like_formula, has_control_characters
-# (person fields) or looks_like_mojibake (every text field) might refuse in any of them; the
-# field and the reason are looked up only for the rare row it finds something in.
+# The free text of a row that can reach a vendor. One search over all of it (each field after a
+# separator) finds whatever unsafe_text might refuse in any of them; the field and the reason
+# are looked up only for the rare row it finds something in.
+_TEXT_FIELDS = ("given_name", "family_name", "email", "username", "school_unit_code")
+_TEXT_FIELDS += ("school_name", "school_type", "class_name", "role")
 _SEPARATOR = "\uffff"
-_SUSPICIOUS = re.compile(r"(?:^|\uffff)[=+\-@]|[\x00-\x1f\x7f]|" + MOJIBAKE_PATTERN)
-_PERSON_FIELDS = ("given_name", "family_name", "email", "username")
-_TEXT_FIELDS = (*_PERSON_FIELDS, "school_name", "school_type", "class_name", "role")
+_SCREEN = unsafe_text_screen(_SEPARATOR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +375,7 @@ class CsvRosterSource:
             )
         shown = " | ".join(cell[:60] for cell in header[:30])
         found = f"header found: {shown}"
-        if any(looks_like_mojibake(cell) for cell in header):
+        if any(unsafe_text(cell) == REASONS["mojibake"] for cell in header):
             found += (
                 "; it looks like UTF-8 read as Windows-1252: is the file's encoding right? "
                 "(encoding: utf-8, or auto)"
@@ -445,10 +444,10 @@ class CsvRosterSource:
         school_type, school_year, class_name, role, join_key, school_name = (
             cell.strip() for cell in layout.optional(padded)
         )
-        texts = (given_name, family_name, email_cell, username)
+        texts = ("", given_name, family_name, email_cell, username, code)
         texts += (school_name, school_type, class_name, role)
-        if _SUSPICIOUS.search(_SEPARATOR.join(texts)):
-            _refuse_unsafe(texts)
+        if _SCREEN.search(_SEPARATOR.join(texts)):
+            _refuse_unsafe(texts[1:])
         email = None
         if email_cell:
             try:
@@ -486,9 +485,6 @@ class CsvRosterSource:
 def _refuse_unsafe(texts: tuple[str, ...]) -> None:
     """The rare row the screen found something in: say which field and why, if it is refused."""
     for name, value in zip(_TEXT_FIELDS, texts, strict=True):
-        if name in _PERSON_FIELDS and looks_like_formula(value):
-            raise _RowError(f"{name} starts like a spreadsheet formula (=, +, -, @)")
-        if name in _PERSON_FIELDS and has_control_characters(value):
-            raise _RowError(f"{name} holds control characters (a line break?)")
-        if looks_like_mojibake(value):
-            raise _RowError(f"{name} looks like mojibake (UTF-8 read as Windows-1252)")
+        reason = unsafe_text(value)
+        if reason is not None:
+            raise _RowError(f"{name} {reason}")
