@@ -134,13 +134,18 @@ REASONS = {
 }
 
 
-def _cp1252_class(low: int, high: int) -> str:
-    """A regex class of the characters Windows-1252 reads the bytes low..high as."""
+def _cp1252(low: int, high: int) -> str:
+    """The characters Windows-1252 reads the bytes low..high as, escaped for a regex class."""
     characters = bytes(range(low, high + 1)).decode("cp1252", errors="ignore")
-    return "[" + "".join(re.escape(c) for c in characters) + "]"
+    return "".join(re.escape(c) for c in characters)
 
 
-_TAIL = _cp1252_class(0x80, 0xBF)
+def _cp1252_class(low: int, high: int) -> str:
+    return f"[{_cp1252(low, high)}]"
+
+
+_TAILS = _cp1252(0x80, 0xBF)  # the bytes after the first of a UTF-8 sequence
+_TAIL = f"[{_TAILS}]"
 # ... or is UTF-8 read as Windows-1252 ("HÃ¥kansson"): each well-formed UTF-8 sequence beyond
 # ASCII (RFC 3629 section 4) as Windows-1252 shows its bytes, "å" (C3 A5) as "Ã¥", "–" (E2 80
 # 93) as "â€“". Real names practically never hold an accented capital followed by "¥" or "€".
@@ -161,10 +166,11 @@ _UNSAFE = re.compile(
     + f"|(?P<mojibake>{_MOJIBAKE})"
 )
 _REFUSED = "".join(_CHARACTERS.values())
-_LEADS = "\u00c2-\u00f4"  # how Windows-1252 shows the first byte of a UTF-8 sequence
-# Starts with one character class, so the regex engine skips ahead to candidates in C: most
-# values hold none and cost a fraction of a microsecond.
-_CANDIDATES = re.compile(f"[{_REFUSED}{_LEADS}](?:(?<=[{_REFUSED}])|{_TAIL})")
+_LEADS = "[\u00c2-\u00f4]"  # how Windows-1252 shows the first byte of a UTF-8 sequence
+# A refused character, or a second byte of UTF-8 after a first one: these patterns start with
+# one character class, so the regex engine skips in C to the rare characters that can start a
+# match (not "å" or "Ö", which read as first bytes, but "¥" or "€"). Most values hold none.
+_CANDIDATES = re.compile(f"[{_REFUSED}{_TAILS}](?:(?<=[{_REFUSED}])|(?<={_LEADS}{_TAIL}))")
 
 
 def unsafe_text(value: str) -> str | None:
@@ -185,6 +191,6 @@ def unsafe_text_screen(separator: str) -> re.Pattern[str]:
     something it lets pass, so a hit is then looked at value by value."""
     mark = re.escape(separator)
     return re.compile(
-        f"[{_REFUSED}{_LEADS}{mark}]"
-        f"(?:(?<=[{_REFUSED}])|(?<={mark})\\s*[=+\\-@]|(?<=[{_LEADS}]){_TAIL})"
+        f"[{_REFUSED}{_TAILS}{mark}]"
+        f"(?:(?<=[{_REFUSED}])|(?<={mark})\\s*[=+\\-@]|(?<={_LEADS}{_TAIL}))"
     )
