@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from connector.externalid import ExternalIdMaker
-from connector.mapping import DesiredGroup, DesiredUser, Mapping
-from connector.model import Person, SourceIssue
+from connector.mapping import DesiredGroup, DesiredUser, Mapping, UnsafeTextError
+from connector.model import Person, School, SourceIssue, unsafe_text
 from connector.scope import Scoped
 
 EXCLUDED_MAPPING = "cannot be mapped"
@@ -29,10 +30,10 @@ class Desired:
 def build_desired(scoped: Scoped, mapping: Mapping, ids: ExternalIdMaker) -> Desired:
     desired = Desired(excluded=Counter(scoped.excluded), issues=list(scoped.issues))
     desired.protected_ids = _ids_of(scoped.protected, ids)
-    desired.held_ids = _ids_of(scoped.held, ids)
+    held = set(_ids_of(scoped.held, ids))
     for code, school in scoped.schools.items():
         desired.groups[code] = DesiredGroup(
-            external_id=code, attributes=mapping.group_attributes(school)
+            external_id=code, attributes=_group_attributes(mapping, school, desired.issues)
         )
     owner_of_username: dict[str, str] = {}
     for person in scoped.persons:
@@ -44,6 +45,8 @@ def build_desired(scoped: Scoped, mapping: Mapping, ids: ExternalIdMaker) -> Des
             desired.excluded[EXCLUDED_MAPPING] += 1
             where = f"user {external_id[:12]}" if external_id else f"a {person.kind.value}"
             desired.issues.append(SourceIssue("mapping", where, str(exc)))
+            if isinstance(exc, UnsafeTextError):
+                held.add(external_id)  # like an unreadable row: not gone, so not deprovisioned
             continue
         username = str(attributes["userName"]).casefold()
         if username in owner_of_username and owner_of_username[username] != external_id:
@@ -62,7 +65,23 @@ def build_desired(scoped: Scoped, mapping: Mapping, ids: ExternalIdMaker) -> Des
         desired.users[external_id] = DesiredUser(external_id=external_id, attributes=attributes)
         for placement in person.placements:
             desired.groups[placement.school_unit_code].members.add(external_id)
+    desired.held_ids = frozenset(held)
     return desired
+
+
+def _group_attributes(
+    mapping: Mapping, school: School, issues: list[SourceIssue]
+) -> dict[str, Any]:
+    """A school's group, named by its school unit code where its mapped name fails the
+    text-safety rule (a group cannot be left out: its members would lose it)."""
+    attributes = mapping.group_attributes(school)
+    for path, value in list(attributes.items()):
+        reason = unsafe_text(value) if path != "externalId" else None
+        if reason is not None:
+            attributes[path] = school.code
+            why = f"{path} {reason}; the group is named by its school unit code"
+            issues.append(SourceIssue("mapping", f"school {school.code}", why))
+    return attributes
 
 
 def _ids_of(persons: list[Person], ids: ExternalIdMaker) -> frozenset[str]:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connector.config import load_yaml, validation_problems
 from connector.errors import ConfigError
-from connector.model import Kind, Person, School
+from connector.model import Kind, Person, School, unsafe_text, unsafe_text_screen
 from connector.scim.resources import FREE_TEXT_USER_PATHS
 from connector.template import Template, TemplateError, TemplateSet, compile_template
 
@@ -28,6 +28,14 @@ USER_FIELDS = frozenset(
     {"given_name", "family_name", "email", "username", "kind", "user_type", "roles", "classes"}
 )
 GROUP_FIELDS = frozenset({"school_code", "school_name", "school_types"})
+
+# A person's mapped values are checked in one search (100,000+ people per cycle).
+_SEPARATOR = "\uffff"
+_SCREEN = unsafe_text_screen(_SEPARATOR)
+
+
+class UnsafeTextError(ValueError):
+    """A mapped value fails the text-safety rule: the person is there, only not sendable."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +101,9 @@ class Mapping:
         return "teacher" if roles & self._teacher_roles else "staff"
 
     def user_attributes(self, person: Person, external_id: str) -> dict[str, Any]:
-        """The managed attributes for one person. Raises ValueError if userName is empty."""
+        """The managed attributes for one person. Raises ValueError if userName is empty, and
+        UnsafeTextError if a value fails the text-safety rule (the last guard before the
+        vendor: it checks what the templates made, whatever the source checked)."""
         used = self._user_fields
         context: dict[str, str | None] = {
             "given_name": person.given_name,
@@ -110,17 +120,21 @@ class Mapping:
             context["classes"] = ", ".join(
                 sorted({p.class_name for p in person.placements if p.class_name})
             )
-        attributes: dict[str, Any] = {"externalId": external_id, "active": True}
+        values: dict[str, str] = {}
         for path, rendered in self._user_set.render(context).items():
             value = rendered.strip()
-            if not value:
-                if path == "userName":
-                    raise ValueError("userName is empty (is the e-mail or username missing?)")
-                continue  # an empty optional attribute is simply not managed for this person
-            if path == "emails":
-                attributes[path] = [{"value": value, "type": self.email_type, "primary": True}]
-            else:
-                attributes[path] = value
+            if value:
+                values[path] = value
+            elif path == "userName":
+                raise ValueError("userName is empty (is the e-mail or username missing?)")
+            # else: an empty optional attribute is simply not managed for this person
+        if _SCREEN.search(_SEPARATOR + _SEPARATOR.join(values.values())):
+            _refuse_unsafe(values)
+        attributes: dict[str, Any] = {"externalId": external_id, "active": True, **values}
+        if "emails" in values:
+            attributes["emails"] = [
+                {"value": values["emails"], "type": self.email_type, "primary": True}
+            ]
         return attributes
 
     def group_attributes(self, school: School) -> dict[str, Any]:
@@ -134,6 +148,14 @@ class Mapping:
             value = template.render(context).strip()
             attributes[path] = value or school.code
         return attributes
+
+
+def _refuse_unsafe(values: dict[str, str]) -> None:
+    """The rare person the screen found something in: which attribute fails, and why."""
+    for path, value in values.items():
+        reason = unsafe_text(value)
+        if reason is not None:
+            raise UnsafeTextError(f"{path} {reason}")
 
 
 def _compile_section(

@@ -112,18 +112,85 @@ class SourceRead:
     marking_values: Counter[str] = field(default_factory=Counter, repr=False)
 
 
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# -- the text-safety rule ------------------------------------------------------------------------
+# Every free-text value bound for a vendor (names, school and class names, roles, usernames,
+# addresses) passes one rule. Vendors show these values to people and export them to
+# spreadsheets, so a value is refused when it:
+_FORMULA_STARTS = ("=", "+", "-", "@")  # would run as a spreadsheet formula (CSV injection)
+_CHARACTERS = {
+    # breaks lines or records: C0 and C1 controls, Unicode's line and paragraph separators
+    "control": "\x00-\x1f\x7f-\x9f\u2028\u2029",
+    # reorders how the text reads ("gpj.exe" shown as "exe.jpg"): embeddings, overrides, isolates
+    "bidi": "\u202a-\u202e\u2066-\u2069",
+    # is invisible, so two values that look the same differ: zero-width spaces and joiners
+    "zero_width": "\u200b-\u200d\u2060\ufeff",
+}
+REASONS = {
+    "formula": "starts like a spreadsheet formula (=, +, -, @)",
+    "control": "holds control characters (a line break?)",
+    "bidi": "holds bidirectional text controls",
+    "zero_width": "holds zero-width characters",
+    "mojibake": "looks like mojibake (UTF-8 read as Windows-1252)",
+}
 
 
-def has_control_characters(value: str) -> bool:
-    """Line breaks, tabs and the like have no place in a name, an address or a username."""
-    return bool(_CONTROL_CHARACTERS.search(value))
+def _cp1252(low: int, high: int) -> str:
+    """The characters Windows-1252 reads the bytes low..high as, escaped for a regex class."""
+    characters = bytes(range(low, high + 1)).decode("cp1252", errors="ignore")
+    return "".join(re.escape(c) for c in characters)
 
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+def _cp1252_class(low: int, high: int) -> str:
+    return f"[{_cp1252(low, high)}]"
 
 
-def looks_like_formula(value: str) -> bool:
-    """A value a spreadsheet would run (`=cmd|' /C calc'!A0`): never a name or an address.
-    Vendors export what they are sent to CSV, so such values are refused at the source."""
-    return value.startswith(_FORMULA_STARTS)
+_TAILS = _cp1252(0x80, 0xBF)  # the bytes after the first of a UTF-8 sequence
+_TAIL = f"[{_TAILS}]"
+# ... or is UTF-8 read as Windows-1252 ("HÃ¥kansson"): each well-formed UTF-8 sequence beyond
+# ASCII (RFC 3629 section 4) as Windows-1252 shows its bytes, "å" (C3 A5) as "Ã¥", "–" (E2 80
+# 93) as "â€“". Real names practically never hold an accented capital followed by "¥" or "€".
+_MOJIBAKE = "|".join(
+    [
+        _cp1252_class(0xC2, 0xDF) + _TAIL,
+        "\u00e0" + _cp1252_class(0xA0, 0xBF) + _TAIL,
+        _cp1252_class(0xE1, 0xEC) + _TAIL * 2,
+        "\u00ed" + _cp1252_class(0x80, 0x9F) + _TAIL,
+        _cp1252_class(0xEE, 0xEF) + _TAIL * 2,
+        "\u00f0" + _cp1252_class(0x90, 0xBF) + _TAIL * 2,
+        _cp1252_class(0xF1, 0xF3) + _TAIL * 3,
+        "\u00f4" + _cp1252_class(0x80, 0x8F) + _TAIL * 2,
+    ]
+)
+_UNSAFE = re.compile(
+    "|".join(f"(?P<{name}>[{chars}])" for name, chars in _CHARACTERS.items())
+    + f"|(?P<mojibake>{_MOJIBAKE})"
+)
+_REFUSED = "".join(_CHARACTERS.values())
+_LEADS = "[\u00c2-\u00f4]"  # how Windows-1252 shows the first byte of a UTF-8 sequence
+# A refused character, or a second byte of UTF-8 after a first one: these patterns start with
+# one character class, so the regex engine skips in C to the rare characters that can start a
+# match (not "å" or "Ö", which read as first bytes, but "¥" or "€"). Most values hold none.
+_CANDIDATES = re.compile(f"[{_REFUSED}{_TAILS}](?:(?<=[{_REFUSED}])|(?<={_LEADS}{_TAIL}))")
+
+
+def unsafe_text(value: str) -> str | None:
+    """Why a free-text value may not be sent to a vendor, or None when it may.
+
+    The reason names the rule, never the value, so it can go into issues and logs."""
+    if value.lstrip().startswith(_FORMULA_STARTS):
+        return REASONS["formula"]
+    if _CANDIDATES.search(value) is None:
+        return None
+    match = _UNSAFE.search(value)
+    return None if match is None else REASONS[str(match.lastgroup)]
+
+
+def unsafe_text_screen(separator: str) -> re.Pattern[str]:
+    """One regex for a hot path that checks many values at once, each preceded by `separator`
+    (100,000 rows): it finds everything unsafe_text refuses in any of them, and rarely
+    something it lets pass, so a hit is then looked at value by value."""
+    mark = re.escape(separator)
+    return re.compile(
+        f"[{_REFUSED}{_TAILS}{mark}]"
+        f"(?:(?<=[{_REFUSED}])|(?<={mark})\\s*[=+\\-@]|(?<={_LEADS}{_TAIL}))"
+    )

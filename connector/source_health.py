@@ -72,6 +72,11 @@ _CAUSES = (
         "right? (encoding: windows-1252, or auto)",
     ),
     (
+        "looks like mojibake",
+        "most records look like UTF-8 read as Windows-1252: is the file's encoding right? "
+        "(encoding: utf-8, or auto)",
+    ),
+    (
         "columns, the header has",
         "most records have another number of columns than the header: is the delimiter right?",
     ),

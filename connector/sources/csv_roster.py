@@ -24,14 +24,15 @@ from connector.emails import normalize_email
 from connector.errors import SourceError
 from connector.marking import MarkingReader
 from connector.model import (
+    REASONS,
     Person,
     Placement,
     ReadContext,
     School,
     SourceIssue,
     SourceRead,
-    has_control_characters,
-    looks_like_formula,
+    unsafe_text,
+    unsafe_text_screen,
 )
 
 log = structlog.get_logger(__name__)
@@ -43,13 +44,38 @@ MAX_FIELD_LENGTH = 1024
 def decode(data: bytes, encoding: str) -> tuple[str, str]:
     """Decode the file. Undecodable bytes become lone surrogates so the row can be reported."""
     if encoding == "auto":
-        try:
-            return data.decode("utf-8-sig"), "utf-8"
-        except UnicodeDecodeError:
-            return data.decode("cp1252", errors="surrogateescape"), "windows-1252"
+        encoding = guess_encoding(data)
     if encoding == "utf-8":
         return data.decode("utf-8-sig", errors="surrogateescape"), "utf-8"
     return data.decode("cp1252", errors="surrogateescape"), "windows-1252"
+
+
+def guess_encoding(data: bytes) -> str:
+    """UTF-8 or Windows-1252, for `encoding: auto`, decided line by line.
+
+    One bad byte must not turn a UTF-8 file into mojibake for everyone in it, so the lines
+    that hold bytes beyond ASCII vote: a header that holds any decides alone (it was written
+    by the same program as the rows); otherwise the file is UTF-8 unless most of those lines
+    are not valid UTF-8. Windows-1252 text beyond ASCII is practically never valid UTF-8.
+    """
+    try:
+        data.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    lines = data.splitlines()  # bytes split at \n, \r and \r\n only
+    if lines and not lines[0].isascii():  # a BOM counts: it is beyond ASCII and valid UTF-8
+        return "utf-8" if _is_utf8(lines[0]) else "windows-1252"
+    votes = [_is_utf8(line) for line in lines if not line.isascii()]
+    return "utf-8" if 2 * sum(votes) >= len(votes) else "windows-1252"
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
@@ -75,10 +101,13 @@ class _RowError(Exception):
     pass
 
 
-# One search over a row's four text fields finds what looks_like_formula or
-# has_control_characters would refuse in any of them (the exact field is then looked up).
+# The free text of a row that can reach a vendor. One search over all of it (each field after a
+# separator) finds whatever unsafe_text might refuse in any of them; the field and the reason
+# are looked up only for the rare row it finds something in.
+_TEXT_FIELDS = ("given_name", "family_name", "email", "username", "school_unit_code")
+_TEXT_FIELDS += ("school_name", "school_type", "class_name", "role")
 _SEPARATOR = "\uffff"
-_SUSPICIOUS = re.compile(r"(?:^|\uffff)[=+\-@]|[\x00-\x1f\x7f]")
+_SCREEN = unsafe_text_screen(_SEPARATOR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +233,7 @@ class CsvRosterSource:
         except OSError as exc:
             raise SourceError(self.name, f"cannot read {config.path}: {exc.strerror}") from None
         text, used_encoding = decode(data, config.encoding)
+        self._encoding = used_encoding  # what undecodable bytes are not valid in
         file_label = config.path.name
         # Only \r, \n and \r\n end a line in CSV (str.splitlines would also split on \f, \v...).
         lines = io.StringIO(text, newline="").readlines()
@@ -345,6 +375,11 @@ class CsvRosterSource:
             )
         shown = " | ".join(cell[:60] for cell in header[:30])
         found = f"header found: {shown}"
+        if any(unsafe_text(cell) == REASONS["mojibake"] for cell in header):
+            found += (
+                "; it looks like UTF-8 read as Windows-1252: is the file's encoding right? "
+                "(encoding: utf-8, or auto)"
+            )
         others = [d for d in ";,\t|" if d != config.delimiter and any(d in c for c in header)]
         if len(header) == 1 and others:
             found += (
@@ -386,7 +421,7 @@ class CsvRosterSource:
         if width != layout.width:
             raise _RowError(f"has {width} columns, the header has {layout.width}")
         if self._check_decoding and _has_undecodable(row):
-            raise _RowError(f"holds bytes that are not valid {self.config.encoding}")
+            raise _RowError(f"holds bytes that are not valid {self._encoding}")
         if max(map(len, row)) > MAX_FIELD_LENGTH:
             raise _RowError(f"a field is longer than {MAX_FIELD_LENGTH} characters")
         if not key_cell:
@@ -406,23 +441,22 @@ class CsvRosterSource:
         for required in layout.required:
             if not values[required]:
                 raise _RowError(f"the required field {required} is empty")
-        if _SUSPICIOUS.search(_SEPARATOR.join((given_name, family_name, email_cell, username))):
-            # The rare row that is refused: say which field and why.
-            for name in ("given_name", "family_name", "email", "username"):
-                if looks_like_formula(values[name]):
-                    raise _RowError(f"{name} starts like a spreadsheet formula (=, +, -, @)")
-                if has_control_characters(values[name]):
-                    raise _RowError(f"{name} holds control characters (a line break?)")
+        school_type, school_year, class_name, role, join_key, school_name = (
+            cell.strip() for cell in layout.optional(padded)
+        )
+        texts = ("", given_name, family_name, email_cell, username, code)
+        texts += (school_name, school_type, class_name, role)
+        if _SCREEN.search(_SEPARATOR.join(texts)):
+            _refuse_unsafe(texts[1:])
         email = None
         if email_cell:
             try:
                 email = normalize_email(email_cell)
             except ValueError:
                 raise _RowError("the e-mail address is not valid") from None
-        school_type, school_year, class_name, role, join_key, school_name = (
-            cell.strip() or None for cell in layout.optional(padded)
+        placement = Placement(
+            code, school_type or None, school_year or None, class_name or None, role or None
         )
-        placement = Placement(code, school_type, school_year, class_name, role)
         builder = builders.get(key_cell)
         if builder is not None and (
             (builder.given_name, builder.family_name, builder.email)
@@ -438,7 +472,7 @@ class CsvRosterSource:
                 email=email,
                 username=username or None,
                 protected=protected,
-                join_key=join_key,
+                join_key=join_key or None,
             )
         else:
             builder.protected = builder.protected or protected
@@ -446,3 +480,11 @@ class CsvRosterSource:
         if code not in schools or (school_name and schools[code].name == code):
             types = (school_type,) if school_type else ()
             schools[code] = School(code=code, name=school_name or code, school_types=types)
+
+
+def _refuse_unsafe(texts: tuple[str, ...]) -> None:
+    """The rare row the screen found something in: say which field and why, if it is refused."""
+    for name, value in zip(_TEXT_FIELDS, texts, strict=True):
+        reason = unsafe_text(value)
+        if reason is not None:
+            raise _RowError(f"{name} {reason}")

@@ -4,8 +4,8 @@ The whole subtree is read with the paged-results control, so directories larger 
 server's size limit are read whole; any incomplete result (size or time limit, a failed page,
 a server that cannot be reached) fails the source as a whole, and a failed source is never
 taken to mean that its people are gone. Values are read raw and decoded here, so an entry with
-an undecodable or control-character value is reported by its DN and skipped, and never a
-protected person's: those are reported without their DN.
+a value that is undecodable or unsafe (connector.model.unsafe_text) is reported by its DN and
+skipped, and never a protected person's: those are reported without their DN.
 """
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ from connector.model import (
     ReadContext,
     SourceIssue,
     SourceRead,
-    has_control_characters,
-    looks_like_formula,
+    unsafe_text,
 )
 
 # Entries are read by attribute names folded here (see _entries), so ldap3 need not wrap every
@@ -427,8 +426,9 @@ class LdapDirectorySource:
                 text = value.decode("utf-8")
             except UnicodeDecodeError:
                 raise _EntryError(f"{attribute} cannot be decoded as UTF-8") from None
-            if has_control_characters(text):
-                raise _EntryError(f"{attribute} holds control characters")
+            reason = unsafe_text(text)  # the one rule for text that can reach a vendor
+            if reason is not None:
+                raise _EntryError(f"{attribute} {reason}")
             if len(text) > MAX_VALUE_LENGTH:
                 raise _EntryError(f"{attribute} is longer than {MAX_VALUE_LENGTH} characters")
             if text.strip():
@@ -467,9 +467,6 @@ class LdapDirectorySource:
             if not values[required]:
                 attribute = getattr(attributes, required) or required
                 raise _EntryError(f"the required attribute {attribute} is missing")
-        for name, value in values.items():
-            if looks_like_formula(value):
-                raise _EntryError(f"{getattr(attributes, name)} starts like a spreadsheet formula")
         email = values["email"] or None
         if email is not None:
             try:

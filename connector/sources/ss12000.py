@@ -27,7 +27,16 @@ from connector.config import Ss12000SourceConfig
 from connector.emails import normalize_email
 from connector.errors import SourceError
 from connector.marking import MarkingReader
-from connector.model import Kind, Person, Placement, ReadContext, School, SourceIssue, SourceRead
+from connector.model import (
+    Kind,
+    Person,
+    Placement,
+    ReadContext,
+    School,
+    SourceIssue,
+    SourceRead,
+    unsafe_text,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -366,9 +375,14 @@ class Ss12000Source:
             if org.get("organisationType") != "Skolenhet" or not code:
                 continue
             types = tuple(str(t) for t in org.get("schoolTypes") or [])
-            units[org_id] = School(
-                code=code, name=str(org.get("displayName") or code), school_types=types
-            )
+            name = str(org.get("displayName") or code)
+            reason = unsafe_text(name)
+            if reason is not None:  # its people are still there: only the name is not sent
+                where = f"{DELETED_ENTITY_NAMES['organisations']} {org_id}"
+                why = f"displayName {reason}; the school unit is named by its code"
+                result.issues.append(SourceIssue(self.name, where, why))
+                name = code
+            units[org_id] = School(code=code, name=name, school_types=types)
         result.schools = list(units.values())
 
         classes: dict[tuple[str, str], str] = {}  # (person id, school unit code) -> class
@@ -469,13 +483,14 @@ class Ss12000Source:
             ),
             None,
         )
+        eppns = person.get("eduPersonPrincipalNames") or []
+        username = str(eppns[0]) if self.config.username == "eppn" and eppns else None
+        _refuse_unsafe(given, family, email, username, placements)
         if email is not None:
             try:
                 email = normalize_email(email)
             except ValueError:
                 raise ValueError(f"the {email_type} e-mail address is not valid") from None
-        eppns = person.get("eduPersonPrincipalNames") or []
-        username = str(eppns[0]) if self.config.username == "eppn" and eppns else None
         civic = person.get("civicNo") if isinstance(person.get("civicNo"), dict) else {}
         return Person(
             source_key=person_id,
@@ -500,6 +515,25 @@ def _protected_references(duties: Iterable[dict[str, Any]]) -> set[str]:
         if "securityMarking" in reference and reference["securityMarking"] != NOT_PROTECTED:
             found.add(str(reference.get("id")))
     return found
+
+
+def _refuse_unsafe(
+    given: str,
+    family: str,
+    email: str | None,
+    username: str | None,
+    placements: list[Placement],
+) -> None:
+    """The text-safety rule for what is sent of a person: a value that fails it is reported
+    (by name, never by value) and the person held."""
+    values = [("givenName", given), ("familyName", family), ("email", email)]
+    values.append(("eduPersonPrincipalName", username))
+    values += [("class name", p.class_name) for p in placements]
+    values += [("dutyRole", p.role) for p in placements]
+    for name, value in values:
+        reason = unsafe_text(value) if value else None
+        if reason is not None:
+            raise ValueError(f"{name} {reason}")
 
 
 def _current(item: dict[str, Any], today: date) -> bool:

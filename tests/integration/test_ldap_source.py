@@ -257,6 +257,39 @@ def test_entry_without_mail_is_reported_by_dn_and_skipped(
     assert len(peek.users()) == 2
 
 
+def test_entries_with_unsafe_names_or_roles_are_reported_by_dn_and_skipped(
+    tmp_path, scim_url, peek: ScimPeek, slapd_factory
+) -> None:
+    slapd = slapd_factory()
+    slapd.add_ou("people")
+    add_staff(slapd, 4)  # fewer than half skipped: the source is read, not failed
+
+    def add(uid: str, given: str, sn: str, title: str = "Lärare") -> str:
+        mail = f"{uid}@edu.example.se"
+        return slapd.add_person(uid, given, sn, mail=mail, departmentNumber=[A], title=title)
+
+    bidi = add("bidi", "Karin\u202e", "Ek")
+    zero_width = add("zw", "Li", "E\u200bk")
+    formula = add("roll", "Bo", "Ek", title="=cmd|' /C calc'!A0")
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.extra_sources = [directory_source(slapd)]
+
+    result = workspace.sync()
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    skipped = {
+        e["location"]: e["reason"]
+        for e in result.log_events()
+        if e["event"] == "source.record_skipped"
+    }
+    assert skipped == {
+        bidi: "givenName holds bidirectional text controls",
+        zero_width: "sn holds zero-width characters",
+        formula: "title starts like a spreadsheet formula (=, +, -, @)",
+    }
+    assert set(peek.users()) == {f"staff{i}@edu.example.se" for i in range(4)}
+
+
 def test_check_reports_bind_and_counts(tmp_path, scim_url, slapd_factory) -> None:
     slapd = slapd_factory()
     slapd.add_ou("people")

@@ -7,7 +7,7 @@ import json
 from connector.config import ExternalIdConfig
 from connector.externalid import ExternalIdMaker
 from connector.model import Kind, Person
-from tests.support import ID_KEY, ScimPeek, Workspace, staff, student
+from tests.support import ID_KEY, ScimPeek, Workspace, staff, student, write_csv
 
 A, B = "11111111", "22222222"
 
@@ -289,6 +289,67 @@ def test_windows_1252_roster_keeps_swedish_letters(workspace: Workspace, peek: S
     user = peek.users()["ake@edu.example.se"]
     assert user["name"]["formatted"] == "Ärlemalm-Östh, Åke"
     assert peek.groups()[A]["displayName"] == "Gärdesskolan"
+
+
+def test_auto_encoding_keeps_a_utf8_roster_utf8_despite_one_bad_byte(
+    workspace: Workspace, peek: ScimPeek
+) -> None:
+    """The incident: one invalid byte renamed every user and group to "HÃ¥kansson"."""
+    ascii_header = ["Elev-ID", "Fornamn", "Efternamn", "E-post", "Skolenhetskod", "Skola"]
+    ascii_header += ["Skolform", "Arskurs", "Klass", "Skyddad"]
+    workspace.student_columns = {"given_name": "Fornamn", "school_year": "Arskurs"}
+    workspace.student_encoding = "auto"
+    workspace.students_enabled = True
+    rows = base_roster()
+    rows.insert(1, student("E9", "Xyz", "Qwerty", A, school_name="Ekeby skola"))  # line 3
+    rows.append(student("E5", "Håkan", "Håkansson", B, school_name="Björkängsgymnasiet"))
+    write_csv(workspace.students_csv, ascii_header, rows)
+    data = workspace.students_csv.read_bytes()
+    workspace.students_csv.write_bytes(data.replace(b"Xyz", b"X\xe5z"))  # one bad byte
+
+    result = workspace.sync()
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    users = peek.users()
+    assert users["e1@edu.example.se"]["name"]["formatted"] == "Öberg, Åsa"
+    assert users["e5@edu.example.se"]["name"]["formatted"] == "Håkansson, Håkan"
+    assert peek.groups()[B]["displayName"] == "Björkängsgymnasiet"
+    assert "e9@edu.example.se" not in users
+    assert result.event("source.read")["encoding"] == "utf-8"
+    skipped = [e for e in result.log_events() if e["event"] == "source.record_skipped"]
+    assert [(e["location"], e["reason"]) for e in skipped] == [
+        ("students.csv:3", "holds bytes that are not valid utf-8")
+    ]
+
+
+def test_formula_school_names_and_hidden_characters_never_reach_the_vendor(
+    workspace: Workspace, peek: ScimPeek
+) -> None:
+    hyperlink = '=HYPERLINK("http://evil.example","x")'
+    rows = base_roster()
+    rows.insert(1, student("E7", "Eva", "Lund", "33333333", school_name=hyperlink))  # line 3
+    rows.insert(2, student("E8", "Kim", "Berg\u202egpj.exe", A))  # line 4: bidi override
+    rows.insert(3, student("E9", "Ida", "Ek", A, klass="7\u200bA"))  # line 5: zero-width
+    workspace.students(rows)
+
+    result = workspace.sync()
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert set(peek.users()) == {f"e{i}@edu.example.se" for i in (1, 2, 3, 4)}
+    assert set(peek.groups()) == {A, B}
+    sent = json.dumps([peek.list("Users"), peek.list("Groups")])
+    assert "HYPERLINK" not in sent and "\\u202e" not in sent
+    skipped = {
+        e["location"]: e["reason"]
+        for e in result.log_events()
+        if e["event"] == "source.record_skipped"
+    }
+    assert skipped == {
+        "students.csv:3": "school_name starts like a spreadsheet formula (=, +, -, @)",
+        "students.csv:4": "family_name holds bidirectional text controls",
+        "students.csv:5": "class_name holds zero-width characters",
+    }
+    assert "HYPERLINK" not in result.stderr + result.stdout
 
 
 def test_plan_json_lists_operations_and_changes_nothing(

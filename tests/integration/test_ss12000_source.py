@@ -269,6 +269,45 @@ def test_class_groups_give_students_their_class(ss12000: SS12000Server) -> None:
     )
 
 
+def test_unsafe_names_roles_and_class_names_are_reported_and_held(
+    ss12000: SS12000Server,
+) -> None:
+    ids = school(ss12000)
+    hyperlink = '=HYPERLINK("http://evil.example","x")'
+    unit = ss12000.add_school_unit(hyperlink, "33333333", ("GR",))
+
+    def add(given: str, family: str, key: str, **kw: Any) -> str:
+        emails = [("Skola elev", f"{key}@elev.example.se")]
+        person = ss12000.add_person(given, family, security_marking="Ingen", emails=emails, **kw)
+        return str(person["id"])
+
+    bidi = add("Ann\u202ea", "Berg", "ann", enrolments=[enrolment(ids["gr"], "GR", 5)])
+    in_class = add("Li", "Ek", "li", enrolments=[enrolment(ids["gr"], "GR", 5)])
+    ss12000.add_group("5\u200bC", ids["gr"], members=[membership(in_class)], group_type="Klass")
+    teacher = add("Bo", "Lärarsson", "bo", enrolments=[])
+    ss12000.add_duty(teacher, ids["gr"], "=cmd|' /C calc'!A0")
+    at_unit = add("Cy", "Ek", "cy", enrolments=[enrolment(unit, "GR", 5)])
+    config = source(ss12000, classes=True, duty_roles=[])
+    config["auth"]["client_secret"] = ss12000.client_secret
+
+    read = Ss12000Source(Ss12000SourceConfig.model_validate(config)).read()
+
+    assert {(i.location, i.reason) for i in read.issues} == {
+        (f"Person {bidi}", "givenName holds bidirectional text controls"),
+        (f"Person {in_class}", "class name holds zero-width characters"),
+        (f"Person {teacher}", "dutyRole starts like a spreadsheet formula (=, +, -, @)"),
+        (
+            f"Organisation {unit['id']}",
+            "displayName starts like a spreadsheet formula (=, +, -, @); "
+            "the school unit is named by its code",
+        ),
+    }
+    persons = {p.source_key for p in read.persons}
+    assert {bidi, in_class, teacher} <= read.unreadable_keys - persons  # held, not gone
+    assert at_unit in persons  # a school's name does not take its students away
+    assert {s.code: s.name for s in read.schools}["33333333"] == "33333333"
+
+
 def test_a_server_that_sends_no_security_marking_at_all_fails_the_source(
     tmp_path: Path, scim_url: str, peek: ScimPeek, ss12000: SS12000Server
 ) -> None:

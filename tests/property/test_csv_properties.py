@@ -2,9 +2,11 @@
 
 Each generated file has a correct header, followed by random rows written either by
 `csv.writer` (valid CSV: quoting is balanced, so a standard CSV parser defines the records)
-or by a naive join (stray quotes and all). Random bytes are sometimes inserted after the
-header. The oracle for "which records does this file hold" is the standard library's reader
-over the decoded text, read by the file's own line breaks (\\n, \\r\\n, \\r).
+or by a naive join (stray quotes and all). Files are UTF-8, Windows-1252 or both (rows from
+two systems pasted together), with a Swedish or a plain ASCII header. Random bytes are
+sometimes inserted after the header. The oracle for "which records does this file hold" is
+the standard library's reader over the text decoded by the oracle's own reading of the
+encoding rule, read by the file's own line breaks (\\n, \\r\\n, \\r).
 """
 
 from __future__ import annotations
@@ -13,17 +15,19 @@ import csv
 import io
 import re
 import tempfile
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from email_validator import EmailNotValidError, validate_email
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from connector.config import CsvSourceConfig
 from connector.errors import SourceError
-from connector.model import SourceRead
+from connector.model import REASONS, SourceRead, unsafe_text, unsafe_text_screen
 from connector.sources.csv_roster import MAX_FIELD_LENGTH, CsvRosterSource
 
 FILE_NAME = "elever.csv"
@@ -39,6 +43,9 @@ COLUMNS = {
 MARKING = "Skyddad"
 FIELDS = [*COLUMNS, "marking"]  # logical fields of a row, in the default column order
 HEADER_OF = {**COLUMNS, "marking": MARKING}
+# An export whose header is plain ASCII: only its rows can tell UTF-8 from Windows-1252.
+ASCII_COLUMNS = {**COLUMNS, "given_name": "Fornamn"}
+ASCII_HEADER_OF = {**ASCII_COLUMNS, "marking": MARKING}
 
 # Characters str.splitlines() treats as line breaks but CSV (and editors, and `wc -l`) do not.
 # The main properties leave them out; test_extra_line_separators_* is about them.
@@ -58,18 +65,17 @@ REASON_TEMPLATES = " | ".join(
         "has 99 columns, the header has 7",
         "holds bytes that are not valid utf-8",
         "holds bytes that are not valid windows-1252",
+        *(
+            f"{field} {reason}"
+            for field in ("given_name", "family_name", "email", "school_unit_code", "school_name")
+            for reason in REASONS.values()
+        ),
         f"a field is longer than {MAX_FIELD_LENGTH} characters",
         "the key column 'Elev-ID' is empty",
         "the required field given_name is empty",
         "the required field family_name is empty",
         "the required field school_unit_code is empty",
         "the e-mail address is not valid",
-        "given_name starts like a spreadsheet formula (=, +, -, @)",
-        "family_name starts like a spreadsheet formula (=, +, -, @)",
-        "email starts like a spreadsheet formula (=, +, -, @)",
-        "given_name holds control characters (a line break?)",
-        "family_name holds control characters (a line break?)",
-        "email holds control characters (a line break?)",
         "the key repeats line 99 with a different name or e-mail",
     ]
 )
@@ -78,7 +84,11 @@ NOT_PROTECTED_CHOICES = [("Nej",), ("nej", "N"), (" NEJ ",), ("Nej", "0", "false
 
 
 def source_config(
-    path: Path, delimiter: str, encoding: str, not_protected: tuple[str, ...]
+    path: Path,
+    delimiter: str,
+    encoding: str,
+    not_protected: tuple[str, ...],
+    columns: dict[str, str] = COLUMNS,
 ) -> CsvSourceConfig:
     return CsvSourceConfig.model_validate(
         {
@@ -88,7 +98,7 @@ def source_config(
             "kind": "student",
             "delimiter": delimiter,
             "encoding": encoding,
-            "columns": COLUMNS,
+            "columns": columns,
             "protected_identity": {
                 "column": MARKING,
                 "not_protected_values": list(not_protected),
@@ -98,27 +108,65 @@ def source_config(
 
 
 def read_bytes(
-    data: bytes, delimiter: str, encoding: str, not_protected: tuple[str, ...]
+    data: bytes,
+    delimiter: str,
+    encoding: str,
+    not_protected: tuple[str, ...],
+    columns: dict[str, str] = COLUMNS,
 ) -> SourceRead:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / FILE_NAME
         path.write_bytes(data)
-        return CsvRosterSource(source_config(path, delimiter, encoding, not_protected)).read()
+        config = source_config(path, delimiter, encoding, not_protected, columns)
+        return CsvRosterSource(config).read()
 
 
 # -- the oracle --------------------------------------------------------------------------------
 
 
+def valid_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def oracle_encoding(data: bytes) -> str:
+    """`auto`: the lines holding bytes beyond ASCII vote for UTF-8 by being valid UTF-8, or
+    against it; the header alone decides when it holds any; a tie is UTF-8."""
+    lines = re.split(rb"\r\n|\r|\n", data)
+    beyond_ascii = [line for line in lines if any(byte > 0x7F for byte in line)]
+    if lines[0] in beyond_ascii:
+        beyond_ascii = [lines[0]]
+    invalid = [line for line in beyond_ascii if not valid_utf8(line)]
+    return "windows-1252" if 2 * len(invalid) > len(beyond_ascii) else "utf-8"
+
+
 def oracle_decode(data: bytes, encoding: str) -> str:
     """How the file's bytes read as text (undecodable bytes as lone surrogates)."""
     if encoding == "auto":
-        try:
-            return data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            encoding = "windows-1252"
+        encoding = oracle_encoding(data)
     if encoding == "utf-8":
         return data.decode("utf-8-sig", errors="surrogateescape")
     return data.decode("cp1252", errors="surrogateescape")
+
+
+def mojibake_at(value: str, start: int) -> bool:
+    """Whether 2 to 4 characters from `start` are how Windows-1252 shows the bytes of one
+    UTF-8 character ("Ã¥" for "å", "â€“" for "–")."""
+    for size in (2, 3, 4):
+        window = value[start : start + size]
+        try:
+            if len(window) == size and len(window.encode("cp1252").decode("utf-8")) == 1:
+                return True
+        except UnicodeError:
+            continue
+    return False
+
+
+def oracle_mojibake(value: str) -> bool:
+    return any(mojibake_at(value, start) for start in range(len(value)))
 
 
 def physical_lines(text: str) -> list[str]:
@@ -147,8 +195,32 @@ def standard_records(text: str, delimiter: str) -> list[Record] | None:
     return records
 
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+# The configured columns whose text can reach a vendor.
+FREE_TEXT = ("given_name", "family_name", "email", "school_unit_code", "school_name")
+
+
+def oracle_reason(value: str) -> str | None:
+    """The text-safety rule written out: a spreadsheet formula, or else the first character
+    that is a control character or line separator, a bidirectional text control or a
+    zero-width character, or that starts mojibake."""
+    if value.lstrip()[:1] in ("=", "+", "-", "@"):
+        return "formula"
+    for start, character in enumerate(value):
+        if unicodedata.category(character) in ("Cc", "Zl", "Zp"):
+            return "control"
+        if character in BIDI_CONTROLS:
+            return "bidi"
+        if character in ZERO_WIDTH:
+            return "zero_width"
+        if mojibake_at(value, start):
+            return "mojibake"
+    return None
+
+
+def oracle_unsafe(value: str) -> bool:
+    return oracle_reason(value) is not None
 
 
 def undecodable(value: str) -> bool:
@@ -170,7 +242,13 @@ class Layout:
     header: list[str]
 
     def index(self, field: str) -> int:
-        return self.header.index(HEADER_OF[field])
+        name = HEADER_OF[field] if HEADER_OF[field] in self.header else ASCII_HEADER_OF[field]
+        return self.header.index(name)
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """The source's column config for this header."""
+        return COLUMNS if HEADER_OF["given_name"] in self.header else ASCII_COLUMNS
 
     def cell(self, cells: list[str], field: str) -> str | None:
         position = self.index(field)
@@ -181,8 +259,7 @@ class Layout:
 
     def passes_row_checks(self, cells: list[str]) -> bool:
         """Whether a record, on its own, is one the source must accept (the config's required
-        fields are the defaults; names and the address may not look like a formula or hold
-        control characters)."""
+        fields are the defaults; no free text may fail the text-safety rule)."""
         if len(cells) != len(self.header):
             return False
         if any(undecodable(c) or len(c) > MAX_FIELD_LENGTH for c in cells):
@@ -190,10 +267,8 @@ class Layout:
         required = ("key", "given_name", "family_name", "school_unit_code")
         if any(not (self.cell(cells, f) or "").strip() for f in required):
             return False
-        for field in ("given_name", "family_name", "email"):
-            value = (self.cell(cells, field) or "").strip()
-            if value.startswith(FORMULA_STARTS) or CONTROL_CHARACTERS.search(value):
-                return False
+        if any(oracle_unsafe((self.cell(cells, f) or "").strip()) for f in FREE_TEXT):
+            return False
         email = (self.cell(cells, "email") or "").strip()
         return not email or valid_email(email)
 
@@ -264,11 +339,23 @@ HOSTILE_CELLS = [
     "\x00nolltecken",
     "\x07\x08\x1b[31mröd",
     "\ufeffbom-inuti",
+    "Anna\u202eEk",
+    "gpj.\u202eexe",
+    "Ek\u2066",
+    "Li\u200bEk",
+    "An\u200dna",
+    "ord\u2060fog",
+    "An\x85na",
+    "rad\u2028två",
+    "HÃ¥kansson",
+    "BjÃ¶rkskolan",
+    "Ã…sa Ã–berg",
+    "Skola â€“ Norr",
     "Lång" * 300,
     "x" * (MAX_FIELD_LENGTH + 1),
     "y" * MAX_FIELD_LENGTH,
 ]
-SPECIAL_ALPHABET = list(";,\"\n\r \taåäöÅÄÖé€=+@-|!'\x00\x01\x7fNejJa")
+SPECIAL_ALPHABET = list(";,\"\n\r \taåäöÅÄÖé€=+@-|!'\x00\x01\x7fNejJaÃ¥¶â\u202e\u200b\x85")
 
 random_text = st.text(
     alphabet=st.characters(
@@ -308,7 +395,7 @@ def hostile_rows(draw: st.DrawFn, header: list[str]) -> list[str]:
     values = {f: draw(PLAUSIBLE[f]) for f in FIELDS}
     for field in draw(st.lists(st.sampled_from(FIELDS), max_size=3)):
         values[field] = draw(any_cell)
-    cells = [values[field] for field in sorted(FIELDS, key=lambda f: header.index(HEADER_OF[f]))]
+    cells = [values[field] for field in sorted(FIELDS, key=Layout(header).index)]
     shape = draw(st.sampled_from(["full"] * 6 + ["short", "long", "empty"]))
     if shape == "short":
         cells = cells[: draw(st.integers(0, len(cells) - 1))]
@@ -341,30 +428,50 @@ def encodable(value: str, codec: str) -> str:
 @st.composite
 def csv_cases(draw: st.DrawFn, *, max_rows: int = 12) -> CsvCase:
     delimiter = draw(st.sampled_from([";", ","]))
-    file_encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "cp1252"]))
+    # "mixed": rows from a UTF-8 and a Windows-1252 system pasted into one file.
+    file_encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "cp1252", "mixed"]))
     codec = "cp1252" if file_encoding == "cp1252" else "utf-8"
     config_encoding = draw(
-        st.sampled_from(["windows-1252", "auto"] if codec == "cp1252" else ["utf-8", "auto"])
+        st.sampled_from(
+            ["utf-8", "windows-1252", "auto"]
+            if file_encoding == "mixed"
+            else ["windows-1252", "auto"]
+            if codec == "cp1252"
+            else ["utf-8", "auto"]
+        )
     )
-    header = draw(st.permutations([HEADER_OF[f] for f in FIELDS]))
+    names = draw(st.sampled_from([HEADER_OF, ASCII_HEADER_OF]))
+    header = draw(st.permutations([names[f] for f in FIELDS]))
     rows = draw(st.lists(hostile_rows(header), max_size=max_rows))
-    rows = [[encodable(cell, codec) for cell in row] for row in rows]
+
+    def codec_of_a_line() -> str:
+        return draw(st.sampled_from(["utf-8", "cp1252"])) if file_encoding == "mixed" else codec
+
+    codecs = [codec_of_a_line() for _ in rows]
+    rows = [[encodable(cell, c) for cell in row] for row, c in zip(rows, codecs, strict=True)]
     terminator = draw(st.sampled_from(["\n", "\r\n"]))
     valid_csv = draw(st.sampled_from([True, True, True, False]))
     if valid_csv:
-        out = io.StringIO()
         quoting = draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))
-        writer = csv.writer(out, delimiter=delimiter, lineterminator=terminator, quoting=quoting)
-        writer.writerows(rows)
-        body = out.getvalue()
+        lines = []
+        for row in rows:
+            out = io.StringIO()
+            csv.writer(
+                out, delimiter=delimiter, lineterminator=terminator, quoting=quoting
+            ).writerow(row)
+            lines.append(out.getvalue())
+        body = b"".join(line.encode(c) for line, c in zip(lines, codecs, strict=True))
     else:
-        body = terminator.join(delimiter.join(row) for row in rows)
+        ending = terminator.encode()
+        body = ending.join(
+            delimiter.join(row).encode(c) for row, c in zip(rows, codecs, strict=True)
+        )
         if rows and draw(st.booleans()):
-            body += terminator
-    head = (delimiter.join(header) + terminator).encode(codec)
+            body += ending
+    head = (delimiter.join(header) + terminator).encode(codec_of_a_line())
     if file_encoding == "utf-8-sig":
         head = b"\xef\xbb\xbf" + head
-    rest = bytearray(body.encode(codec))
+    rest = bytearray(body)
     # Random bytes after the header; in valid CSV only non-ASCII ones, which cannot change
     # where records and fields end (in UTF-8 and in Windows-1252 alike).
     byte = st.integers(0x80, 0xFF) if valid_csv else st.integers(0, 0xFF)
@@ -379,7 +486,9 @@ def csv_cases(draw: st.DrawFn, *, max_rows: int = 12) -> CsvCase:
 
 def read_case(case: CsvCase) -> SourceRead | SourceError:
     try:
-        return read_bytes(case.data, case.delimiter, case.encoding, case.not_protected)
+        return read_bytes(
+            case.data, case.delimiter, case.encoding, case.not_protected, case.layout.columns
+        )
     except SourceError as exc:
         return exc
 
@@ -441,9 +550,9 @@ def test_reading_raises_only_source_error_and_only_for_the_header(case: CsvCase)
         assert isinstance(outcome, SourceRead), outcome
         assert outcome.source == SOURCE_NAME
     else:
-        # Only the header can fail the file: here a UTF-8 file with a bad byte, read with
-        # encoding auto, which is then read as Windows-1252 ("FÃ¶rnamn").
-        assert case.encoding == "auto"
+        # Only the header can fail the file: here a header in one encoding read in the other
+        # ("FÃ¶rnamn"), as configured; `auto` reads a header by its own bytes.
+        assert case.encoding != "auto"
         assert isinstance(outcome, SourceError), outcome
         assert "header" in outcome.reason
 
@@ -529,6 +638,55 @@ def test_every_record_is_a_person_or_an_issue_at_its_line(case: CsvCase) -> None
     assert persons <= keys
 
 
+# -- the text-safety rule ------------------------------------------------------------------------
+
+# Characters near every edge of the rule: formula starts, controls and separators, bidi and
+# zero-width characters and their neighbours, and what Windows-1252 shows for bytes 0x80-0xFF.
+EDGES = list("=+-@ \t\n\r\x00\x1f\x7f\x80\x9f\xa0\u2028\u2029\u200e\u2061\u206a\u202fÅå")
+INVISIBLE = list(BIDI_CONTROLS + ZERO_WIDTH)
+CP1252_HIGH = list(bytes(range(0x80, 0x100)).decode("cp1252", errors="ignore"))
+# A list of characters joined, not st.text: as an alphabet, the sets would merge into one
+# that hardly ever draws the few characters above U+2000 that matter here.
+rule_text = st.lists(
+    st.one_of(
+        st.sampled_from(EDGES),
+        st.sampled_from(INVISIBLE),
+        st.sampled_from(CP1252_HIGH),
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\uffff"),
+    ),
+    max_size=8,
+).map("".join)
+
+
+@FAST
+@example("Ã¥")
+@example("â€“")
+@example("ð\u0178˜€")  # U+1F600 as Windows-1252 shows its four bytes
+@example("í\u0178¿")  # ED 9F BF: U+D7FF, the last character before the surrogates
+@example("í\xa0€")  # ED A0 80 would be a surrogate: not UTF-8
+@example("ô‘€€")  # F4 91 80 80 would be beyond U+10FFFF: not UTF-8
+@given(rule_text)
+def test_unsafe_text_is_the_rule_written_out(value: str) -> None:
+    reason = unsafe_text(value)
+    expected = oracle_reason(value)
+    event(f"refused: {expected}")
+    assert reason == (None if expected is None else REASONS[expected])
+
+
+@FAST
+@example(["Anna", " =1+1"])
+@example(["\u2060"])
+@example(["Åsa", "HÃ¥kan"])
+@given(st.lists(rule_text, max_size=6))
+def test_the_hot_path_screen_finds_every_value_the_rule_refuses(values: list[str]) -> None:
+    screen = unsafe_text_screen("\uffff")
+    for value in values:
+        if unsafe_text(value):
+            assert screen.search("\uffff" + value), value
+    if any(unsafe_text(v) for v in values):
+        assert screen.search("\uffff" + "\uffff".join(values))
+
+
 # -- a well-formed file round-trips -------------------------------------------------------------
 
 
@@ -551,7 +709,8 @@ def name_strategy(letters: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     joined = st.builds(
         lambda a, sep, b: f"{a}{sep}{b}", part, st.sampled_from([" ", "-", "'"]), part
     )
-    return part | joined
+    # Random letters can spell mojibake ("Ã¥"), which is no name: the source refuses it.
+    return (part | joined).filter(lambda name: not oracle_mojibake(name))
 
 
 NAMES = {
@@ -609,7 +768,9 @@ def test_a_well_formed_file_round_trips(data: st.DataObject) -> None:
     encoding = data.draw(
         st.sampled_from(["windows-1252", "auto"] if codec == "cp1252" else ["utf-8", "auto"])
     )
-    header = data.draw(st.permutations([HEADER_OF[f] for f in FIELDS]), label="header")
+    names = data.draw(st.sampled_from([HEADER_OF, ASCII_HEADER_OF]))
+    header = data.draw(st.permutations([names[f] for f in FIELDS]), label="header")
+    layout = Layout(header)
     people = data.draw(valid_people(codec), label="people")
     rows: list[list[str]] = []
     for person in people:
@@ -623,9 +784,7 @@ def test_a_well_formed_file_round_trips(data: st.DataObject) -> None:
                 "school_name": f"Skola {code}",
                 "marking": marking,
             }
-            rows.append(
-                [values[f] for f in sorted(FIELDS, key=lambda f: header.index(HEADER_OF[f]))]
-            )
+            rows.append([values[f] for f in sorted(FIELDS, key=layout.index)])
     rows = data.draw(st.permutations(rows), label="row order")
     out = io.StringIO()
     writer = csv.writer(
@@ -640,7 +799,13 @@ def test_a_well_formed_file_round_trips(data: st.DataObject) -> None:
     if file_encoding == "utf-8-sig":
         raw = b"\xef\xbb\xbf" + raw
 
-    result = read_bytes(raw, delimiter, encoding, NOT_PROTECTED_CHOICES[0])
+    if rows and not any(m.strip() for p in people for m in p.markings):
+        # Every marking cell empty: nobody can be shown not to be protected, so the file
+        # fails as a whole (connector.marking) rather than taking every account away.
+        with pytest.raises(SourceError, match="protected-identity marking"):
+            read_bytes(raw, delimiter, encoding, NOT_PROTECTED_CHOICES[0], layout.columns)
+        return
+    result = read_bytes(raw, delimiter, encoding, NOT_PROTECTED_CHOICES[0], layout.columns)
 
     assert result.issues == []
     assert result.unreadable_keys == set()

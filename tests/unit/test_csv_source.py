@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from connector.config import Config, CsvSourceConfig
 from connector.errors import SourceError
 from connector.model import Kind, Person, Placement, SourceRead
 from connector.scope import apply_scope
+from connector.source_health import likely_cause
 from connector.sources.csv_roster import MAX_FIELD_LENGTH, CsvRosterSource, decode
 
 HEADER = ["Elev-ID", "Förnamn", "Efternamn", "E-post", "Skolenhetskod", "Skola", "Skyddad"]
@@ -144,6 +146,139 @@ def test_decode_auto_picks_the_right_encoding() -> None:
     assert decode("Åsa;Öberg".encode("cp1252"), "auto") == ("Åsa;Öberg", "windows-1252")
     assert decode("Åsa;Öberg".encode(), "auto") == ("Åsa;Öberg", "utf-8")
     assert decode(b"\xef\xbb\xbfElev-ID", "auto") == ("Elev-ID", "utf-8")
+
+
+# An export whose header is plain ASCII: only its rows can tell UTF-8 from Windows-1252.
+ASCII_HEADER = ["id", "given", "family", "email", "school", "school_name", "protected"]
+ASCII_COLUMNS = {
+    "columns": {
+        "key": "id",
+        "given_name": "given",
+        "family_name": "family",
+        "email": "email",
+        "school_unit_code": "school",
+        "school_name": "school_name",
+    },
+    "protected_identity": {"column": "protected", "not_protected_values": ["Nej"]},
+}
+
+
+def write_lines(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"\r\n".join([*lines, b""]))
+    return path
+
+
+def line_of(cells: list[str], encoding: str = "utf-8") -> bytes:
+    return ";".join(cells).encode(encoding)
+
+
+@pytest.mark.parametrize("header", [ASCII_HEADER, HEADER], ids=["ascii header", "swedish header"])
+def test_auto_keeps_a_utf8_file_utf8_when_one_row_has_a_bad_byte(
+    tmp_path: Path, header: list[str]
+) -> None:
+    """The incident: one bad byte made the whole file Windows-1252 ("HÃ¥kansson")."""
+    rows = [
+        line_of(header),
+        line_of(row("E1", "Håkan", "Håkansson", school_name="Björkskolan")),
+        line_of(row("E2", "Xyz", "Qwerty")).replace(b"Xyz", b"X\xe5z"),  # line 3: one bad byte
+        line_of(row("E3", "Åsa", "Öberg", school=SCHOOL_B, school_name="Ängsskolan")),
+        line_of(row("E4", "Bo", "Ek")),
+    ]
+    path = write_lines(tmp_path / "elever.csv", rows)
+    overrides = ASCII_COLUMNS if header is ASCII_HEADER else {}
+
+    result = read(path, encoding="auto", **overrides)
+
+    people = by_key(result)
+    assert (people["E1"].given_name, people["E1"].family_name) == ("Håkan", "Håkansson")
+    assert (people["E3"].given_name, people["E3"].family_name) == ("Åsa", "Öberg")
+    assert set(people) == {"E1", "E3", "E4"}
+    assert {s.code: s.name for s in result.schools} == {
+        SCHOOL_A: "Björkskolan",
+        SCHOOL_B: "Ängsskolan",
+    }
+    assert [(i.location, i.reason) for i in result.issues] == [
+        ("elever.csv:3", "holds bytes that are not valid utf-8")
+    ]
+    assert result.unreadable_keys == {"E2"}  # held, not deprovisioned
+
+
+def test_auto_reads_a_mostly_windows_1252_file_as_windows_1252(tmp_path: Path) -> None:
+    rows = [
+        line_of(ASCII_HEADER),
+        line_of(row("E1", "Åsa", "Öberg"), "cp1252"),
+        line_of(row("E2", "Håkan", "Håkansson"), "utf-8"),  # line 3: a UTF-8 row among them
+        line_of(row("E3", "Märta", "Ström", school_name="Björkskolan"), "cp1252"),
+        line_of(row("E4", "Bo", "Ek"), "cp1252"),
+    ]
+    path = write_lines(tmp_path / "elever.csv", rows)
+
+    result = read(path, encoding="auto", **ASCII_COLUMNS)
+
+    people = by_key(result)
+    assert set(people) == {"E1", "E3", "E4"}
+    assert people["E1"].given_name == "Åsa"
+    assert people["E3"].family_name == "Ström"
+    # The UTF-8 row reads as "HÃ¥kan": reported by its line, never sent.
+    (issue,) = result.issues
+    assert issue.location == "elever.csv:3"
+    assert issue.reason == "given_name looks like mojibake (UTF-8 read as Windows-1252)"
+    assert result.unreadable_keys == {"E2"}
+
+
+def test_decode_auto_decides_by_the_header_and_the_share_of_valid_rows() -> None:
+    header = b"id;name\n"
+    utf8, cp1252 = "1;Håkansson\n".encode(), "1;Håkansson\n".encode("cp1252")
+    # An ASCII header: the rows holding other bytes decide, by majority.
+    assert decode(header + utf8 * 3 + cp1252, "auto")[1] == "utf-8"
+    assert decode(header + utf8 + cp1252 * 3, "auto")[1] == "windows-1252"
+    assert decode(header + b"1;Bo\n" * 50 + cp1252, "auto")[1] == "windows-1252"
+    # A header holding other bytes decides by itself.
+    assert decode("Förnamn\n".encode() + cp1252 * 3, "auto")[1] == "utf-8"
+    assert decode("Förnamn\n".encode("cp1252") + utf8 * 3, "auto")[1] == "windows-1252"
+    # The undecodable bytes of the rows that are not UTF-8 are kept to be reported.
+    text, used = decode(header + utf8 * 2 + cp1252, "auto")
+    assert used == "utf-8"
+    assert text.splitlines()[3] == "1;H\udce5kansson"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "file_encoding", "given", "school_name", "reason"),
+    [
+        ("utf-8", "utf-8", "HÃ¥kan", "Norrskolan", "given_name"),
+        ("auto", "utf-8", "Åsa", "BjÃ¶rkskolan", "school_name"),
+        ("windows-1252", "utf-8", "Håkan", "Norrskolan", "given_name"),
+        ("windows-1252", "utf-8", "Bo", "Björkskolan", "school_name"),
+    ],
+)
+def test_mojibake_is_reported_by_line_and_skipped_in_every_encoding_mode(
+    tmp_path: Path, encoding: str, file_encoding: str, given: str, school_name: str, reason: str
+) -> None:
+    rows = [
+        line_of(ASCII_HEADER),
+        line_of(row("E1", "Bo", "Ek")),
+        line_of(row("E2", given, "Lind", school=SCHOOL_B, school_name=school_name), file_encoding),
+        line_of(row("E3", "Cilla", "Berg")),
+    ]
+    path = write_lines(tmp_path / "elever.csv", rows)
+
+    result = read(path, encoding=encoding, **ASCII_COLUMNS)
+
+    assert set(by_key(result)) == {"E1", "E3"}
+    assert {s.code for s in result.schools} == {SCHOOL_A}  # no group named "BjÃ¶rkskolan"
+    (issue,) = result.issues
+    assert issue.location == "elever.csv:3"
+    assert issue.reason == f"{reason} looks like mojibake (UTF-8 read as Windows-1252)"
+    assert result.unreadable_keys == {"E2"}
+
+
+def test_a_utf8_file_read_as_windows_1252_hints_at_the_encoding(tmp_path: Path) -> None:
+    rows = [line_of(ASCII_HEADER), *(line_of(row(f"E{i}", "Åsa", "Öberg")) for i in range(3))]
+    result = read(
+        write_lines(tmp_path / "elever.csv", rows), encoding="windows-1252", **ASCII_COLUMNS
+    )
+    assert result.persons == []
+    assert "UTF-8 read as Windows-1252" in str(likely_cause(result))
 
 
 # -- people and placements ---------------------------------------------------------------------
@@ -407,6 +542,15 @@ def test_wrong_delimiter_raises_source_error_for_missing_columns(tmp_path: Path)
         read(path, delimiter=";")
 
 
+def test_a_utf8_header_read_as_windows_1252_says_so(tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "elever.csv", [row("E1", "Åsa")])
+    with pytest.raises(SourceError) as info:
+        read(path, encoding="windows-1252")
+    assert "header lacks configured column(s) Förnamn" in info.value.reason
+    assert "UTF-8 read as Windows-1252" in info.value.reason
+    assert "Åsa" not in info.value.reason
+
+
 def test_empty_file_raises_source_error(tmp_path: Path) -> None:
     path = tmp_path / "elever.csv"
     path.write_bytes(b"")
@@ -507,6 +651,84 @@ def test_formula_like_values_are_refused_by_line(tmp_path: Path, value: str) -> 
     assert issue.reason == "given_name starts like a spreadsheet formula (=, +, -, @)"
     assert value not in issue.reason
     assert result.unreadable_keys == {"E2"}  # not sent, and not deprovisioned either
+
+
+# A roster with every free-text column the source reads.
+FULL_HEADER = [*HEADER, "Användarnamn", "Skolform", "Klass", "Befattning"]
+FULL_COLUMNS = {
+    "key": "Elev-ID",
+    "given_name": "Förnamn",
+    "family_name": "Efternamn",
+    "email": "E-post",
+    "username": "Användarnamn",
+    "school_unit_code": "Skolenhetskod",
+    "school_name": "Skola",
+    "school_type": "Skolform",
+    "class_name": "Klass",
+    "role": "Befattning",
+}
+FULL_ROW = {
+    "given_name": "Anna",
+    "family_name": "Ek",
+    "email": "e@skola.example.se",
+    "username": "anna.ek",
+    "school_unit_code": SCHOOL_A,
+    "school_name": "Norrskolan",
+    "school_type": "GR",
+    "class_name": "7B",
+    "role": "Elev",
+}
+
+
+def full_row(key: str, **values: str) -> list[str]:
+    cells = {**FULL_ROW, "email": f"{key.lower()}@skola.example.se", **values}
+    *first, marking = row(key, cells["given_name"], cells["family_name"], email=cells["email"])
+    first[4:6] = [cells["school_unit_code"], cells["school_name"]]
+    fields = ("username", "school_type", "class_name", "role")
+    return [*first, marking, *(cells[f] for f in fields)]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        (
+            "school_name",
+            '=HYPERLINK("http://evil.example","x")',
+            "school_name starts like a spreadsheet formula (=, +, -, @)",
+        ),
+        ("school_name", "Norr\u202eskolan", "school_name holds bidirectional text controls"),
+        ("class_name", "7B\u2066", "class_name holds bidirectional text controls"),
+        ("class_name", "@7B", "class_name starts like a spreadsheet formula (=, +, -, @)"),
+        ("role", "=cmd|' /C calc'!A0", "role starts like a spreadsheet formula (=, +, -, @)"),
+        ("role", "Lä\u200brare", "role holds zero-width characters"),
+        ("school_type", "G\u200dR", "school_type holds zero-width characters"),
+        (
+            "school_unit_code",
+            "=1+2",
+            "school_unit_code starts like a spreadsheet formula (=, +, -, @)",
+        ),
+        ("given_name", "Anna\u202eEk", "given_name holds bidirectional text controls"),
+        ("family_name", "E\u200bk", "family_name holds zero-width characters"),
+        ("family_name", "Ek\u2069", "family_name holds bidirectional text controls"),
+        ("username", "anna\ufeff.ek", "username holds zero-width characters"),
+        ("email", "e2\u200b@skola.example.se", "email holds zero-width characters"),
+        ("given_name", "An\x85na", "given_name holds control characters (a line break?)"),
+    ],
+)
+def test_unsafe_free_text_in_any_column_is_refused_by_line(
+    tmp_path: Path, field: str, value: str, reason: str
+) -> None:
+    rows = [full_row("E1"), full_row("E2", **{field: value}), full_row("E3")]
+    path = tmp_path / "elever.csv"
+    with path.open("w", encoding="utf-8", newline="") as out:
+        csv.writer(out, delimiter=";").writerows([FULL_HEADER, *rows])
+
+    result = read(path, columns=FULL_COLUMNS)
+
+    assert set(by_key(result)) == {"E1", "E3"}
+    assert [(i.location, i.reason) for i in result.issues] == [("elever.csv:3", reason)]
+    assert result.unreadable_keys == {"E2"}  # not sent, and not deprovisioned either
+    assert {s.name for s in result.schools} == {"Norrskolan"}
 
 
 def test_a_repeated_key_with_another_name_is_refused_and_the_first_kept(tmp_path: Path) -> None:
