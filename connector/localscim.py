@@ -20,6 +20,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Starts on a fresh port after an exit at start, this many times in all.
+START_ATTEMPTS = 3
+
+
+class _ExitedAtStart(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
 class LocalScimServer:
     """`scim2-server` as a subprocess. With `dynamic_tenants`, /NAME/v2 is a fresh server each."""
 
@@ -48,7 +57,9 @@ class LocalScimServer:
 
     def start(self, timeout: float = 90.0) -> LocalScimServer:
         """Start and wait until it answers. Generous: on a loaded machine (a test suite on two
-        cores) starting Python and its imports alone has taken over 20 s."""
+        cores) starting Python and its imports alone has taken over 20 s. A server that exits
+        at once most likely lost its port to another process (free_port() only finds a port
+        that was free a moment ago): it is started again on another one."""
         executable = shutil.which("scim2-server") or str(
             Path(sys.executable).with_name("scim2-server")
         )
@@ -56,6 +67,19 @@ class LocalScimServer:
             raise ConnectorError(
                 "the local SCIM server is not installed; install it with: pip install 'connector[demo]'"
             )
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                return self._start_once(executable, timeout)
+            except _ExitedAtStart as exc:
+                if attempt == START_ATTEMPTS:
+                    raise ConnectorError(
+                        f"the local SCIM server exited at start (code {exc.code})"
+                    ) from None
+                self.port = free_port()
+                self.root = f"http://127.0.0.1:{self.port}"
+        raise AssertionError("unreachable")
+
+    def _start_once(self, executable: str, timeout: float) -> LocalScimServer:
         command = [
             executable,
             "--hostname",
@@ -78,9 +102,7 @@ class LocalScimServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise ConnectorError(
-                    f"the local SCIM server exited at start (code {self._process.returncode})"
-                )
+                raise _ExitedAtStart(self._process.returncode)
             try:
                 httpx.get(
                     f"{probe}/ServiceProviderConfig",

@@ -108,6 +108,17 @@ class _Counts:
     by_base: dict[str, int] = field(default_factory=dict)
 
 
+def close_connection(connection: Connection) -> None:
+    """Unbind, and close the socket even where there was no bind (a failed open or StartTLS
+    leaves ldap3's socket open)."""
+    with contextlib.suppress(LDAPException, OSError):
+        connection.unbind()
+    sock = getattr(connection, "socket", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.close()
+
+
 class LdapDirectorySource:
     def __init__(self, config: LdapSourceConfig, school_codes: Iterable[str] = ()) -> None:
         """`school_codes`: the school units under `schools:`, for group rule templates."""
@@ -161,8 +172,7 @@ class LdapDirectorySource:
                 return connection
             except (LDAPException, OSError, ssl.SSLError) as exc:
                 reasons.append(f"{url}: {_describe(exc)}")
-                with contextlib.suppress(LDAPException, OSError):
-                    connection.unbind()
+                close_connection(connection)
         raise SourceError(self.name, "; ".join(reasons))
 
     def _attributes_to_read(self) -> list[str]:
@@ -309,8 +319,7 @@ class LdapDirectorySource:
                 self.name, f"{connection.server.name}: search failed: {_describe(exc)}"
             ) from None
         finally:
-            with contextlib.suppress(LDAPException, OSError):
-                connection.unbind()
+            close_connection(connection)
         if context is None or context.only is None:
             attribute = self.config.protected_identity.attribute
             self._marking.require_present(self.name, f"attribute {attribute!r}")
@@ -350,8 +359,7 @@ class LdapDirectorySource:
                 self.name, f"{connection.server.name}: search failed: {_describe(exc)}"
             ) from None
         finally:
-            with contextlib.suppress(LDAPException, OSError):
-                connection.unbind()
+            close_connection(connection)
         return report
 
     def _exists(self, connection: Connection, dn: str) -> bool:

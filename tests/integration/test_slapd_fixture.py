@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import ldap3
@@ -17,10 +17,22 @@ from ldap3.core.exceptions import (
 )
 from ldap3.utils.conv import escape_bytes
 
+from connector.sources.ldap_directory import close_connection
 from tests.conftest import missing_server
 from tests.ldap_support import Slapd, SlapdError, slapd_binary
 
 pytestmark = pytest.mark.integration
+
+
+_OPENED: list[ldap3.Connection] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_connections() -> Iterator[None]:
+    """Every connection a test opened is closed after it, bound or not (no socket left)."""
+    yield
+    while _OPENED:
+        close_connection(_OPENED.pop())
 
 
 def service_connection(slapd: Slapd, url: str | None = None, tls: ldap3.Tls | None = None):
@@ -31,13 +43,15 @@ def service_connection(slapd: Slapd, url: str | None = None, tls: ldap3.Tls | No
         use_ssl=(url or slapd.url).startswith("ldaps://"),
         connect_timeout=3,
     )
-    return ldap3.Connection(
+    connection = ldap3.Connection(
         server,
         slapd.service_dn,
         slapd.service_password,
         raise_exceptions=True,
         receive_timeout=5,
     )
+    _OPENED.append(connection)
+    return connection
 
 
 def verifying(ca_file: Path) -> ldap3.Tls:
@@ -65,6 +79,7 @@ def test_everything_lives_in_the_folder_and_the_service_account_binds(slapd: Sla
         "not-the-password",
         raise_exceptions=True,
     )
+    _OPENED.append(wrong)
     with pytest.raises(LDAPInvalidCredentialsResult):
         wrong.bind()
 
@@ -93,6 +108,7 @@ def test_size_limit_stops_a_plain_search_but_paging_reads_everything(
     assert uids == [f"p{i:02}" for i in range(12)]
 
     root = slapd.connect()
+    _OPENED.append(root)
     root.search(base, "(objectClass=inetOrgPerson)", attributes=["uid"])
     assert len(entries(root)) == 12  # the rootdn is not limited
 
