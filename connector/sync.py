@@ -208,7 +208,12 @@ def desired_state(
     scoped = apply_scope(config, reads)
     desired = build_desired(scoped, mapping, ExternalIdMaker(config.external_id))
     for issue in desired.issues:
-        event = "join.conflict" if issue.source == "join" else "mapping.person_skipped"
+        if issue.source == "join":
+            event = "join.conflict"
+        elif issue.location.startswith("school "):
+            event = "mapping.school_renamed"
+        else:
+            event = "mapping.person_skipped"
         log.warning(event, location=issue.location, reason=issue.reason)
     return reads, failures, desired
 

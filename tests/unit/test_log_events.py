@@ -8,6 +8,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 _LOG_CALL = re.compile(r"log\.(?:debug|info|warning|error|exception)\(\s*\"([a-z_]+\.[a-z_.]+)\"")
 _EVENT_VARIABLE = re.compile(r"\"([a-z]+\.[a-z_]+)\" if .+ else \"([a-z]+\.[a-z_]+)\"")
+_EVENT_ASSIGNED = re.compile(r"\bevent = \"([a-z]+\.[a-z_]+)\"")
 
 
 def logged_events() -> set[str]:
@@ -17,6 +18,7 @@ def logged_events() -> set[str]:
         found |= set(_LOG_CALL.findall(text))
         for pair in _EVENT_VARIABLE.findall(text):
             found |= set(pair)
+        found |= set(_EVENT_ASSIGNED.findall(text))
     return found
 
 
@@ -35,6 +37,7 @@ def test_the_code_logs_the_events_we_expect_to_find() -> None:
         "config.rejected",
         "join.conflict",
         "mapping.person_skipped",
+        "mapping.school_renamed",
     } <= events
 
 
