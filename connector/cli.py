@@ -408,10 +408,9 @@ def report() -> None:
 def report_duplicates(ctx: click.Context) -> None:
     """List vendor accounts that look like the same person as one the connector owns or wants."""
     from connector.duplicates import find_duplicates
-    from connector.reconcile import observe_vendor
     from connector.report import table
     from connector.state import Known
-    from connector.sync import desired_state
+    from connector.sync import desired_state, observe
 
     config, mapping = load(_config_path(ctx))
     _, failures, desired = desired_state(config, mapping)
@@ -420,7 +419,7 @@ def report_duplicates(ctx: click.Context) -> None:
     if state:
         state.close()
     with make_client(config) as client:
-        observation = observe_vendor(client, known, desired, page_size=config.reconcile.page_size)
+        observation = observe(config, client, known, desired)
     pairs = find_duplicates(observation.vendor_users, observation.vendor_groups, known, desired)
     if not pairs:
         click.echo("No vendor account looks like a duplicate of one the connector owns or wants.")

@@ -21,6 +21,7 @@ import structlog
 
 from connector.config import Limit
 from connector.desired import Desired
+from connector.errors import ConnectorError
 from connector.scim.client import ScimClient, quote_filter_value
 from connector.scim.resources import flatten, same_value
 from connector.state import Known, KnownGroup, KnownUser, StateStore
@@ -28,7 +29,7 @@ from connector.state import Known, KnownGroup, KnownUser, StateStore
 log = structlog.get_logger(__name__)
 
 
-class ImplausibleListing(Exception):
+class ImplausibleListing(ConnectorError):
     """The vendor's listing cannot be the truth about the accounts the connector links."""
 
 

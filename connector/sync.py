@@ -32,7 +32,12 @@ from connector.guard import (
 from connector.mapping import Mapping
 from connector.model import ReadContext, SourceIssue, SourceRead
 from connector.plan import DEPROVISIONING, ORDER, Plan, PlanRules, make_plan
-from connector.reconcile import ImplausibleListing, observe_vendor, resolve_interrupted_creates
+from connector.reconcile import (
+    ImplausibleListing,
+    Observation,
+    observe_vendor,
+    resolve_interrupted_creates,
+)
 from connector.scim.client import ScimClient, ScimError
 from connector.scope import apply_scope
 from connector.source_health import (
@@ -400,6 +405,17 @@ def full_reconcile_due(config: Config, state: StateStore | None, now: datetime) 
     return now - datetime.fromisoformat(last) >= timedelta(hours=hours)
 
 
+def observe(config: Config, client: ScimClient, known: Known, desired: Desired) -> Observation:
+    """The vendor's real state of what the connector owns, believed only if plausible."""
+    return observe_vendor(
+        client,
+        known,
+        desired,
+        page_size=config.reconcile.page_size,
+        limit=config.safety.max_deletions,
+    )
+
+
 def plan_only(config: Config, mapping: Mapping, client: ScimClient | None = None) -> CycleResult:
     """What a sync would do; changes nothing anywhere. With a client, compares with the
     vendor's real state (read-only), as a full reconcile would."""
@@ -416,13 +432,7 @@ def plan_only(config: Config, mapping: Mapping, client: ScimClient | None = None
     memory.planning()
     reads, failures, desired = desired_state(config, mapping)
     if client is not None:
-        known = observe_vendor(
-            client,
-            known,
-            desired,
-            page_size=config.reconcile.page_size,
-            limit=config.safety.max_deletions,
-        ).known
+        known = observe(config, client, known, desired).known
     return plan_cycle(config, run_id, reads, failures, desired, known, now, last_good=last_good)
 
 
@@ -474,13 +484,7 @@ def run_sync(
         known = state.load_known_for(from_sources, named=only)
     if full:
         try:
-            observation = observe_vendor(
-                client,
-                known,
-                desired,
-                page_size=config.reconcile.page_size,
-                limit=config.safety.max_deletions,
-            )
+            observation = observe(config, client, known, desired)
         except (ScimError, ImplausibleListing) as exc:
             # The cycle goes on from the state file; the full reconcile waits for the next one.
             log.error("reconcile.failed", error=str(exc))

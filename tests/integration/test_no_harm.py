@@ -59,6 +59,14 @@ def memberships(peek: ScimPeek) -> dict[str, int]:
     return {code: len(group.get("members") or []) for code, group in peek.groups().items()}
 
 
+def synced_town(workspace: Workspace, peek: ScimPeek, count: int = 60) -> dict[str, int]:
+    """A guarded town synced once; its memberships at the vendor then."""
+    guarded(workspace)
+    workspace.students(town(count))
+    assert workspace.sync().exit_code == 0
+    return memberships(peek)
+
+
 def state_rows(workspace: Workspace, sql: str, *args: str) -> list[tuple[Any, ...]]:
     with sqlite3.connect(workspace.state_path) as db:
         return list(db.execute(sql, args))
@@ -70,28 +78,11 @@ def state_rows(workspace: Workspace, sql: str, *args: str) -> list[tuple[Any, ..
 def test_missing_marking_column_fails_the_source_and_changes_nothing(
     workspace: Workspace, peek: ScimPeek
 ) -> None:
-    guarded(workspace)
-    workspace.students(town(60))
-    assert workspace.sync().exit_code == 0
-    members_before = memberships(peek)
+    members_before = synced_town(workspace, peek)
 
-    rows = town(60)
-    header = [
-        "Elev-ID",
-        "Förnamn",
-        "Efternamn",
-        "E-post",
-        "Skolenhetskod",
-        "Skola",
-        "Skolform",
-        "Årskurs",
-        "Klass",
-    ]
-    # the config stays as it is; the export drops the column
-    workspace.students_csv.write_text(
-        "\r\n".join(";".join(r) for r in [header, *(row[:-1] for row in rows)]) + "\r\n",
-        encoding="utf-8",
-    )
+    # the config stays as it is; the export drops the column (the last one)
+    assert STUDENT_HEADER[-1] == "Skyddad"
+    write_csv(workspace.students_csv, STUDENT_HEADER[:-1], [row[:-1] for row in town(60)])
 
     result = workspace.sync()
 
@@ -105,10 +96,7 @@ def test_missing_marking_column_fails_the_source_and_changes_nothing(
 def test_marking_values_the_config_does_not_know_hold_every_removal_until_approved(
     workspace: Workspace, peek: ScimPeek
 ) -> None:
-    guarded(workspace)
-    workspace.students(town(60))
-    assert workspace.sync().exit_code == 0
-    members_before = memberships(peek)
+    members_before = synced_town(workspace, peek)
 
     workspace.students(town(60, marking="0"))  # the SIS switched from "Nej" to "0"
     held = workspace.sync()
@@ -138,9 +126,7 @@ def test_marking_values_the_config_does_not_know_hold_every_removal_until_approv
 def test_a_jump_in_protected_persons_is_held_and_one_newly_protected_is_removed_at_once(
     workspace: Workspace, peek: ScimPeek
 ) -> None:
-    guarded(workspace)
-    workspace.students(town(60))
-    assert workspace.sync().exit_code == 0
+    synced_town(workspace, peek)
 
     workspace.students(town(60, **{f"E{i}": "Ja" for i in range(18)}))  # 30% say "Ja"
     held = workspace.sync()
