@@ -48,7 +48,7 @@ import httpx
 import yaml
 
 from bench import generate as gen
-from connector.localscim import LocalScimServer
+from connector.demo.localscim import LocalScimServer
 from tests.ldap_support import Slapd, slapd_binary
 
 REPO = Path(__file__).resolve().parent.parent

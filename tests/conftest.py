@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from connector.demo.localscim import LocalScimServer
 from connector.errors import ConnectorError
-from connector.localscim import LocalScimServer
 from tests.support import SCIM_TOKEN, ScimPeek, Workspace, no_patch_service_provider_config
 
 

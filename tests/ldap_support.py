@@ -48,7 +48,7 @@ import ldap3
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_INCREMENT, MODIFY_REPLACE
 from ldap3.core.exceptions import LDAPEntryAlreadyExistsResult, LDAPException
 
-from connector.localscim import free_port
+from connector.demo.localscim import free_port
 
 SCHEMA_DIR = Path("/etc/ldap/schema")
 MODULE_DIR = Path("/usr/lib/ldap")

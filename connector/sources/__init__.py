@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from connector.config import Config
-from connector.model import ReadContext, SourceRead
+from connector.people.model import ReadContext, SourceRead
 from connector.sources.csv_roster import CsvRosterSource
 from connector.sources.ldap_directory import LdapDirectorySource
 from connector.sources.ss12000 import Ss12000Source

@@ -20,10 +20,9 @@ from typing import Any
 import structlog
 
 from connector.config import CsvSourceConfig
-from connector.emails import normalize_email
 from connector.errors import SourceError
-from connector.marking import MarkingReader
-from connector.model import (
+from connector.people.emails import normalize_email
+from connector.people.model import (
     REASONS,
     Person,
     Placement,
@@ -34,6 +33,7 @@ from connector.model import (
     unsafe_text,
     unsafe_text_screen,
 )
+from connector.sources.marking import MarkingReader
 
 log = structlog.get_logger(__name__)
 

@@ -24,10 +24,9 @@ from ldap3.utils.config import set_config_parameter
 from ldap3.utils.conv import escape_filter_chars
 
 from connector.config import LdapGroupRule, LdapSourceConfig
-from connector.emails import normalize_email
 from connector.errors import SourceError
-from connector.marking import MarkingReader
-from connector.model import (
+from connector.people.emails import normalize_email
+from connector.people.model import (
     Person,
     Placement,
     ReadContext,
@@ -35,6 +34,7 @@ from connector.model import (
     SourceRead,
     unsafe_text,
 )
+from connector.sources.marking import MarkingReader
 
 # Entries are read by attribute names folded here (see _entries), so ldap3 need not wrap every
 # entry in its case-insensitive dictionaries: a tenth of the time of reading 8,000 entries.

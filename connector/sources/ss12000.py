@@ -24,10 +24,9 @@ import httpx
 import structlog
 
 from connector.config import Ss12000SourceConfig
-from connector.emails import normalize_email
 from connector.errors import SourceError
-from connector.marking import MarkingReader
-from connector.model import (
+from connector.people.emails import normalize_email
+from connector.people.model import (
     Kind,
     Person,
     Placement,
@@ -37,6 +36,7 @@ from connector.model import (
     SourceRead,
     unsafe_text,
 )
+from connector.sources.marking import MarkingReader
 
 log = structlog.get_logger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from connector.localscim import LocalScimServer
+from connector.demo.localscim import LocalScimServer
 from tests.faultproxy import FaultProxy
 from tests.integration.test_faults import (
     assert_server_holds,

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from connector.config import LdapSourceConfig, load_config
-from connector.state import StateStore
+from connector.state.store import StateStore
 from tests.support import REPO, SCIM_TOKEN, ScimPeek, Workspace, student
 
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from connector.localscim import LocalScimServer, free_port
+from connector.demo.localscim import LocalScimServer, free_port
 from tests.integration.test_cli import run_module
 from tests.integration.test_ldap_source import directory_source
 from tests.support import DEFAULT_MAPPING, REPO, SCIM_TOKEN, ScimPeek, Workspace, student

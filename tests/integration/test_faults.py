@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from connector.config import Config
-from connector.localscim import LocalScimServer
+from connector.demo.localscim import LocalScimServer
 from tests.faultproxy import FaultProxy
 from tests.integration.test_roster_sync import opaque_id
 from tests.support import CliResult, ScimPeek, Workspace, staff, student

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from connector.state import StateStore
+from connector.state.store import StateStore
 from tests.integration.test_roster_sync import opaque_id
 from tests.support import ScimPeek, Workspace, student
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.model import Kind
+from connector.people.model import Kind
 from tests.integration.test_roster_sync import opaque_id
 from tests.ldap_support import Slapd
 from tests.support import ScimPeek, Workspace, student

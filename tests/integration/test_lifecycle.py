@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from connector.localscim import LocalScimServer
+from connector.demo.localscim import LocalScimServer
 from tests.support import SCIM_TOKEN, ScimPeek, Workspace, staff, student
 
 A, B, C = "11111111", "22222222", "33333333"

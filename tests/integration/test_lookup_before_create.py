@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.localscim import LocalScimServer
+from connector.demo.localscim import LocalScimServer
 from tests.conftest import started
 from tests.support import SCIM_TOKEN, ScimPeek, Workspace, student
 

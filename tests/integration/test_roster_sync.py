@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from connector.config import ExternalIdConfig
-from connector.externalid import ExternalIdMaker
-from connector.model import Kind, Person
+from connector.people.externalid import ExternalIdMaker
+from connector.people.model import Kind, Person
 from tests.support import ID_KEY, ScimPeek, Workspace, staff, student, write_csv
 
 A, B = "11111111", "22222222"

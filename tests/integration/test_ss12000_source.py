@@ -13,7 +13,7 @@ import pytest
 
 from connector.config import Ss12000SourceConfig
 from connector.errors import SourceError
-from connector.model import Kind, ReadContext, SourceRead
+from connector.people.model import Kind, ReadContext, SourceRead
 from connector.sources.ss12000 import Ss12000Source, _current
 from tests.ss12000_server import SS12000Server, enrolment, membership
 from tests.support import ScimPeek, Workspace

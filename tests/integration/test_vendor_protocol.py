@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from connector.scim.client import ScimClient, ScimError
+from connector.targets.scim.client import ScimClient, ScimError
 from tests.integration.test_lifecycle import set_vendor_attribute
 from tests.support import SCIM_TOKEN, ScimPeek, Workspace, student
 

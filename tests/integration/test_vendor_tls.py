@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import trustme
 
-from connector.localscim import LocalScimServer
+from connector.demo.localscim import LocalScimServer
 from tests.faultproxy import FaultProxy
 from tests.support import ScimPeek, Workspace, student
 

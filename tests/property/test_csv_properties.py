@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from connector.config import CsvSourceConfig
 from connector.errors import SourceError
-from connector.model import REASONS, SourceRead, unsafe_text, unsafe_text_screen
+from connector.people.model import REASONS, SourceRead, unsafe_text, unsafe_text_screen
 from connector.sources.csv_roster import MAX_FIELD_LENGTH, CsvRosterSource
 
 FILE_NAME = "elever.csv"
@@ -801,7 +801,7 @@ def test_a_well_formed_file_round_trips(data: st.DataObject) -> None:
 
     if rows and not any(m.strip() for p in people for m in p.markings):
         # Every marking cell empty: nobody can be shown not to be protected, so the file
-        # fails as a whole (connector.marking) rather than taking every account away.
+        # fails as a whole (connector.sources.marking) rather than taking every account away.
         with pytest.raises(SourceError, match="protected-identity marking"):
             read_bytes(raw, delimiter, encoding, NOT_PROTECTED_CHOICES[0], layout.columns)
         return

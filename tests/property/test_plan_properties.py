@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from connector.mapping import DesiredGroup, DesiredUser
-from connector.plan import ORDER, Operation, Plan, PlanRules, make_plan
-from connector.state import Known, KnownGroup, KnownUser
+from connector.mapping.profile import DesiredGroup, DesiredUser
+from connector.planning.plan import ORDER, Operation, Plan, PlanRules, make_plan
+from connector.state.store import Known, KnownGroup, KnownUser
 
 # What apply records for a person who became protected and was only deactivated.
 SCRUBBED_RECORD: dict[str, Any] = {"active": False}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.scim.bulk import BulkLimits, BulkOperation, bulk_request, parse_bulk_response
+from connector.targets.scim.bulk import BulkLimits, BulkOperation, bulk_request, parse_bulk_response
 
 
 def test_batches_stay_within_the_operation_and_payload_limits() -> None:

@@ -14,7 +14,7 @@ import yaml
 
 from connector.config import Config, load_config
 from connector.errors import ConfigError
-from connector.model import Kind
+from connector.people.model import Kind
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MAPPING = REPO / "mappings" / "default.yaml"

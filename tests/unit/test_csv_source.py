@@ -10,10 +10,10 @@ import pytest
 
 from connector.config import Config, CsvSourceConfig
 from connector.errors import SourceError
-from connector.model import Kind, Person, Placement, SourceRead
-from connector.scope import apply_scope
-from connector.source_health import likely_cause
+from connector.people.model import Kind, Person, Placement, SourceRead
+from connector.people.scope import apply_scope
 from connector.sources.csv_roster import MAX_FIELD_LENGTH, CsvRosterSource, decode
+from connector.sources.health import likely_cause
 
 HEADER = ["Elev-ID", "Förnamn", "Efternamn", "E-post", "Skolenhetskod", "Skola", "Skyddad"]
 SCHOOL_A = "11111111"

@@ -1,4 +1,4 @@
-"""The desired vendor state (connector.desired): the mapping stage's last guard on free text."""
+"""The desired vendor state (connector.mapping.desired): the mapping stage's last guard on free text."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 import yaml
 
 from connector.config import ExternalIdConfig
-from connector.desired import EXCLUDED_MAPPING, build_desired
-from connector.externalid import ExternalIdMaker
-from connector.mapping import Mapping, load_mapping
-from connector.model import Kind, Person, Placement, School
-from connector.scope import Scoped
+from connector.mapping.desired import EXCLUDED_MAPPING, build_desired
+from connector.mapping.profile import Mapping, load_mapping
+from connector.people.externalid import ExternalIdMaker
+from connector.people.model import Kind, Person, Placement, School
+from connector.people.scope import Scoped
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MAPPING = REPO / "mappings" / "default.yaml"

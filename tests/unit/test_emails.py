@@ -7,7 +7,7 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.emails import normalize_email
+from connector.people.emails import normalize_email
 
 
 def reference(value: str) -> str | None:

@@ -1,4 +1,4 @@
-"""The safety rules on a plan (connector.guard), table by table, with the clock given.
+"""The safety rules on a plan (connector.planning.guard), table by table, with the clock given.
 
 Each row is a case a broken rule would get wrong: a limit met exactly, one part of a limit
 without the other, each kind of removal alone, a rollover window across New Year, its
@@ -12,14 +12,14 @@ from datetime import UTC, datetime
 import pytest
 
 from connector.config import Limit, RolloverHoldConfig, SafetyConfig
-from connector.guard import (
+from connector.planning.guard import (
     hold_for_failed_sources,
     hold_for_rollover,
     hold_for_thresholds,
     in_rollover_window,
 )
-from connector.plan import Operation, Plan
-from connector.state import Known, KnownGroup, KnownUser
+from connector.planning.plan import Operation, Plan
+from connector.state.store import Known, KnownGroup, KnownUser
 
 
 def known(users: int, memberships: int = 0) -> Known:

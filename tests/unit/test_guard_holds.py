@@ -1,16 +1,16 @@
-"""The holds for newly protected persons and for mass updates (connector.guard)."""
+"""The holds for newly protected persons and for mass updates (connector.planning.guard)."""
 
 from __future__ import annotations
 
 from connector.config import Limit
-from connector.guard import (
+from connector.planning.guard import (
     approval_keys,
     hold_for_newly_protected,
     hold_for_updates,
     split_approved,
 )
-from connector.plan import Operation, Plan
-from connector.state import Known, KnownGroup, KnownUser
+from connector.planning.plan import Operation, Plan
+from connector.state.store import Known, KnownGroup, KnownUser
 
 LIMIT = Limit(count=10, percent=2)
 

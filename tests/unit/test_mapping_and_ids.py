@@ -1,4 +1,4 @@
-"""Unit tests for connector.mapping (mapping files) and connector.externalid (opaque ids)."""
+"""Unit tests for connector.mapping.profile (mapping files) and connector.people.externalid (opaque ids)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import yaml
 
 from connector.config import ExternalIdConfig
 from connector.errors import ConfigError
-from connector.externalid import ExternalIdMaker, looks_like_personal_identity_number
-from connector.mapping import Mapping, load_mapping
-from connector.model import Kind, Person, Placement, School
+from connector.mapping.profile import Mapping, load_mapping
+from connector.people.externalid import ExternalIdMaker, looks_like_personal_identity_number
+from connector.people.model import Kind, Person, Placement, School
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MAPPING = REPO / "mappings" / "default.yaml"

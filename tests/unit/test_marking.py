@@ -1,11 +1,11 @@
-"""The protected-identity marking rule shared by every source (connector.marking)."""
+"""The protected-identity marking rule shared by every source (connector.sources.marking)."""
 
 from __future__ import annotations
 
 import pytest
 
 from connector.errors import SourceError
-from connector.marking import MarkingReader
+from connector.sources.marking import MarkingReader
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from scim2_models import Context, Group, PatchOp, PatchOperation, User
 
-from connector.scim.resources import (
+from connector.targets.scim.resources import (
     FREE_TEXT_USER_PATHS,
     GROUP_SCHEMA,
     USER_SCHEMA,

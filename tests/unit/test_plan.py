@@ -1,4 +1,4 @@
-"""Unit tests for connector.plan: the pure planner from desired objects and known state."""
+"""Unit tests for connector.planning.plan: the pure planner from desired objects and known state."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from connector.mapping import DesiredGroup, DesiredUser
-from connector.plan import (
+from connector.mapping.profile import DesiredGroup, DesiredUser
+from connector.planning.plan import (
     DEPROVISIONING,
     ORDER,
     Operation,
@@ -17,7 +17,7 @@ from connector.plan import (
     changed_attributes,
     make_plan,
 )
-from connector.state import Known, KnownGroup, KnownUser
+from connector.state.store import Known, KnownGroup, KnownUser
 
 SCHOOL_A = "11111111"
 SCHOOL_B = "22222222"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.scim.client import RateLimiter
+from connector.targets.scim.client import RateLimiter
 
 
 class Clock:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connector.scim.client import MAX_RETRY_AFTER_SECONDS, parse_retry_after
+from connector.targets.scim.client import MAX_RETRY_AFTER_SECONDS, parse_retry_after
 
 
 def http_date(offset: timedelta) -> str:

@@ -9,7 +9,7 @@ import pytest
 import structlog
 
 from connector.errors import ConfigError
-from connector.state import StateStore
+from connector.state.store import StateStore
 
 
 def committed_users(path: Path) -> int:

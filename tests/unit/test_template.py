@@ -1,10 +1,10 @@
-"""Unit tests for connector.template: safe, compiled mapping templates."""
+"""Unit tests for connector.mapping.template: safe, compiled mapping templates."""
 
 from __future__ import annotations
 
 import pytest
 
-from connector.template import TemplateError, TemplateSet, compile_template, fold, username
+from connector.mapping.template import TemplateError, TemplateSet, compile_template, fold, username
 
 FIELDS = frozenset({"given_name", "family_name", "email", "title"})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.model import unsafe_text
+from connector.people.model import unsafe_text
 
 FORMULA = "starts like a spreadsheet formula (=, +, -, @)"
 CONTROL = "holds control characters (a line break?)"

@@ -1,0 +1,94 @@
+"""The desired vendor state: the in-scope people and their schools, mapped to SCIM objects."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from connector.mapping.profile import DesiredGroup, DesiredUser, Mapping, UnsafeTextError
+from connector.people.externalid import ExternalIdMaker
+from connector.people.model import Person, School, SourceIssue, unsafe_text
+from connector.people.scope import Scoped
+
+EXCLUDED_MAPPING = "cannot be mapped"
+EXCLUDED_DUPLICATE_USERNAME = "userName shared with another person"
+
+
+@dataclass(slots=True)
+class Desired:
+    users: dict[str, DesiredUser] = field(default_factory=dict)
+    groups: dict[str, DesiredGroup] = field(default_factory=dict)
+    excluded: Counter[str] = field(default_factory=Counter)
+    issues: list[SourceIssue] = field(default_factory=list)
+    # externalIds of people now marked protected; in memory only, never stored or logged.
+    protected_ids: frozenset[str] = frozenset()
+    # externalIds of people neither in scope nor gone: nothing is deprovisioned for them.
+    held_ids: frozenset[str] = frozenset()
+
+
+def build_desired(scoped: Scoped, mapping: Mapping, ids: ExternalIdMaker) -> Desired:
+    desired = Desired(excluded=Counter(scoped.excluded), issues=list(scoped.issues))
+    desired.protected_ids = _ids_of(scoped.protected, ids)
+    held = set(_ids_of(scoped.held, ids))
+    for code, school in scoped.schools.items():
+        desired.groups[code] = DesiredGroup(
+            external_id=code, attributes=_group_attributes(mapping, school, desired.issues)
+        )
+    owner_of_username: dict[str, str] = {}
+    for person in scoped.persons:
+        external_id = ""
+        try:
+            external_id = ids.for_person(person)
+            attributes = mapping.user_attributes(person, external_id)
+        except ValueError as exc:
+            desired.excluded[EXCLUDED_MAPPING] += 1
+            where = f"user {external_id[:12]}" if external_id else f"a {person.kind.value}"
+            desired.issues.append(SourceIssue("mapping", where, str(exc)))
+            if isinstance(exc, UnsafeTextError):
+                held.add(external_id)  # like an unreadable row: not gone, so not deprovisioned
+            continue
+        username = str(attributes["userName"]).casefold()
+        if username in owner_of_username and owner_of_username[username] != external_id:
+            # Vendors key accounts on userName: two people cannot share one. Neither guess is
+            # safe, but the first keeps its account and the clash is reported.
+            desired.excluded[EXCLUDED_DUPLICATE_USERNAME] += 1
+            desired.issues.append(
+                SourceIssue(
+                    "mapping",
+                    f"user {external_id[:12]}",
+                    f"userName also used by user {owner_of_username[username][:12]}",
+                )
+            )
+            continue
+        owner_of_username[username] = external_id
+        desired.users[external_id] = DesiredUser(external_id=external_id, attributes=attributes)
+        for placement in person.placements:
+            desired.groups[placement.school_unit_code].members.add(external_id)
+    desired.held_ids = frozenset(held)
+    return desired
+
+
+def _group_attributes(
+    mapping: Mapping, school: School, issues: list[SourceIssue]
+) -> dict[str, Any]:
+    """A school's group, named by its school unit code where its mapped name fails the
+    text-safety rule (a group cannot be left out: its members would lose it)."""
+    attributes = mapping.group_attributes(school)
+    for path, value in list(attributes.items()):
+        reason = unsafe_text(value) if path != "externalId" else None
+        if reason is not None:
+            attributes[path] = school.code
+            why = f"{path} {reason}; the group is named by its school unit code"
+            issues.append(SourceIssue("mapping", f"school {school.code}", why))
+    return attributes
+
+
+def _ids_of(persons: list[Person], ids: ExternalIdMaker) -> frozenset[str]:
+    found = set()
+    for person in persons:
+        try:
+            found.add(ids.for_person(person))
+        except ValueError:
+            continue  # a key that may not be sent was never sent: nothing to match
+    return frozenset(found)

@@ -1,0 +1,192 @@
+"""Mapping files (`mappings/*.yaml`): neutral people and schools -> desired SCIM objects.
+
+A mapping names the SCIM attributes the connector manages and a safe template for each (see
+`connector.mapping.template`). Whatever it does not name is left alone at the vendor. `externalId`
+and `active` are not in the file: the connector owns them (the opaque id and the lifecycle).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from connector.config import load_yaml, validation_problems
+from connector.errors import ConfigError
+from connector.mapping.template import Template, TemplateError, TemplateSet, compile_template
+from connector.people.model import Kind, Person, School, unsafe_text, unsafe_text_screen
+from connector.targets.scim.resources import FREE_TEXT_USER_PATHS
+
+# SCIM User attributes a mapping may manage, as PATCH paths (RFC 7643 section 4.1): the free
+# text ones, the profile URL and the e-mail addresses.
+USER_PATHS = (FREE_TEXT_USER_PATHS - {"externalId"}) | {"profileUrl", "emails"}
+GROUP_PATHS = frozenset({"displayName"})
+
+USER_FIELDS = frozenset(
+    {"given_name", "family_name", "email", "username", "kind", "user_type", "roles", "classes"}
+)
+GROUP_FIELDS = frozenset({"school_code", "school_name", "school_types"})
+
+# A person's mapped values are checked in one search (100,000+ people per cycle).
+_SEPARATOR = "\uffff"
+_SCREEN = unsafe_text_screen(_SEPARATOR)
+
+
+class UnsafeTextError(ValueError):
+    """A mapped value fails the text-safety rule: the person is there, only not sendable."""
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredUser:
+    external_id: str
+    attributes: dict[str, Any]  # PATCH path -> value; always includes "active"
+
+
+@dataclass(slots=True)
+class DesiredGroup:
+    external_id: str  # the school unit code
+    attributes: dict[str, Any]
+    members: set[str] = field(default_factory=set)  # users' external ids
+
+
+class _UserSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    attributes: dict[str, str]
+    # Staff with any of these roles get user_type "teacher"; other staff get "staff".
+    teacher_roles: list[str] = Field(default_factory=list)
+    email_type: str = "work"
+
+
+class _GroupSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    attributes: dict[str, str]
+
+
+class _MappingFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user: _UserSection
+    group: _GroupSection
+
+
+class Mapping:
+    """A validated, compiled mapping file."""
+
+    def __init__(self, path: Path, user: _UserSection, group: _GroupSection) -> None:
+        self.path = path
+        self.email_type = user.email_type
+        self._teacher_roles = frozenset(r.casefold() for r in user.teacher_roles)
+        problems: list[str] = []
+        self.user_templates = _compile_section(
+            user.attributes, USER_PATHS, USER_FIELDS, "user.attributes", problems
+        )
+        self.group_templates = _compile_section(
+            group.attributes, GROUP_PATHS, GROUP_FIELDS, "group.attributes", problems
+        )
+        if "userName" not in user.attributes:
+            problems.append("user.attributes.userName: is required")
+        if "displayName" not in group.attributes:
+            problems.append("group.attributes.displayName: is required")
+        if problems:
+            raise ConfigError(str(path), problems)
+        # Only the fields some template uses are worked out per person (100,000+ per cycle).
+        self._user_set = TemplateSet(self.user_templates)
+        self._user_fields = self._user_set.fields
+
+    def user_type(self, person: Person) -> str:
+        if person.kind is Kind.STUDENT:
+            return "student"
+        roles = {p.role.casefold() for p in person.placements if p.role}
+        return "teacher" if roles & self._teacher_roles else "staff"
+
+    def user_attributes(self, person: Person, external_id: str) -> dict[str, Any]:
+        """The managed attributes for one person. Raises ValueError if userName is empty, and
+        UnsafeTextError if a value fails the text-safety rule (the last guard before the
+        vendor: it checks what the templates made, whatever the source checked)."""
+        used = self._user_fields
+        context: dict[str, str | None] = {
+            "given_name": person.given_name,
+            "family_name": person.family_name,
+            "email": person.email,
+            "username": person.username,
+            "kind": person.kind.value,
+        }
+        if "user_type" in used:
+            context["user_type"] = self.user_type(person)
+        if "roles" in used:
+            context["roles"] = ", ".join(sorted({p.role for p in person.placements if p.role}))
+        if "classes" in used:
+            context["classes"] = ", ".join(
+                sorted({p.class_name for p in person.placements if p.class_name})
+            )
+        values: dict[str, str] = {}
+        for path, rendered in self._user_set.render(context).items():
+            value = rendered.strip()
+            if value:
+                values[path] = value
+            elif path == "userName":
+                raise ValueError("userName is empty (is the e-mail or username missing?)")
+            # else: an empty optional attribute is simply not managed for this person
+        if _SCREEN.search(_SEPARATOR + _SEPARATOR.join(values.values())):
+            _refuse_unsafe(values)
+        attributes: dict[str, Any] = {"externalId": external_id, "active": True, **values}
+        if "emails" in values:
+            attributes["emails"] = [
+                {"value": values["emails"], "type": self.email_type, "primary": True}
+            ]
+        return attributes
+
+    def group_attributes(self, school: School) -> dict[str, Any]:
+        context = {
+            "school_code": school.code,
+            "school_name": school.name,
+            "school_types": ", ".join(school.school_types),
+        }
+        attributes: dict[str, Any] = {"externalId": school.code}
+        for path, template in self.group_templates.items():
+            value = template.render(context).strip()
+            attributes[path] = value or school.code
+        return attributes
+
+
+def _refuse_unsafe(values: dict[str, str]) -> None:
+    """The rare person the screen found something in: which attribute fails, and why."""
+    for path, value in values.items():
+        reason = unsafe_text(value)
+        if reason is not None:
+            raise UnsafeTextError(f"{path} {reason}")
+
+
+def _compile_section(
+    templates: dict[str, str],
+    allowed_paths: frozenset[str],
+    fields: frozenset[str],
+    where: str,
+    problems: list[str],
+) -> dict[str, Template]:
+    compiled = {}
+    for path, source in templates.items():
+        if path not in allowed_paths:
+            if path in ("externalId", "active", "id", "members"):
+                problems.append(f"{where}.{path}: is set by the connector and cannot be mapped")
+            else:
+                problems.append(
+                    f"{where}.{path}: not a SCIM attribute the connector can manage "
+                    f"(allowed: {', '.join(sorted(allowed_paths))})"
+                )
+            continue
+        try:
+            compiled[path] = compile_template(str(source), fields)
+        except TemplateError as exc:
+            problems.append(f"{where}.{path}: {exc}")
+    return compiled
+
+
+def load_mapping(path: Path) -> Mapping:
+    raw = load_yaml(path)
+    try:
+        parsed = _MappingFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(str(path), validation_problems(exc)) from None
+    return Mapping(path, parsed.user, parsed.group)

@@ -1,0 +1,272 @@
+"""The plan: a pure function from (desired objects, known vendor state) to ordered operations.
+
+It touches no network and no file, so `connector plan` can print exactly what `sync` would do,
+and tests can check it without a server. Operations name users and groups by externalId; apply
+resolves vendor ids as creates succeed. Updates carry only changed, managed attributes;
+membership changes are add/remove operations in bounded chunks, never a replace of the list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from connector.mapping.profile import DesiredGroup, DesiredUser
+from connector.state.store import Known, KnownUser
+
+OperationKind = Literal[
+    "create_group",
+    "update_group",
+    "create_user",
+    "update_user",
+    "add_members",
+    "remove_members",
+    "deactivate_user",
+    "delete_user",
+    "delete_group",
+]
+# Groups before users so members have somewhere to go; additions before removals so a
+# person moving school is never in no group at all; deprovisioning last, memberships before
+# the accounts they point at.
+ORDER: tuple[OperationKind, ...] = (
+    "create_group",
+    "update_group",
+    "create_user",
+    "update_user",
+    "add_members",
+    "remove_members",
+    "deactivate_user",
+    "delete_user",
+    "delete_group",
+)
+DEPROVISIONING: frozenset[OperationKind] = frozenset(
+    {"remove_members", "deactivate_user", "delete_user", "delete_group"}
+)
+
+# Why an operation takes something away. Safety rules hold back some reasons, never "protected":
+# taking a protected person off the vendor is never postponed.
+Reason = Literal["", "moved", "left", "expired", "protected", "empty"]
+CAUSED_BY_MISSING_PLACEMENTS: frozenset[str] = frozenset({"left", "expired"})
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRules:
+    """The lifecycle settings the planner applies."""
+
+    member_chunk_size: int = 100
+    # Delete an account the connector created this long after it was deactivated; None: never.
+    delete_after: timedelta | None = timedelta(days=90)
+    # A person who became protected: "delete" the account the connector created (their school
+    # is exactly what must not leak), or "deactivate" it and remove every membership.
+    protected_policy: Literal["delete", "deactivate"] = "delete"
+    delete_empty_groups: bool = False
+    now: datetime | None = None  # for the grace period; None: never expired
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    kind: OperationKind
+    target: str  # externalId of the user or group
+    vendor_id: str | None = None  # known for updates and deactivations
+    # create: every managed attribute; update: changed paths only (None = remove the value)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    members: tuple[str, ...] = ()  # user externalIds, for add/remove_members
+    reason: Reason = ""
+
+    def as_dict(self, *, values: bool = True) -> dict[str, Any]:
+        """As JSON. `values=False` (a held plan kept in the state file) names the attributes
+        an update changes without their values: approving re-plans them anyway."""
+        out: dict[str, Any] = {"op": self.kind, "target": self.target}
+        if self.reason:
+            out["reason"] = self.reason
+        if self.vendor_id:
+            out["vendor_id"] = self.vendor_id
+        if self.attributes:
+            if values:
+                out["attributes"] = self.attributes
+            else:
+                out["paths"] = sorted(self.attributes)
+        if self.members:
+            out["members"] = list(self.members)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Operation:
+        """The inverse of `as_dict`; attributes kept as names only come back without values."""
+        attributes = data.get("attributes") or dict.fromkeys(data.get("paths", ()))
+        return cls(
+            data["op"],
+            data["target"],
+            data.get("vendor_id"),
+            attributes=attributes,
+            members=tuple(data.get("members", ())),
+            reason=data.get("reason", ""),
+        )
+
+
+@dataclass(slots=True)
+class Plan:
+    operations: list[Operation] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(ORDER, 0)
+        for op in self.operations:
+            counts[op.kind] += len(op.members) if op.members else 1
+        return counts
+
+    def of_kind(self, kind: OperationKind) -> list[Operation]:
+        return [op for op in self.operations if op.kind == kind]
+
+    def without_deprovisioning(self) -> Plan:
+        """Everything but deprovisioning; a protected person's removal is never held back."""
+        return Plan(
+            [
+                op
+                for op in self.operations
+                if op.kind not in DEPROVISIONING or op.reason == "protected"
+            ]
+        )
+
+    def split(self, hold: Callable[[Operation], bool]) -> tuple[Plan, Plan]:
+        """(operations to run, operations held back)."""
+        kept, held = Plan(), Plan()
+        for op in self.operations:
+            (held if hold(op) else kept).operations.append(op)
+        return kept, held
+
+    def __bool__(self) -> bool:
+        return bool(self.operations)
+
+
+def changed_attributes(desired: dict[str, Any], applied: dict[str, Any]) -> dict[str, Any]:
+    """Paths whose desired value differs from the last applied one; None means 'remove it'."""
+    changes = {path: value for path, value in desired.items() if applied.get(path) != value}
+    for path in applied.keys() - desired.keys():
+        if applied[path] is not None:
+            changes[path] = None
+    return changes
+
+
+def _chunks(items: Iterable[str], size: int) -> Iterator[tuple[str, ...]]:
+    ordered = sorted(items)
+    for start in range(0, len(ordered), size):
+        yield tuple(ordered[start : start + size])
+
+
+def make_plan(
+    users: dict[str, DesiredUser],
+    groups: dict[str, DesiredGroup],
+    known: Known,
+    *,
+    protected: frozenset[str] = frozenset(),
+    keep: frozenset[str] = frozenset(),
+    rules: PlanRules | None = None,
+    member_chunk_size: int | None = None,
+) -> Plan:
+    """`protected`: externalIds of people the sources now mark protected (never desired).
+    `keep`: externalIds of people neither in scope nor gone (unreadable, in a join conflict):
+    their accounts and memberships are left as they are."""
+    rules = rules or PlanRules()
+    chunk = member_chunk_size or rules.member_chunk_size
+    ops: dict[OperationKind, list[Operation]] = {kind: [] for kind in ORDER}
+    # A user whose record was scrubbed for protected identity stays protected until the
+    # sources show them unprotected (desired) again: an incremental source mentions them only
+    # once, and a removal held back or failed must stay a protected person's removal.
+    protected = protected | {
+        ext for ext, user in known.users.items() if ext not in users and _scrubbed(user)
+    }
+
+    def removals(group_ext: str, gone: set[str]) -> None:
+        by_reason: dict[Reason, set[str]] = {"protected": set(), "left": set(), "moved": set()}
+        for user_ext in gone - (keep - protected):
+            reason: Reason = (
+                "protected" if user_ext in protected else "moved" if user_ext in users else "left"
+            )
+            by_reason[reason].add(user_ext)
+        for reason, members in by_reason.items():
+            for part in _chunks(members, chunk):
+                ops["remove_members"].append(
+                    Operation("remove_members", group_ext, members=part, reason=reason)
+                )
+
+    for ext, group in sorted(groups.items()):
+        seen = known.groups.get(ext)
+        if seen is None:
+            ops["create_group"].append(Operation("create_group", ext, attributes=group.attributes))
+            recorded_members: set[str] = set()
+        else:
+            changes = changed_attributes(group.attributes, seen.attributes)
+            if changes:
+                ops["update_group"].append(
+                    Operation("update_group", ext, seen.vendor_id, attributes=changes)
+                )
+            recorded_members = seen.members
+        for part in _chunks(group.members - recorded_members, chunk):
+            ops["add_members"].append(Operation("add_members", ext, members=part))
+        removals(ext, recorded_members - group.members)
+
+    # A group no longer desired (a school with nobody left) is emptied of the members the
+    # connector put there, and kept unless configured otherwise.
+    for ext, seen in sorted(known.groups.items()):
+        if ext not in groups:
+            removals(ext, seen.members)
+            still_held = seen.members & (keep - protected)
+            if rules.delete_empty_groups and seen.origin == "created" and not still_held:
+                ops["delete_group"].append(
+                    Operation("delete_group", ext, seen.vendor_id, reason="empty")
+                )
+
+    for ext, user in sorted(users.items()):
+        seen_user = known.users.get(ext)
+        if seen_user is None:
+            ops["create_user"].append(Operation("create_user", ext, attributes=user.attributes))
+            continue
+        changes = changed_attributes(user.attributes, seen_user.attributes)
+        if changes:
+            ops["update_user"].append(
+                Operation("update_user", ext, seen_user.vendor_id, attributes=changes)
+            )
+
+    for ext, seen_user in sorted(known.users.items()):
+        if ext in users or (ext in keep and ext not in protected):
+            continue
+        reason: Reason = "protected" if ext in protected else "left"
+        if (
+            reason == "protected"
+            and rules.protected_policy == "delete"
+            and seen_user.origin == "created"
+        ):
+            ops["delete_user"].append(
+                Operation("delete_user", ext, seen_user.vendor_id, reason=reason)
+            )
+        elif seen_user.active or (reason == "protected" and seen_user.attributes != SCRUBBED):
+            ops["deactivate_user"].append(
+                Operation(
+                    "deactivate_user", ext, seen_user.vendor_id, {"active": False}, reason=reason
+                )
+            )
+        elif reason == "left" and _grace_expired(seen_user, rules):
+            ops["delete_user"].append(
+                Operation("delete_user", ext, seen_user.vendor_id, reason="expired")
+            )
+
+    return Plan([op for kind in ORDER for op in ops[kind]])
+
+
+# What the state keeps of a person who became protected and whose account was only deactivated.
+SCRUBBED: dict[str, Any] = {"active": False}
+
+
+def _scrubbed(user: KnownUser) -> bool:
+    """Only the link is left of this user's record: they became protected."""
+    return user.attributes.keys() <= SCRUBBED.keys()
+
+
+def _grace_expired(user: KnownUser, rules: PlanRules) -> bool:
+    if rules.delete_after is None or rules.now is None or user.origin != "created":
+        return False
+    if user.deactivated_at is None:
+        return False
+    return rules.now - user.deactivated_at >= rules.delete_after

@@ -1,0 +1,80 @@
+"""The health endpoint: /healthz (alive), /readyz (the last cycle worked, recently), /metrics."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from connector.service.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+
+class HealthServer:
+    def __init__(self, listen: str, metrics: Metrics, ready_max_age_seconds: float) -> None:
+        host, port = listen.rsplit(":", 1)
+        self.metrics = metrics
+        self.ready_max_age_seconds = ready_max_age_seconds
+        health = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/healthz":
+                    self._send(200, b"ok\n", "text/plain; charset=utf-8")
+                elif path == "/readyz":
+                    ready, reason = health.readiness()
+                    self._send(
+                        200 if ready else 503, (reason + "\n").encode(), "text/plain; charset=utf-8"
+                    )
+                elif path == "/metrics":
+                    self._send(200, generate_latest(health.metrics.registry), CONTENT_TYPE_LATEST)
+                else:
+                    self._send(404, b"not found\n", "text/plain; charset=utf-8")
+
+            def _send(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # probes every few seconds would drown the real events
+
+        self._server = ThreadingHTTPServer((host, int(port)), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="health", daemon=True
+        )
+
+    @property
+    def address(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"{host}:{port}"
+
+    def readiness(self) -> tuple[bool, str]:
+        if self.metrics.is_degraded:
+            return False, "not ready: degraded, the vendor has failed several cycles in a row"
+        last = self.metrics.last_success_monotonic
+        if last is None:
+            return (
+                False,
+                f"not ready: no successful cycle yet (last outcome: {self.metrics.last_outcome})",
+            )
+        age = time.monotonic() - last
+        if age > self.ready_max_age_seconds:
+            return False, f"not ready: the last successful cycle was {age:.0f} s ago"
+        return True, f"ready: the last successful cycle was {age:.0f} s ago"
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("health.listening", address=self.address)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
