@@ -408,9 +408,9 @@ def report() -> None:
 def report_duplicates(ctx: click.Context) -> None:
     """List vendor accounts that look like the same person as one the connector owns or wants."""
     from connector.cycle.run import desired_state, observe
+    from connector.planning.objects import Known
     from connector.reports.duplicates import find_duplicates
     from connector.reports.render import table
-    from connector.state.store import Known
 
     config, mapping = load(_config_path(ctx))
     _, failures, desired = desired_state(config, mapping)

@@ -30,6 +30,7 @@ from connector.planning.guard import (
     shrunken_sources,
     split_approved,
 )
+from connector.planning.objects import Known, addresses
 from connector.planning.plan import DEPROVISIONING, ORDER, Plan, PlanRules, make_plan
 from connector.service import memory
 from connector.sources import build_sources
@@ -39,7 +40,7 @@ from connector.sources.health import (
     read_problem,
     report_new_marking_values,
 )
-from connector.state.store import Known, StateStore
+from connector.state.store import StateStore
 from connector.targets.scim.apply import Applier, ApplyReport, VendorIndex, failure_key
 from connector.targets.scim.client import ScimClient, ScimError
 from connector.targets.scim.reconcile import (
@@ -367,14 +368,8 @@ def person_refs(
     who has left the sources (found in the state file) or is now protected."""
     folded = query.casefold()
 
-    def named(attributes: dict[str, Any]) -> bool:
-        addresses = [attributes.get("userName")] + [
-            e.get("value") for e in attributes.get("emails") or []
-        ]
-        return any(str(a or "").casefold() == folded for a in addresses)
-
-    found = {ext for ext, user in desired.users.items() if named(user.attributes)}
-    found |= {ext for ext, user in known.users.items() if named(user.attributes)}
+    found = {ext for ext, user in desired.users.items() if folded in addresses(user.attributes)}
+    found |= {ext for ext, user in known.users.items() if folded in addresses(user.attributes)}
     ids = ExternalIdMaker(config.external_id)
     for read in reads:
         for person in read.persons:

@@ -6,10 +6,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.mapping.profile import DesiredGroup, DesiredUser, Mapping, UnsafeTextError
+from connector.mapping.profile import Mapping, UnsafeTextError
 from connector.people.externalid import ExternalIdMaker
 from connector.people.model import Person, School, SourceIssue, unsafe_text
 from connector.people.scope import Scoped
+from connector.planning.objects import DesiredGroup, DesiredUser
 
 EXCLUDED_MAPPING = "cannot be mapped"
 EXCLUDED_DUPLICATE_USERNAME = "userName shared with another person"

@@ -7,7 +7,6 @@ and `active` are not in the file: the connector owns them (the opaque id and the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +35,6 @@ _SCREEN = unsafe_text_screen(_SEPARATOR)
 
 class UnsafeTextError(ValueError):
     """A mapped value fails the text-safety rule: the person is there, only not sendable."""
-
-
-@dataclass(frozen=True, slots=True)
-class DesiredUser:
-    external_id: str
-    attributes: dict[str, Any]  # PATCH path -> value; always includes "active"
-
-
-@dataclass(slots=True)
-class DesiredGroup:
-    external_id: str  # the school unit code
-    attributes: dict[str, Any]
-    members: set[str] = field(default_factory=set)  # users' external ids
 
 
 class _UserSection(BaseModel):

@@ -21,8 +21,8 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from connector.config import Limit, RolloverHoldConfig, SafetyConfig
+from connector.planning.objects import Known
 from connector.planning.plan import CAUSED_BY_MISSING_PLACEMENTS, DEPROVISIONING, Operation, Plan
-from connector.state.store import Known
 
 SWEDEN = ZoneInfo("Europe/Stockholm")
 

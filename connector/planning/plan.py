@@ -13,8 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from connector.mapping.profile import DesiredGroup, DesiredUser
-from connector.state.store import Known, KnownUser
+from connector.planning.objects import (
+    SCRUBBED,
+    DesiredGroup,
+    DesiredUser,
+    Known,
+    KnownUser,
+    scrubbed,
+)
 
 OperationKind = Literal[
     "create_group",
@@ -175,7 +181,7 @@ def make_plan(
     # sources show them unprotected (desired) again: an incremental source mentions them only
     # once, and a removal held back or failed must stay a protected person's removal.
     protected = protected | {
-        ext for ext, user in known.users.items() if ext not in users and _scrubbed(user)
+        ext for ext, user in known.users.items() if ext not in users and scrubbed(user)
     }
 
     def removals(group_ext: str, gone: set[str]) -> None:
@@ -253,15 +259,6 @@ def make_plan(
             )
 
     return Plan([op for kind in ORDER for op in ops[kind]])
-
-
-# What the state keeps of a person who became protected and whose account was only deactivated.
-SCRUBBED: dict[str, Any] = {"active": False}
-
-
-def _scrubbed(user: KnownUser) -> bool:
-    """Only the link is left of this user's record: they became protected."""
-    return user.attributes.keys() <= SCRUBBED.keys()
 
 
 def _grace_expired(user: KnownUser, rules: PlanRules) -> bool:

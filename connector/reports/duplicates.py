@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connector.mapping.desired import Desired
-from connector.state.store import Known
+from connector.planning.objects import Known, addresses
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,14 +22,6 @@ class DuplicatePair:
     owned_vendor_id: str | None  # None: desired, not yet created
     owned_user_name: str
     why: str
-
-
-def _addresses(resource: dict[str, Any]) -> set[str]:
-    found = {str(resource.get("userName") or "").casefold()}
-    for email in resource.get("emails") or []:
-        if isinstance(email, dict) and email.get("value"):
-            found.add(str(email["value"]).casefold())
-    return found - {""}
 
 
 def _name(attributes: dict[str, Any]) -> str:
@@ -61,16 +53,12 @@ def find_duplicates(
     ours: list[tuple[str | None, str, set[str], str, set[str]]] = []
     for ext, user in desired.users.items():
         link = known.users.get(ext)
-        addresses = {str(user.attributes.get("userName", "")).casefold()}
-        addresses |= {
-            str(e.get("value", "")).casefold() for e in user.attributes.get("emails") or []
-        }
         schools = {code for code, group in desired.groups.items() if ext in group.members}
         ours.append(
             (
                 link.vendor_id if link else None,
                 str(user.attributes.get("userName", "")),
-                addresses - {""},
+                addresses(user.attributes),
                 _name(user.attributes),
                 schools,
             )
@@ -80,11 +68,11 @@ def find_duplicates(
     for vendor_id, resource in sorted(vendor_users.items()):
         if vendor_id in owned_ids:
             continue
-        addresses = _addresses(resource)
+        names = addresses(resource)
         name = _resource_name(resource)
         schools = groups_of.get(vendor_id, set())
         for owned_id, user_name, our_addresses, our_name, our_schools in ours:
-            if addresses & our_addresses:
+            if names & our_addresses:
                 why = "same e-mail address"
             elif name and name == our_name and schools & our_schools:
                 why = f"same name at school {sorted(schools & our_schools)[0]}"

@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from connector.cycle.run import CycleResult
+from connector.planning.objects import Known
 from connector.planning.plan import ORDER, Plan
-from connector.state.store import Known
 
 # How many opaque refs a summary of held updates shows as examples.
 SAMPLE_REFS = 5

@@ -16,7 +16,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 
 from connector.errors import ConfigError, StateLockedError
+from connector.planning.objects import Known, KnownGroup, KnownUser, addresses
 
 log = structlog.get_logger(__name__)
 
@@ -104,34 +105,6 @@ def now_utc() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-@dataclass(slots=True)
-class KnownUser:
-    external_id: str
-    vendor_id: str
-    origin: str
-    active: bool
-    attributes: dict[str, Any]
-    deactivated_at: datetime | None = None
-    version: str | None = None  # the vendor's ETag after our last write, for If-Match
-
-
-@dataclass(slots=True)
-class KnownGroup:
-    external_id: str
-    vendor_id: str
-    origin: str
-    attributes: dict[str, Any]
-    members: set[str] = field(default_factory=set)
-
-
-@dataclass(slots=True)
-class Known:
-    """What the connector believes the vendor holds of the objects it manages."""
-
-    users: dict[str, KnownUser] = field(default_factory=dict)
-    groups: dict[str, KnownGroup] = field(default_factory=dict)
-
-
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     run_id: str
@@ -161,12 +134,6 @@ def _known_user(row: tuple[Any, ...]) -> KnownUser:
         json.loads(attributes),
         datetime.fromisoformat(deactivated_at) if deactivated_at else None,
         version,
-    )
-
-
-def _has_address(emails: Any, folded: str) -> bool:
-    return isinstance(emails, list) and any(
-        isinstance(e, dict) and str(e.get("value") or "").casefold() == folded for e in emails
     )
 
 
@@ -344,7 +311,7 @@ class StateStore:
                 # Most rows are ruled out by a substring test; JSON with escapes is parsed.
                 maybe = emails and (folded in emails.casefold() or "\\" in emails)
                 if str(user_name or "").casefold() == folded or (
-                    maybe and _has_address(json.loads(emails), folded)
+                    maybe and folded in addresses({"emails": json.loads(emails)})
                 ):
                     wanted.add(ext)
         known = Known()

@@ -17,9 +17,8 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from connector.mapping.profile import DesiredGroup, DesiredUser
+from connector.planning.objects import DesiredGroup, DesiredUser, Known, KnownGroup, KnownUser
 from connector.planning.plan import ORDER, Operation, Plan, PlanRules, make_plan
-from connector.state.store import Known, KnownGroup, KnownUser
 
 # What apply records for a person who became protected and was only deactivated.
 SCRUBBED_RECORD: dict[str, Any] = {"active": False}

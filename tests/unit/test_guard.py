@@ -18,8 +18,8 @@ from connector.planning.guard import (
     hold_for_thresholds,
     in_rollover_window,
 )
+from connector.planning.objects import Known, KnownGroup, KnownUser
 from connector.planning.plan import Operation, Plan
-from connector.state.store import Known, KnownGroup, KnownUser
 
 
 def known(users: int, memberships: int = 0) -> Known:

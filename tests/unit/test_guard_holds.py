@@ -9,8 +9,8 @@ from connector.planning.guard import (
     hold_for_updates,
     split_approved,
 )
+from connector.planning.objects import Known, KnownGroup, KnownUser
 from connector.planning.plan import Operation, Plan
-from connector.state.store import Known, KnownGroup, KnownUser
 
 LIMIT = Limit(count=10, percent=2)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from connector.mapping.profile import DesiredGroup, DesiredUser
+from connector.planning.objects import DesiredGroup, DesiredUser, Known, KnownGroup, KnownUser
 from connector.planning.plan import (
     DEPROVISIONING,
     ORDER,
@@ -17,7 +17,6 @@ from connector.planning.plan import (
     changed_attributes,
     make_plan,
 )
-from connector.state.store import Known, KnownGroup, KnownUser
 
 SCHOOL_A = "11111111"
 SCHOOL_B = "22222222"

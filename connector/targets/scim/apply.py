@@ -28,8 +28,9 @@ from typing import Any
 
 import structlog
 
-from connector.planning.plan import SCRUBBED, Operation, OperationKind, Plan
-from connector.state.store import Known, StateStore
+from connector.planning.objects import SCRUBBED, Known, account_names
+from connector.planning.plan import Operation, OperationKind, Plan
+from connector.state.store import StateStore
 from connector.targets.scim.bulk import BulkLimits, BulkOperation, BulkResult
 from connector.targets.scim.client import ScimClient, ScimError, VendorError, quote_filter_value
 from connector.targets.scim.resources import (
@@ -486,18 +487,11 @@ class Applier:
                 raise
         return _resolve(ext, matches, names)
 
-    def _user_names(self, attributes: dict[str, Any]) -> dict[str, str]:
-        names = {"userName": str(attributes["userName"])}
-        emails = attributes.get("emails") or []
-        if emails and emails[0].get("value"):
-            names["emails.value"] = str(emails[0]["value"])
-        return names
-
     # -- users ----------------------------------------------------------------------------
 
     def _create_user(self, op: Operation, *, sent_before: bool = False) -> Outcome:
         attributes = op.attributes
-        names = self._user_names(attributes)
+        names = account_names(attributes)
         return self._create(op, "Users", user_payload(attributes), names, sent_before=sent_before)
 
     def _create(
@@ -794,7 +788,7 @@ class Applier:
         kind = op.kind
         if kind == "create_user":
             payload = user_payload(op.attributes)
-            existing = self._find_existing("Users", op.target, self._user_names(op.attributes))
+            existing = self._find_existing("Users", op.target, account_names(op.attributes))
             if existing is not None:
                 return self._link(op, "Users", existing, op.target in self.prior_intents)
             out.append(BulkOperation("POST", "/Users", payload))

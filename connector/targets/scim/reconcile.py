@@ -22,7 +22,8 @@ import structlog
 from connector.config import Limit
 from connector.errors import ConnectorError
 from connector.mapping.desired import Desired
-from connector.state.store import Known, KnownGroup, KnownUser, StateStore
+from connector.planning.objects import Known, KnownGroup, KnownUser
+from connector.state.store import StateStore
 from connector.targets.scim.client import ScimClient, quote_filter_value
 from connector.targets.scim.resources import flatten, same_value
 
