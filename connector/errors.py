@@ -32,3 +32,8 @@ class SourceError(ConnectorError):
 
 class StateLockedError(ConnectorError):
     """Another connector process holds the state file."""
+
+
+class TargetError(ConnectorError):
+    """A target (a vendor) could not be read or worked with; the cycle goes on for the others
+    and says why."""

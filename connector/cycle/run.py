@@ -1,218 +1,68 @@
-"""One cycle, as a story: read the sources, decide who is in scope, map, plan, apply, record."""
+"""One cycle, as a story: read the sources once, decide who is in scope, then for each target:
+map, recall what it holds, observe it (full reconcile), plan, guard, apply, record.
+
+A target that fails - its vendor down, a bug - never stops the others: its result says why.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import threading
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
 
 from connector.config import Config
-from connector.errors import SourceError
+from connector.cycle.guarding import guard, plan_rules, restrict_to
+from connector.cycle.result import CycleResult
+from connector.cycle.sources import Sources, read_all, remember
+from connector.errors import TargetError
 from connector.mapping.desired import Desired, build_desired
-from connector.mapping.profile import Mapping
 from connector.people.externalid import ExternalIdMaker
-from connector.people.model import ReadContext, SourceIssue, SourceRead
-from connector.people.scope import apply_scope
-from connector.planning.guard import (
-    hold_for_failed_sources,
-    hold_for_newly_protected,
-    hold_for_rollover,
-    hold_for_thresholds,
-    hold_for_updates,
-    shrunken_sources,
-    split_approved,
-)
-from connector.planning.objects import Known, addresses
-from connector.planning.plan import DEPROVISIONING, ORDER, Plan, PlanRules, make_plan
+from connector.people.lookup import external_ids_for
+from connector.planning.held import HeldPlan
+from connector.planning.objects import Known
+from connector.planning.plan import Plan
 from connector.service import memory
-from connector.sources import build_sources
-from connector.sources.health import (
-    hold_all_but_protected,
-    marking_digests,
-    read_problem,
-    report_new_marking_values,
-)
 from connector.state.store import StateStore
-from connector.targets.scim.apply import Applier, ApplyReport, VendorIndex, failure_key
-from connector.targets.scim.client import ScimClient, ScimError
-from connector.targets.scim.reconcile import (
-    ImplausibleListing,
-    Observation,
-    observe_vendor,
-    resolve_interrupted_creates,
-)
+from connector.state.target import TargetState
+from connector.targets.base import Observation, Target
 
 log = structlog.get_logger(__name__)
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_HELD = 3
-LAST_FULL_RECONCILE = "last_full_reconcile"
-
 
 @dataclass(slots=True)
-class SourceFailure:
-    source: str
-    reason: str
+class Options:
+    """What the command asks of a cycle."""
+
+    command: str = "sync"
+    # Compare with the vendor's real state (drift repair); None: when it is due per target.
+    full: bool | None = None
+    stop: threading.Event | None = None
+    # From `connector approve`: exactly these held steps pass, per target.
+    approved: dict[str, frozenset[str]] = field(default_factory=dict)
+    allow_deprovision: bool = False
+    # On-demand sync of one person (source key, e-mail or username).
+    only: str | None = None
 
 
-@dataclass(slots=True)
-class CycleResult:
-    run_id: str
-    plan: Plan
-    desired: Desired
-    reads: list[SourceRead]
-    source_failures: list[SourceFailure]
-    held_back: dict[str, int] = field(default_factory=dict)
-    hold_reasons: list[str] = field(default_factory=list)
-    held_plan: Plan = field(default_factory=Plan)
-    unhealthy_sources: dict[str, str] = field(default_factory=dict)
-    deferred: int = 0
-    vendor_unreadable: bool = False  # the vendor could not be listed for a full reconcile
-    # Why the vendor could not be listed or worked with this cycle (for the operator).
-    vendor_problem: str | None = None
-    failing_cycles: int = 0
-    degraded: bool = False
-    full_reconcile: bool = False
-    applied: ApplyReport | None = None
-    requests: dict[str, int] = field(default_factory=dict)
-    duration_seconds: float = 0.0
-
-    @property
-    def issues(self) -> list[SourceIssue]:
-        return [i for r in self.reads for i in r.issues] + self.desired.issues
-
-    @property
-    def vendor_trouble(self) -> str | None:
-        """Why the vendor could not be listed, or worked with as a whole, this cycle."""
-        return self.vendor_problem or (self.applied.vendor_error if self.applied else None)
-
-    @property
-    def exit_code(self) -> int:
-        if (
-            self.source_failures
-            or self.degraded
-            or self.vendor_unreadable
-            or (self.applied and (self.applied.failures or self.applied.vendor_unavailable))
-        ):
-            return EXIT_FAILED
-        if self.held_back:
-            return EXIT_HELD
-        return EXIT_OK
-
-    @property
-    def outcome(self) -> str:
-        return {EXIT_OK: "success", EXIT_FAILED: "failed", EXIT_HELD: "held"}[self.exit_code]
-
-    def summary(self) -> dict[str, Any]:
-        persons = sum(len(r.persons) for r in self.reads)
-        return {
-            "run_id": self.run_id,
-            "outcome": self.outcome,
-            "persons_read": persons,
-            "users_in_scope": len(self.desired.users),
-            "groups_in_scope": len(self.desired.groups),
-            "excluded": dict(sorted(self.desired.excluded.items())),
-            "skipped_records": len(self.issues),
-            "source_failures": [f.source for f in self.source_failures],
-            "unhealthy_sources": sorted(self.unhealthy_sources),
-            "planned": {k: v for k, v in self.plan.counts().items() if v},
-            "held_back": self.held_back,
-            "hold_reasons": self.hold_reasons,
-            "full_reconcile": self.full_reconcile,
-            "deferred": self.deferred,
-            "degraded": self.degraded,
-            "vendor_problem": self.vendor_trouble,
-            "applied": dict(sorted(self.applied.counts.items())) if self.applied else {},
-            "requests": dict(sorted(self.requests.items())),
-            "duration_seconds": round(self.duration_seconds, 3),
-        }
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:16]
 
 
-def read_sources(
-    config: Config, state: StateStore | None = None, *, full: bool = True, only: str | None = None
-) -> tuple[list[SourceRead], list[SourceFailure]]:
-    """Read every source. `state` lets incremental sources read only what changed (unless
-    `full`); they return what to keep for next time in `SourceRead.snapshot`."""
-    reads: list[SourceRead] = []
-    failures: list[SourceFailure] = []
-    for source_config in config.sources:
-        marking = getattr(source_config, "protected_identity", None)
-        if marking is not None and marking.assume_not_protected:
-            log.warning(
-                "source.marking_assumed",
-                source=source_config.name,
-                consequence="this source carries no protected-identity marking; "
-                "its people are treated as not protected",
-            )
-    ids = ExternalIdMaker(config.external_id)
-    joined = set(config.join.sources) if config.join else set()
-    for source in build_sources(config):
-        context = ReadContext(full=full, only=only)
-        if state is not None and not full:
-            context.snapshot = state.load_snapshot(source.name) or None
-            context.checkpoint = state.checkpoint_of(source.name)
-        try:
-            read = source.read(context)
-        except SourceError as exc:
-            log.error("source.failed", source=exc.source, reason=exc.reason)
-            failures.append(SourceFailure(exc.source, exc.reason))
-            continue
-        for issue in read.issues:
-            log.warning(
-                "source.record_skipped",
-                source=issue.source,
-                location=issue.location,
-                reason=issue.reason,
-            )
-        if only is None:
-            # A read for one person is no picture of the whole.
-            seen = state.marking_digests(read.source) if state is not None else ()
-            report_new_marking_values(read.source, marking_digests(read, ids), seen)
-            problem = read_problem(read, config.safety.max_skipped_percent)
-            if problem:
-                log.error("source.failed", source=read.source, reason=problem)
-                failures.append(SourceFailure(read.source, problem))
-                if read.source in joined:
-                    continue  # a joined source that failed: the join holds everyone
-                hold_all_but_protected(read)
-        reads.append(read)
-    return reads, failures
+def full_reconcile_due(config: Config, state: TargetState | None, now: datetime) -> bool:
+    hours = config.reconcile.full_every_hours
+    last = state.last_full_reconcile() if state else None
+    if hours == 0 or last is None:
+        return True
+    return now - last >= timedelta(hours=hours)
 
 
-def plan_rules(config: Config, member_chunk_size: int, now: datetime) -> PlanRules:
-    lifecycle = config.lifecycle
-    return PlanRules(
-        member_chunk_size=member_chunk_size,
-        delete_after=timedelta(days=lifecycle.delete_after_days)
-        if lifecycle.delete_accounts
-        else None,
-        protected_policy=lifecycle.protected_policy,
-        delete_empty_groups=lifecycle.delete_empty_groups and lifecycle.delete_accounts,
-        now=now,
-    )
-
-
-def desired_state(
-    config: Config,
-    mapping: Mapping,
-    state: StateStore | None = None,
-    *,
-    full: bool = True,
-    only: str | None = None,
-) -> tuple[list[SourceRead], list[SourceFailure], Desired]:
-    """Read the sources and work out what the vendor should hold. Writes nothing."""
-    reads, failures = read_sources(config, state, full=full, only=only)
-    scoped = apply_scope(config, reads)
-    desired = build_desired(scoped, mapping, ExternalIdMaker(config.external_id))
+def desire(config: Config, target: Target, sources: Sources) -> Desired:
+    """What this target should hold: the people in scope, through its own mapping."""
+    desired = build_desired(sources.scoped, target.mapping, ExternalIdMaker(config.external_id))
     for issue in desired.issues:
         if issue.source == "join":
             event = "join.conflict"
@@ -221,119 +71,161 @@ def desired_state(
         else:
             event = "mapping.person_skipped"
         log.warning(event, location=issue.location, reason=issue.reason)
-    return reads, failures, desired
+    return desired
 
 
-def plan_cycle(
+def person_refs(config: Config, query: str, sources: Sources, known: Known) -> frozenset[str]:
+    """The externalIds an on-demand query can mean, also for someone who has left the sources
+    (found in the state file) or is now protected."""
+    persons = [p for read in sources.reads for p in read.persons]
+    accounts = [(ext, user.attributes) for ext, user in known.users.items()]
+    return external_ids_for(query, persons, ExternalIdMaker(config.external_id), accounts)
+
+
+def run_cycle(
+    config: Config, targets: list[Target], state: StateStore, options: Options | None = None
+) -> list[CycleResult]:
+    """One cycle for every target given. The caller holds the state lock."""
+    options = options or Options()
+    run_id = new_run_id()
+    structlog.contextvars.bind_contextvars(run_id=run_id)
+    now = datetime.now(UTC)
+    full = {
+        t.name: options.full
+        if options.full is not None
+        else full_reconcile_due(config, state.target(t.name), now)
+        for t in targets
+    }
+    if options.only is not None:
+        full = dict.fromkeys(full, False)  # one person needs no listing of the whole vendor
+    memory.planning()
+    sources = read_all(config, state, full=any(full.values()), only=options.only)
+    results = [
+        run_target(config, target, sources, state, run_id, now, full[target.name], options)
+        for target in targets
+    ]
+    remember(config, state, sources, _counts_to_keep(sources, results, options))
+    state.checkpoint()
+    structlog.contextvars.unbind_contextvars("run_id")
+    return results
+
+
+def _counts_to_keep(sources: Sources, results: list[CycleResult], options: Options) -> set[str]:
+    """A source's count is kept as its last good one when no target found it unhealthy (or an
+    operator let its deprovisioning through)."""
+    failed = {f.source for f in sources.failures}
+    unhealthy = {name for result in results for name in result.unhealthy_sources}
+    released = options.allow_deprovision or any(options.approved.values())
+    return {r.source for r in sources.reads if released or r.source not in failed | unhealthy}
+
+
+def run_target(
     config: Config,
+    target: Target,
+    sources: Sources,
+    state: StateStore,
     run_id: str,
-    reads: list[SourceRead],
-    failures: list[SourceFailure],
-    desired: Desired,
-    known: Known,
     now: datetime,
-    *,
-    last_good: dict[str, int] | None = None,
-    approved: frozenset[str] = frozenset(),
-    allow_deprovision: bool = False,
-    only: frozenset[str] | None = None,
+    full: bool,
+    options: Options,
 ) -> CycleResult:
-    """Plan against what is known, then let the safety rules hold back what must wait.
-
-    `only`: the externalIds of the one person an on-demand sync is for.
-
-    `approved` (from `connector approve`) releases exactly those held steps;
-    `allow_deprovision` releases all deprovisioning for this cycle.
-    """
-    rules = plan_rules(config, config.vendor.member_chunk_size, now)
-    plan = make_plan(
-        desired.users,
-        desired.groups,
-        known,
-        protected=desired.protected_ids,
-        keep=desired.held_ids,
-        rules=rules,
-    )
-    if only is not None:
-        plan = restrict_to(plan, only, desired)
-    result = CycleResult(run_id, plan, desired, reads, failures)
-    counts = {r.source: len(r.persons) for r in reads}
-    result.unhealthy_sources = shrunken_sources(
-        counts, last_good or {}, config.safety.min_source_percent
-    )
-    for read in reads:
-        if read.suspect:  # the source itself says its read may be missing people
-            why = "; ".join(read.suspect)
-            earlier = result.unhealthy_sources.get(read.source)
-            result.unhealthy_sources[read.source] = f"{earlier}; {why}" if earlier else why
-    for name, why in result.unhealthy_sources.items():
-        log.warning("source.unhealthy", source=name, reason=why)
-    released, rest = split_approved(plan, approved)
-    if released:
-        log.warning(
-            "guard.released", reason="approved", **{k: v for k, v in released.counts().items() if v}
-        )
-    if allow_deprovision:
-        # Deprovisioning passes the safety rules for this run; updates keep theirs.
-        rest, freed = rest.split(lambda op: op.kind in DEPROVISIONING)
-        if freed:
-            log.warning(
-                "guard.released",
-                reason="allowed for this run (--allow-deprovision)",
-                **{k: v for k, v in freed.counts().items() if v},
-            )
-        released.operations.extend(freed.operations)
-    unhealthy = {f.source: f"failed ({f.reason})" for f in failures} | result.unhealthy_sources
-    safety = config.safety
-    rest, held_for_protected = hold_for_newly_protected(rest, safety.max_newly_protected, known)
-    rest, held_for_sources = hold_for_failed_sources(rest, unhealthy)
-    rest, held_for_rollover = hold_for_rollover(rest, config.lifecycle.rollover_hold, now)
-    rest, held_for_thresholds = hold_for_thresholds(rest, safety, known)
-    rest, held_for_updates = hold_for_updates(rest, safety.max_updates, known)
-    result.plan = Plan(
-        sorted(released.operations + rest.operations, key=lambda op: ORDER.index(op.kind))
-    )
-    for held in (
-        held_for_protected,
-        held_for_sources,
-        held_for_rollover,
-        held_for_thresholds,
-        held_for_updates,
-    ):
-        if held is None:
-            continue
-        result.held_plan.operations.extend(held.plan.operations)
-        counts = {k: v for k, v in held.plan.counts().items() if v}
-        for kind, count in counts.items():
-            result.held_back[kind] = result.held_back.get(kind, 0) + count
-        result.hold_reasons.append(held.reason)
-        log.warning("guard.held", reason=held.reason, **counts)
+    """One target's part of a cycle, recorded as its run."""
+    structlog.contextvars.bind_contextvars(target=target.name)
+    started = time.monotonic()
+    tstate = state.target(target.name)
+    tstate.start_run(run_id, options.command)
+    log.info("sync.started", command=options.command, full_reconcile=full)
+    requests_before = target.requests()
+    try:
+        result = _sync_target(config, target, sources, state, tstate, run_id, now, full, options)
+    except Exception as exc:  # one target's bug must not stop the others
+        log.exception("target.crashed", error=type(exc).__name__)
+        result = CycleResult(run_id, Plan(), Desired(), sources.reads, sources.failures)
+        result.target, result.vendor_unreadable = target.name, True
+        result.vendor_problem = f"the target's run crashed ({type(exc).__name__}); see the log"
+    result.requests = dict(target.requests() - requests_before)
+    result.duration_seconds = time.monotonic() - started
+    summary = result.summary()
+    tstate.finish_run(run_id, result.outcome, summary)
+    log.info("sync.finished", **{k: v for k, v in summary.items() if k not in ("run_id", "target")})
+    structlog.contextvars.unbind_contextvars("target")
     return result
 
 
-FAILING_CYCLES = "vendor.failing_cycles"
-DEGRADED_SINCE = "vendor.degraded_since"
+def _sync_target(
+    config: Config,
+    target: Target,
+    sources: Sources,
+    state: StateStore,
+    tstate: TargetState,
+    run_id: str,
+    now: datetime,
+    full: bool,
+    options: Options,
+) -> CycleResult:
+    desired = desire(config, target, sources)
+    known, observation, problem = recall(config, target, sources, tstate, desired, full, options)
+    scrub_protected(tstate, known, desired.protected_ids)
+    plan = target.plan(desired, known, plan_rules(config, target.config.member_chunk_size, now))
+    if options.only is not None:
+        plan = restrict_to(plan, person_refs(config, options.only, sources, known), desired)
+    result = CycleResult(run_id, plan, desired, sources.reads, sources.failures, target.name)
+    guard(
+        result,
+        config,
+        target.config,
+        known,
+        now,
+        last_good=state.source_counts() if options.only is None else {},
+        approved=options.approved.get(target.name, frozenset()),
+        allow_deprovision=options.allow_deprovision,
+    )
+    result.full_reconcile = observation is not None
+    result.vendor_unreadable, result.vendor_problem = problem is not None, problem
+    defer_backing_off(result, tstate, now)
+    log.info("plan.computed", **{k: v for k, v in result.plan.counts().items() if v})
+    memory.applying()
+    result.applied = target.apply(result.plan, tstate, known, observation, options.stop)
+    record(result, tstate, target, sources, now, options)
+    return result
 
 
-def track_vendor_health(
-    state: StateStore, result: CycleResult, vendor_failed: bool, degraded_after: int, now: datetime
-) -> None:
-    """Count cycles in a row in which the vendor failed; enough of them make us degraded."""
-    failing = int(state.get_meta(FAILING_CYCLES) or 0)
-    failing = failing + 1 if vendor_failed else 0
-    state.set_meta(FAILING_CYCLES, str(failing))
-    was_degraded = bool(state.get_meta(DEGRADED_SINCE))
-    result.failing_cycles = failing
-    result.degraded = failing >= degraded_after
-    if result.degraded and not was_degraded:
-        state.set_meta(DEGRADED_SINCE, now.isoformat(timespec="seconds"))
-        log.error("vendor.degraded", failing_cycles=failing)
-    elif not result.degraded and was_degraded:
-        state.set_meta(DEGRADED_SINCE, "")
-        log.info("vendor.recovered")
+def recall(
+    config: Config,
+    target: Target,
+    sources: Sources,
+    tstate: TargetState,
+    desired: Desired,
+    full: bool,
+    options: Options,
+) -> tuple[Known, Observation | None, str | None]:
+    """What the target holds: from the state file, or - in a full reconcile - from the vendor
+    itself. (known, the observation if there was one, why the vendor could not be read)."""
+    problem = None
+    try:
+        target.resolve_interrupted(tstate, desired)
+    except TargetError as exc:
+        log.error("reconcile.failed", error=str(exc))
+        problem = str(exc)
+    if options.only is None:
+        known = tstate.load_known()
+    else:
+        # Only what can be this person's: loading all 100,000 users took seconds.
+        from_sources = person_refs(config, options.only, sources, Known())
+        known = tstate.load_known_for(from_sources, named=options.only)
+    if not full:
+        return known, None, problem
+    try:
+        observation = target.observe(known, desired, page_size=config.reconcile.page_size)
+    except TargetError as exc:
+        # The cycle goes on from the state file; the full reconcile waits for the next one.
+        log.error("reconcile.failed", error=str(exc))
+        return known, None, f"full reconcile failed: {exc}"
+    observation.record(tstate)
+    return observation.known, observation, problem
 
 
-def scrub_protected(state: StateStore, known: Known, protected: frozenset[str]) -> None:
+def scrub_protected(state: TargetState, known: Known, protected: frozenset[str]) -> None:
     """A person the sources now mark protected keeps, in the state file, only what taking
     their account off the vendor needs (its id, whether it is active) - at once, not only once
     that succeeded, which may take cycles or an approval."""
@@ -344,232 +236,63 @@ def scrub_protected(state: StateStore, known: Known, protected: frozenset[str]) 
             user.attributes = {"active": user.active}
 
 
-def restrict_to(plan: Plan, users: frozenset[str], desired: Desired) -> Plan:
-    """Only what concerns these users: their account, their memberships, their schools."""
-    schools = {code for code, group in desired.groups.items() if group.members & users}
-    operations = []
-    for op in plan.operations:
-        if op.kind in ("create_user", "update_user", "deactivate_user", "delete_user"):
-            if op.target in users:
-                operations.append(op)
-        elif op.kind in ("add_members", "remove_members"):
-            members = tuple(m for m in op.members if m in users)
-            if members:
-                operations.append(dataclasses.replace(op, members=members))
-        elif op.kind in ("create_group", "update_group") and op.target in schools:
-            operations.append(op)
-    return Plan(operations)
-
-
-def person_refs(
-    query: str, config: Config, reads: list[SourceRead], desired: Desired, known: Known
-) -> frozenset[str]:
-    """The externalIds a query (source key, e-mail, username) can mean, also for someone
-    who has left the sources (found in the state file) or is now protected."""
-    folded = query.casefold()
-
-    found = {ext for ext, user in desired.users.items() if folded in addresses(user.attributes)}
-    found |= {ext for ext, user in known.users.items() if folded in addresses(user.attributes)}
-    ids = ExternalIdMaker(config.external_id)
-    for read in reads:
-        for person in read.persons:
-            if query in (person.source_key, person.join_key) or folded in (
-                (person.email or "").casefold(),
-                (person.username or "").casefold(),
-            ):
-                candidates = [person]
-                if person.join_key:
-                    candidates.append(
-                        dataclasses.replace(person, source_key=f"join:{person.join_key}")
-                    )
-                for candidate in candidates:
-                    with contextlib.suppress(ValueError):
-                        found.add(ids.for_person(candidate))
-    return frozenset(found)
-
-
-def new_run_id() -> str:
-    return uuid.uuid4().hex[:16]
-
-
-def full_reconcile_due(config: Config, state: StateStore | None, now: datetime) -> bool:
-    hours = config.reconcile.full_every_hours
-    last = state.get_meta(LAST_FULL_RECONCILE) if state else None
-    if hours == 0 or last is None:
-        return True
-    return now - datetime.fromisoformat(last) >= timedelta(hours=hours)
-
-
-def observe(config: Config, client: ScimClient, known: Known, desired: Desired) -> Observation:
-    """The vendor's real state of what the connector owns, believed only if plausible."""
-    return observe_vendor(
-        client,
-        known,
-        desired,
-        page_size=config.reconcile.page_size,
-        limit=config.safety.max_deletions,
-    )
-
-
-def plan_only(config: Config, mapping: Mapping, client: ScimClient | None = None) -> CycleResult:
-    """What a sync would do; changes nothing anywhere. With a client, compares with the
-    vendor's real state (read-only), as a full reconcile would."""
-    run_id = new_run_id()
-    structlog.contextvars.bind_contextvars(run_id=run_id)
-    now = datetime.now(UTC)
-    state = StateStore.open_readonly(config.state.path)
-    try:
-        known = state.load_known() if state else Known()
-        last_good = state.source_counts() if state else {}
-    finally:
-        if state:
-            state.close()
-    memory.planning()
-    reads, failures, desired = desired_state(config, mapping)
-    if client is not None:
-        known = observe(config, client, known, desired).known
-    return plan_cycle(config, run_id, reads, failures, desired, known, now, last_good=last_good)
-
-
-def run_sync(
-    config: Config,
-    mapping: Mapping,
-    state: StateStore,
-    client: ScimClient,
-    command: str = "sync",
-    *,
-    full: bool | None = None,
-    stop: threading.Event | None = None,
-    approved: frozenset[str] = frozenset(),
-    allow_deprovision: bool = False,
-    only: str | None = None,
-) -> CycleResult:
-    """One cycle: read, plan, apply, record. The caller holds the state lock.
-
-    `only`: an on-demand sync of one person (source key, e-mail or username): sources read
-    only what can be theirs, and only their account and memberships change.
-
-    `full`: compare with the vendor's real state (drift repair); None: when it is due.
-    """
-    run_id = new_run_id()
-    structlog.contextvars.bind_contextvars(run_id=run_id)
-    started = time.monotonic()
-    now = datetime.now(UTC)
-    full = full_reconcile_due(config, state, now) if full is None else full
-    if only is not None:
-        full = False  # one person needs no listing of the whole vendor
-    state.start_run(run_id, command)
-    log.info("sync.started", command=command, full_reconcile=full)
-    requests_before = Counter(client.requests_by_method)
-    memory.planning()
-    reads, failures, desired = desired_state(config, mapping, state, full=bool(full), only=only)
-    vendor_problem: str | None = None
-    index = None
-    if state.intents():
-        try:
-            resolve_interrupted_creates(state, client, desired)
-        except ScimError as exc:
-            log.error("reconcile.failed", error=str(exc))
-            vendor_problem = str(exc)
-    if only is None:
-        known = state.load_known()
-    else:
-        # Only what can be this person's: loading all 100,000 users took seconds.
-        from_sources = person_refs(only, config, reads, desired, Known())
-        known = state.load_known_for(from_sources, named=only)
-    if full:
-        try:
-            observation = observe(config, client, known, desired)
-        except (ScimError, ImplausibleListing) as exc:
-            # The cycle goes on from the state file; the full reconcile waits for the next one.
-            log.error("reconcile.failed", error=str(exc))
-            full, vendor_problem = False, f"full reconcile failed: {exc}"
-        else:
-            for ext in observation.vanished_users:
-                state.forget_user(ext)  # gone at the vendor; re-created below if still wanted
-            for ext in observation.vanished_groups:
-                state.forget_group(ext)
-            for ext, vendor_id in observation.relinked_users.items():
-                state.relink_user(ext, vendor_id)
-            known = observation.known
-            # The whole vendor was just listed: creates can link from it without lookups.
-            index = VendorIndex(
-                observation.vendor_users.values(), observation.vendor_groups.values()
-            )
-    scrub_protected(state, known, desired.protected_ids)
-    result = plan_cycle(
-        config,
-        run_id,
-        reads,
-        failures,
-        desired,
-        known,
-        now,
-        last_good=state.source_counts() if only is None else {},
-        approved=approved,
-        allow_deprovision=allow_deprovision,
-        only=person_refs(only, config, reads, desired, known) if only is not None else None,
-    )
-    result.full_reconcile = full
-    result.vendor_unreadable = vendor_problem is not None
-    result.vendor_problem = vendor_problem
+def defer_backing_off(result: CycleResult, state: TargetState, now: datetime) -> None:
+    """Objects that keep failing wait, with a growing delay, instead of failing every cycle."""
     backing_off = state.backing_off(now)
-    if backing_off:
-        # Objects that keep failing wait, with a growing delay, instead of failing every cycle.
-        result.plan, deferred = result.plan.split(lambda op: failure_key(op) in backing_off)
-        result.deferred = len(deferred.operations)
-        if result.deferred:
-            log.info("plan.deferred", operations=result.deferred)
-    log.info("plan.computed", **{k: v for k, v in result.plan.counts().items() if v})
-    safety = config.safety
-    applier = Applier(
-        client,
-        state,
-        known,
-        concurrency=config.vendor.concurrency,
-        stop=stop,
-        retry_delay=safety.retry_delay_seconds,
-        max_retry_delay=safety.max_retry_delay_seconds,
-        index=index,
-        bulk_max_operations=config.vendor.bulk_max_operations if config.vendor.bulk else None,
-    )
-    memory.applying()
-    result.applied = applier.apply(result.plan)
+    if not backing_off:
+        return
+    result.plan, deferred = result.plan.split(lambda op: f"{op.kind}:{op.target}" in backing_off)
+    result.deferred = len(deferred.operations)
+    if result.deferred:
+        log.info("plan.deferred", operations=result.deferred)
+
+
+def record(
+    result: CycleResult,
+    state: TargetState,
+    target: Target,
+    sources: Sources,
+    now: datetime,
+    options: Options,
+) -> None:
+    """What the next cycle and `approve` need: the vendor's health, the last full reconcile,
+    what was held back."""
     report = result.applied
+    assert report is not None
     vendor_failed = (
         result.vendor_unreadable
         or report.vendor_unavailable
         or (report.transient_failures > 0 and report.succeeded == 0)
     )
-    track_vendor_health(state, result, vendor_failed, safety.degraded_after_cycles, now)
-    if full and not failures:
-        state.set_meta(LAST_FULL_RECONCILE, now.isoformat())
-    # A read for one person is no picture of the whole: keep nothing of it but the changes.
-    failed = {f.source for f in failures}
-    ids = ExternalIdMaker(config.external_id)
-    for read in reads if only is None else []:
-        state.remember_marking_digests(read.source, marking_digests(read, ids))
-        healthy = read.source not in result.unhealthy_sources and read.source not in failed
-        if healthy or allow_deprovision or approved:
-            state.set_source_count(read.source, len(read.persons))
-        if read.snapshot is not None and read.source not in failed:
-            state.save_snapshot(read.source, read.snapshot.objects, read.snapshot.checkpoint)
-    if only is None:
-        state.set_held_plan(
-            {
-                "run_id": run_id,
-                "held_at": now.isoformat(timespec="seconds"),
-                "reasons": result.hold_reasons,
-                "operations": [op.as_dict(values=False) for op in result.held_plan.operations],
-            }
-            if result.held_plan
-            else None
-        )
-    result.requests = dict(Counter(client.requests_by_method) - requests_before)
-    result.duration_seconds = time.monotonic() - started
-    summary = result.summary()
-    state.finish_run(run_id, result.outcome, summary)
-    state.checkpoint()
-    log.info("sync.finished", **{k: v for k, v in summary.items() if k != "run_id"})
-    structlog.contextvars.unbind_contextvars("run_id")
-    return result
+    track_vendor_health(
+        state, result, vendor_failed, target.config.safety.degraded_after_cycles, now
+    )
+    if result.full_reconcile and not sources.failures:
+        state.set_last_full_reconcile(now)
+    if options.only is None:
+        held = None
+        if result.held_plan:
+            held = HeldPlan(
+                result.run_id,
+                now.isoformat(timespec="seconds"),
+                result.hold_reasons,
+                result.held_plan,
+            )
+        state.set_held_plan(held)
+
+
+def track_vendor_health(
+    state: TargetState, result: CycleResult, vendor_failed: bool, degraded_after: int, now: datetime
+) -> None:
+    """Count cycles in a row in which the vendor failed; enough of them make us degraded."""
+    failing = state.failing_cycles() + 1 if vendor_failed else 0
+    state.set_failing_cycles(failing)
+    was_degraded = state.degraded_since() is not None
+    result.failing_cycles = failing
+    result.degraded = failing >= degraded_after
+    if result.degraded and not was_degraded:
+        state.set_degraded_since(now)
+        log.error("vendor.degraded", failing_cycles=failing)
+    elif not result.degraded and was_degraded:
+        state.set_degraded_since(None)
+        log.info("vendor.recovered")

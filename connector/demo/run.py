@@ -14,12 +14,12 @@ import click
 import httpx
 
 from connector.config import load_config
-from connector.cycle.run import run_sync
+from connector.cycle.run import Options, run_cycle
 from connector.demo.localscim import LocalScimServer
-from connector.mapping.profile import load_mapping
 from connector.reports.render import render_summary, table
 from connector.service.logs import configure_logging
 from connector.state.store import StateStore
+from connector.targets import build_target
 from connector.targets.scim.client import ScimClient
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "demo" / "connector.yaml"
@@ -28,31 +28,32 @@ DEMO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "demo" / "connect
 def run_demo(config_path: Path = DEMO_CONFIG) -> int:
     config = load_config(config_path)
     configure_logging("json", "warning")  # the summaries below tell the story; logs only on trouble
-    mapping = load_mapping(config.mapping)
     token = secrets.token_urlsafe(24)
     with (
         LocalScimServer(token) as server,
         tempfile.TemporaryDirectory(prefix="connector-demo-") as tmp,
     ):
-        vendor = config.vendor.model_copy(update={"base_url": server.base_url, "token": None})
+        # The sample's one vendor is this local server.
+        local = config.targets[0].model_copy(update={"base_url": server.base_url, "token": None})
         config = config.model_copy(
             update={
-                "vendor": vendor,
+                "targets": [local],
                 "state": config.state.model_copy(update={"path": Path(tmp) / "state.db"}),
             }
         )
         click.echo(f"Local SCIM server: {server.base_url}\n")
         state = StateStore.open(config.state.path)
+        target = build_target(local, lambda _: ScimClient(server.base_url, token))
         exit_code = 0
         try:
             state.acquire_lock()
-            with ScimClient(server.base_url, token) as client:
-                for title in ("First sync", "Second sync (nothing should change)"):
-                    click.echo(f"== {title} ==")
-                    result = run_sync(config, mapping, state, client, command="demo")
-                    click.echo(render_summary(result) + "\n")
-                    exit_code = max(exit_code, result.exit_code)
+            for title in ("First sync", "Second sync (nothing should change)"):
+                click.echo(f"== {title} ==")
+                (result,) = run_cycle(config, [target], state, Options(command="demo"))
+                click.echo(render_summary(result) + "\n")
+                exit_code = max(exit_code, result.exit_code)
         finally:
+            target.close()
             state.close()
         click.echo(show_server(server.base_url, token))
     return exit_code

@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connector.config import load_yaml, validation_problems
 from connector.errors import ConfigError
+from connector.mapping.paths import FREE_TEXT_USER_PATHS
 from connector.mapping.template import Template, TemplateError, TemplateSet, compile_template
 from connector.people.model import Kind, Person, School, unsafe_text, unsafe_text_screen
-from connector.targets.scim.resources import FREE_TEXT_USER_PATHS
 
 # SCIM User attributes a mapping may manage, as PATCH paths (RFC 7643 section 4.1): the free
 # text ones, the profile URL and the e-mail addresses.

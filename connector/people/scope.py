@@ -26,6 +26,8 @@ class Scoped:
     protected: list[Person] = field(default_factory=list, repr=False)
     # Neither in scope nor gone (a join conflict, an unreadable record): left as they are.
     held: list[Person] = field(default_factory=list, repr=False)
+    # Everyone after the join, before scope (for `explain`: why someone is not in scope).
+    joined: list[Person] = field(default_factory=list, repr=False)
     issues: list[SourceIssue] = field(default_factory=list)
 
 
@@ -53,7 +55,12 @@ def apply_scope(config: Config, reads: list[SourceRead]) -> Scoped:
     staff_roles = {r.casefold() for r in scope.staff_roles}
     schools = known_schools(config, reads)
     joined = join_persons(config, reads)
-    result = Scoped(excluded=Counter(joined.excluded), held=joined.held, issues=joined.issues)
+    result = Scoped(
+        excluded=Counter(joined.excluded),
+        held=joined.held,
+        issues=joined.issues,
+        joined=joined.persons,
+    )
     # Whether a placement's school type is in scope, worked out once per (school, type).
     type_in_scope: dict[tuple[str, str | None], bool] = {}
 

@@ -1,4 +1,4 @@
-"""`connector explain PERSON`: why a person is (not) at the vendor, and exactly as what.
+"""`connector explain PERSON`: why a person is (not) at each target, and exactly as what.
 
 For an admin at the terminal. A protected person is only ever reported as excluded, and why:
 nothing else about them is shown.
@@ -9,15 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from connector.config import Config
-from connector.cycle.run import read_sources
+from connector.cycle.sources import Sources, read_all
 from connector.mapping.desired import build_desired
-from connector.mapping.profile import Mapping
 from connector.people.externalid import ExternalIdMaker
-from connector.people.join import join_persons
+from connector.people.lookup import matches
 from connector.people.model import Person
-from connector.people.scope import EXCLUDED_NO_PLACEMENT, EXCLUDED_PROTECTED, apply_scope
+from connector.people.scope import EXCLUDED_NO_PLACEMENT, EXCLUDED_PROTECTED
 from connector.reports.render import show_value
 from connector.state.store import StateStore
+from connector.targets.base import Target
+
+PROTECTED_LINES = [
+    f"excluded ({EXCLUDED_PROTECTED}).",
+    "  Nothing about this person is sent to the vendor, stored or logged.",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,113 +31,106 @@ class Explanation:
     found: bool
 
 
-def _matches(person: Person, query: str) -> bool:
-    folded = query.casefold()
-    return (
-        person.source_key == query
-        or (person.email or "").casefold() == folded
-        or (person.username or "").casefold() == folded
-    )
-
-
-def explain(config: Config, mapping: Mapping, query: str) -> Explanation:
-    reads, failures = read_sources(config)
+def explain(config: Config, targets: list[Target], query: str) -> Explanation:
+    sources = read_all(config)
     lines = [
         f"warning: source {f.source} failed ({f.reason}); the answer may be incomplete"
-        for f in failures
+        for f in sources.failures
     ]
-    raw = [p for r in reads for p in r.persons if _matches(p, query)]
+    raw = [p for r in sources.reads for p in r.persons if matches(p, query)]
     if not raw:
         lines.append(
             f"No person in the sources matches {query!r} (by source key, e-mail or username)."
         )
         return Explanation(lines, found=False)
     if any(p.protected for p in raw):
-        lines.append(f"excluded ({EXCLUDED_PROTECTED}).")
-        lines.append("  Nothing about this person is sent to the vendor, stored or logged.")
-        return Explanation(lines, found=True)
-    joined = join_persons(config, reads)
+        return Explanation(lines + PROTECTED_LINES, found=True)
     keys = {(p.kind, p.source_key) for p in raw}
     join_keys = {p.join_key for p in raw if p.join_key}
-    held = [p for p in joined.held if (p.kind, p.source_key) in keys or p.join_key in join_keys]
-    matches = [
-        p
-        for p in joined.persons
-        if (p.kind, p.source_key) in keys or (p.join_key and p.join_key in join_keys)
-    ]
-    if held:
+
+    def mine(person: Person) -> bool:
+        return (person.kind, person.source_key) in keys or person.join_key in join_keys
+
+    scoped = sources.scoped
+    if any(mine(p) for p in scoped.held):
         lines.append("held: a join key shared by several entries, or an unreadable record;")
         lines.append("  nothing is created, changed or removed for this person until it is fixed.")
-    if not matches and not held:
-        sources = ", ".join(sorted({r.source for r in reads for p in r.persons if p in raw}))
-        lines.append(f"excluded: found only in {sources}, and the join's rule is to skip them")
+    joined = [p for p in scoped.joined if mine(p)]
+    if not joined and not any(mine(p) for p in scoped.held):
+        names = ", ".join(sorted({r.source for r in sources.reads for p in r.persons if p in raw}))
+        lines.append(f"excluded: found only in {names}, and the join's rule is to skip them")
+    for person in joined:
+        lines.append("")
+        lines += describe(config, targets, sources, person)
+    return Explanation(lines, found=True)
 
-    scoped = apply_scope(config, reads)
-    in_scope = {(p.kind, p.source_key): p for p in scoped.persons}
+
+def describe(config: Config, targets: list[Target], sources: Sources, person: Person) -> list[str]:
+    """One joined person: in scope or why not, and what each target is sent."""
+    if person.protected:
+        return [f"A {person.kind.value}: {PROTECTED_LINES[0]}", PROTECTED_LINES[1]]
+    names = ", ".join(
+        r.source for r in sources.reads if any(p.source_key == person.source_key for p in r.persons)
+    )
+    lines = [f"{person.kind.value} {person.source_key} (from {names})"]
+    in_scope = {(p.kind, p.source_key): p for p in sources.scoped.persons}
+    scoped_person = in_scope.get((person.kind, person.source_key))
+    if scoped_person is None:
+        lines.append(f"  excluded: {EXCLUDED_NO_PLACEMENT}")
+        for placement in person.placements:
+            detail = ", ".join(
+                f"{k} {v}"
+                for k, v in (("school type", placement.school_type), ("role", placement.role))
+                if v
+            )
+            where = f"{placement.school_unit_code}{' (' + detail + ')' if detail else ''}"
+            lines.append(f"    placement at {where}: not in scope")
+        return lines
     ids = ExternalIdMaker(config.external_id)
-    desired = build_desired(scoped, mapping, ids)
+    try:
+        external_id = ids.for_person(person)
+    except ValueError as exc:
+        return [*lines, f"  excluded: cannot be mapped ({exc})"]
+    lines += ["  in scope: yes", f"  externalId: {external_id}", "  groups:"]
+    for placement in scoped_person.placements:
+        school = sources.scoped.schools.get(placement.school_unit_code)
+        lines.append(f"    - {placement.school_unit_code} {school.name if school else ''}".rstrip())
+    for target in targets:
+        lines += describe_at(config, target, sources, scoped_person, external_id, len(targets) > 1)
+    return lines
+
+
+def describe_at(
+    config: Config,
+    target: Target,
+    sources: Sources,
+    person: Person,
+    external_id: str,
+    several: bool,
+) -> list[str]:
+    """What one target is sent for this person, and its link in the state file."""
+    where = f" to {target.name}" if several else ""
+    desired = build_desired(sources.scoped, target.mapping, ExternalIdMaker(config.external_id))
+    user = desired.users.get(external_id)
+    if user is None:
+        try:
+            target.mapping.user_attributes(person, external_id)
+            return [f"  excluded{where}: userName shared with another person in the sources"]
+        except ValueError as exc:
+            return [f"  excluded{where}: cannot be mapped ({exc})"]
+    lines = [f"  SCIM attributes sent{where}:"]
+    lines += [f"    {path}: {show_value(value)}" for path, value in sorted(user.attributes.items())]
     state = StateStore.open_readonly(config.state.path)
-    known = state.load_known() if state else None
+    link = (
+        state.target(target.name).load_known_for([external_id]).users.get(external_id)
+        if state
+        else None
+    )
     if state:
         state.close()
-    schools = scoped.schools
-
-    for person in matches:
-        lines.append("")
-        if person.protected:
-            lines.append(f"A {person.kind.value}: excluded ({EXCLUDED_PROTECTED}).")
-            lines.append("  Nothing about this person is sent to the vendor, stored or logged.")
-            continue
-        sources = ", ".join(
-            r.source for r in reads if any(p.source_key == person.source_key for p in r.persons)
-        )
-        lines.append(f"{person.kind.value} {person.source_key} (from {sources})")
-        scoped_person = in_scope.get((person.kind, person.source_key))
-        if scoped_person is None:
-            lines.append(f"  excluded: {EXCLUDED_NO_PLACEMENT}")
-            for placement in person.placements:
-                detail = ", ".join(
-                    f"{k} {v}"
-                    for k, v in (
-                        ("school type", placement.school_type),
-                        ("role", placement.role),
-                    )
-                    if v
-                )
-                lines.append(
-                    f"    placement at {placement.school_unit_code}{' (' + detail + ')' if detail else ''}: not in scope"
-                )
-            continue
-        try:
-            external_id = ids.for_person(person)
-        except ValueError as exc:
-            lines.append(f"  excluded: cannot be mapped ({exc})")
-            continue
-        user = desired.users.get(external_id)
-        if user is None:
-            try:
-                mapping.user_attributes(scoped_person, external_id)
-                lines.append("  excluded: userName shared with another person in the sources")
-            except ValueError as exc:
-                lines.append(f"  excluded: cannot be mapped ({exc})")
-            continue
-        lines.append("  in scope: yes")
-        lines.append(f"  externalId: {external_id}")
-        lines.append("  groups:")
-        for placement in scoped_person.placements:
-            school = schools.get(placement.school_unit_code)
-            lines.append(
-                f"    - {placement.school_unit_code} {school.name if school else ''}".rstrip()
-            )
-        lines.append("  SCIM attributes sent:")
-        for path, value in sorted(user.attributes.items()):
-            lines.append(f"    {path}: {show_value(value)}")
-        link = known.users.get(external_id) if known else None
-        if link is None:
-            lines.append("  vendor: not linked yet (the next sync creates or links the account)")
-        else:
-            status = "active" if link.active else "deactivated"
-            lines.append(
-                f"  vendor: id {link.vendor_id} ({link.origin} by the connector, {status})"
-            )
-    return Explanation(lines, found=True)
+    if link is None:
+        lines.append("  vendor: not linked yet (the next sync creates or links the account)")
+    else:
+        status = "active" if link.active else "deactivated"
+        lines.append(f"  vendor: id {link.vendor_id} ({link.origin} by the connector, {status})")
+    return lines

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from connector.cycle.run import CycleResult
+from connector.cycle.result import CycleResult
 from connector.planning.objects import Known
 from connector.planning.plan import ORDER, Plan
 

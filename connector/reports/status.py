@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connector.cycle.run import DEGRADED_SINCE, FAILING_CYCLES
 from connector.reports.render import table
-from connector.service.daemon import DAEMON_PID, NEXT_RUN
-from connector.state.store import StateStore
+from connector.state.store import RunRecord, StateStore
 
 _CHANGE_KEYS = (
     ("users_created", "created"),
@@ -31,59 +29,84 @@ def _duration(started: str, finished: str | None) -> str:
 
 
 def render_status(state_path: Path, runs: int = 10) -> str:
+    """Needs the state file only: no config secrets, no daemon."""
     state = StateStore.open_readonly(state_path)
     if state is None:
         return f"No state file at {state_path}: the connector has not run yet."
     try:
         records = state.last_runs(runs)
-        pid = state.get_meta(DAEMON_PID)
-        next_run = state.get_meta(NEXT_RUN)
-        degraded_since = state.get_meta(DEGRADED_SINCE)
-        failing = state.get_meta(FAILING_CYCLES)
+        pid, next_run = state.daemon_pid(), state.next_run()
+        targets = {name: state.target(name) for name in state.target_names()}
+        degraded = {
+            name: (t.degraded_since(), t.failing_cycles())
+            for name, t in targets.items()
+            if t.degraded_since()
+        }
     finally:
         state.close()
-    lines = []
-    if StateStore.lock_is_held(state_path):
-        lines.append(f"Daemon: running (pid {pid})" if pid else "A connector process is running.")
-        if next_run:
-            due = datetime.fromisoformat(next_run)
-            seconds = (due - datetime.now(UTC)).total_seconds()
-            lines.append(
-                f"Next cycle: {due.isoformat(timespec='seconds')} (in {max(seconds, 0):.0f} s)"
-            )
-    else:
-        lines.append("Daemon: not running")
-    if degraded_since:
+    lines = _daemon_lines(state_path, pid, next_run)
+    for name, (since, failing) in degraded.items():
+        who = "Vendor" if len(targets) == 1 else f"Target {name}"
         lines.append(
-            f"Vendor: DEGRADED since {degraded_since} ({failing} failing cycles in a row; "
+            f"{who}: DEGRADED since {since} ({failing} failing cycles in a row; "
             "cycles are slowed down until it answers again)"
         )
     lines.append("")
     if not records:
         lines.append("No runs recorded yet.")
         return "\n".join(lines)
+    lines.append(_runs_table(records, several=len(targets) > 1))
+    lines += _last_run_notes(records)
+    return "\n".join(lines)
+
+
+def _daemon_lines(state_path: Path, pid: str | None, next_run: str | None) -> list[str]:
+    if not StateStore.lock_is_held(state_path):
+        return ["Daemon: not running"]
+    lines = [f"Daemon: running (pid {pid})" if pid else "A connector process is running."]
+    if next_run:
+        due = datetime.fromisoformat(next_run)
+        seconds = (due - datetime.now(UTC)).total_seconds()
+        lines.append(
+            f"Next cycle: {due.isoformat(timespec='seconds')} (in {max(seconds, 0):.0f} s)"
+        )
+    return lines
+
+
+def _runs_table(records: list[RunRecord], *, several: bool) -> str:
     rows = []
     for record in records:
         applied = record.summary.get("applied", {})
         changes = ", ".join(
             f"{label} {applied[key]}" for key, label in _CHANGE_KEYS if applied.get(key)
         )
-        rows.append(
-            (
-                record.started_at,
-                _duration(record.started_at, record.finished_at),
-                record.command,
-                record.outcome or "-",
-                changes or "no changes",
+        row = (
+            record.started_at,
+            _duration(record.started_at, record.finished_at),
+            record.command,
+            record.outcome or "-",
+            changes or "no changes",
+        )
+        rows.append((record.target, *row) if several else row)
+    headers = ("STARTED (UTC)", "DURATION", "COMMAND", "OUTCOME", "CHANGES")
+    return table(("TARGET", *headers) if several else headers, rows)
+
+
+def _last_run_notes(records: list[RunRecord]) -> list[str]:
+    """What was held back or failed in each target's last run."""
+    lines = []
+    seen: set[str] = set()
+    for record in records:
+        if record.target in seen:
+            continue
+        seen.add(record.target)
+        last = record.summary
+        if last.get("held_back"):
+            held = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in last["held_back"].items())
+            reasons = "; ".join(last.get("hold_reasons", []))
+            lines.append(f"\nHeld back in the last run ({reasons}): {held}")
+        if last.get("source_failures"):
+            lines.append(
+                f"Sources that failed in the last run: {', '.join(last['source_failures'])}"
             )
-        )
-    lines.append(table(("STARTED (UTC)", "DURATION", "COMMAND", "OUTCOME", "CHANGES"), rows))
-    last = records[0].summary
-    if last.get("held_back"):
-        held = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in last["held_back"].items())
-        lines.append(
-            f"\nHeld back in the last run ({'; '.join(last.get('hold_reasons', []))}): {held}"
-        )
-    if last.get("source_failures"):
-        lines.append(f"Sources that failed in the last run: {', '.join(last['source_failures'])}")
-    return "\n".join(lines)
+    return lines

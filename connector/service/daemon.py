@@ -11,16 +11,13 @@ touches the state file.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -28,85 +25,36 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from pydantic import BaseModel
 
-from connector.config import Config, load_config
-from connector.cycle.run import run_sync
-from connector.errors import ConfigError
-from connector.mapping.profile import Mapping, load_mapping
+from connector.config import Config
+from connector.cycle.run import Options, run_cycle
 from connector.service.health import HealthServer
 from connector.service.memory import collect_after_cycle
 from connector.service.metrics import Metrics
+from connector.service.reload import fingerprint, mapping_digests, reload, watched_files
 from connector.state.store import StateStore
-from connector.targets.scim.client import ScimClient
+from connector.targets import Target, build_targets
 
 log = structlog.get_logger(__name__)
 
-NEXT_RUN = "daemon.next_run"
-DAEMON_PID = "daemon.pid"
 FILE_CHECK_SECONDS = 2.0
-
-
-def _fingerprint(*paths: Path) -> tuple[tuple[float, int], ...]:
-    stamps = []
-    for path in paths:
-        try:
-            info = path.stat()
-            stamps.append((info.st_mtime, info.st_size))
-        except OSError:
-            stamps.append((0.0, -1))
-    return tuple(stamps)
-
-
-def _digest(path: Path) -> str:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return ""
-
-
-def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """The dotted keys whose values differ between two configs (names only: a changed
-    secret shows as its key, never its value)."""
-    if isinstance(old, BaseModel) and type(old) is type(new):
-        keys = []
-        for name, info in type(old).model_fields.items():
-            if info.exclude:
-                continue  # not from the file (where it came from)
-            keys += changed_keys(
-                getattr(old, name), getattr(new, name), f"{prefix}.{name}" if prefix else name
-            )
-        return keys
-    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        return [
-            k
-            for i, (a, b) in enumerate(zip(old, new, strict=True))
-            for k in changed_keys(a, b, f"{prefix}[{i}]")
-        ]
-    return [] if old == new else [prefix]
+# A degraded vendor gets slower cycles: the interval doubles each cycle, up to this.
+SLOWEST_INTERVAL_SECONDS = 3600.0
 
 
 class Daemon:
-    def __init__(
-        self,
-        config_path: Path,
-        config: Config,
-        mapping: Mapping,
-        build_client: Callable[[Config], ScimClient],
-    ) -> None:
+    def __init__(self, config_path: Path, config: Config) -> None:
         self.config_path = config_path
         self.config = config
-        self.mapping = mapping
-        self._build_client = build_client
-        self.client = build_client(config)
+        self.targets: list[Target] = build_targets(config)
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
         self.cycle_lock = threading.Lock()
         self.metrics = Metrics()
         self.state = StateStore.open(config.state.path)
         self.state.acquire_lock()
-        self._files = _fingerprint(config_path, mapping.path)
-        self._mapping_digest = _digest(mapping.path)
+        self._files = fingerprint(*watched_files(config_path, config))
+        self._mapping_digests = mapping_digests(config)
         self._scheduler: BackgroundScheduler | None = None
         self._slowdown = 1
 
@@ -116,18 +64,13 @@ class Daemon:
         with self.cycle_lock:
             if self.stop_event.is_set():
                 return
-            config, mapping, client = self.config, self.mapping, self.client
+            config, targets = self.config, self.targets
             try:
-                result = run_sync(
-                    config,
-                    mapping,
-                    self.state,
-                    client,
-                    command="run",
-                    full=full,
-                    stop=self.stop_event,
-                )
-                self.metrics.observe(result, [s.name for s in config.sources])
+                options = Options(command="run", full=full, stop=self.stop_event)
+                results = run_cycle(config, targets, self.state, options)
+                self.metrics.observe(results, [s.name for s in config.sources])
+                degraded = any(result.degraded for result in results)
+                self._slowdown = min(self._slowdown * 2, 1 << 10) if degraded else 1
             except Exception:
                 # One broken cycle must not end the daemon; the next cycle tries again.
                 log.exception("sync.crashed")
@@ -141,10 +84,10 @@ class Daemon:
             return
         interval = self.config.daemon.interval_seconds
         # A degraded vendor gets slower cycles (doubling, at most hourly) instead of a hammering.
-        seconds = min(interval * self._slowdown, max(interval, 3600.0))
+        seconds = min(interval * self._slowdown, max(interval, SLOWEST_INTERVAL_SECONDS))
         when = datetime.now(UTC) + timedelta(seconds=seconds)
         self._scheduler.modify_job("cycle", next_run_time=when)
-        self.state.set_meta(NEXT_RUN, when.isoformat(timespec="seconds"))
+        self.state.set_next_run(when.isoformat(timespec="seconds"))
 
     # -- the main thread -------------------------------------------------------------------
 
@@ -179,7 +122,7 @@ class Daemon:
             id="full",
             kwargs={"full": True},
         )
-        self.state.set_meta(DAEMON_PID, str(os.getpid()))
+        self.state.set_daemon_pid(os.getpid())
         self._scheduler.start()
         log.info(
             "daemon.started",
@@ -193,7 +136,7 @@ class Daemon:
             while not self.stop_event.wait(0.2):
                 if daemon.watch_files and time.monotonic() >= next_file_check:
                     next_file_check = time.monotonic() + FILE_CHECK_SECONDS
-                    if _fingerprint(self.config_path, self.mapping.path) != self._files:
+                    if fingerprint(*watched_files(self.config_path, self.config)) != self._files:
                         self.reload_event.set()
                 if self.reload_event.is_set() and self.cycle_lock.acquire(blocking=False):
                     try:
@@ -228,39 +171,40 @@ class Daemon:
             )
             return 1
         try:
-            self.state.set_meta(NEXT_RUN, "")
+            self.state.set_next_run(None)
             self.state.checkpoint()
         finally:
             self.state.close()
-            self.client.close()
+            for target in self.targets:
+                target.close()
             self.cycle_lock.release()
         log.info("daemon.stopped")
         return 0
 
     def _reload(self) -> None:
-        self._files = _fingerprint(self.config_path, self.mapping.path)
-        try:
-            config = load_config(self.config_path)
-            mapping = load_mapping(config.mapping)
-        except ConfigError as exc:
-            log.error(
-                "config.rejected",
-                file=exc.file,
-                problems=exc.problems,
-                keeps="the running configuration",
-            )
+        self._files = fingerprint(*watched_files(self.config_path, self.config))
+        reloaded = reload(self.config_path, self.config, self._mapping_digests)
+        if reloaded is None:
             return
-        if config.state.path != self.config.state.path:
-            log.error(
-                "config.rejected",
-                problems=["state.path: cannot change while running; restart instead"],
-            )
-            return
-        changed = changed_keys(self.config, config)
-        mapping_changed = _digest(mapping.path) != self._mapping_digest
-        if config.vendor != self.config.vendor:
-            self.client.close()
-            self.client = self._build_client(config)
+        config = reloaded.config
+        for target in self.targets:
+            target.close()
+        self.targets = reloaded.targets
+        self._reschedule(config)
+        if config.health != self.config.health:
+            log.warning("config.restart_needed", keys=["health"])
+        self.config = config
+        self._files = fingerprint(*watched_files(self.config_path, config))
+        self._mapping_digests = mapping_digests(config)
+        log.info(
+            "config.reloaded",
+            changed=reloaded.changed,
+            mapping=", ".join(str(t.mapping) for t in config.targets),
+            mapping_changed=bool(reloaded.mappings_changed),
+            mappings_changed=reloaded.mappings_changed,
+        )
+
+    def _reschedule(self, config: Config) -> None:
         assert self._scheduler is not None
         zone = ZoneInfo(config.daemon.timezone)
         if config.daemon.interval_seconds != self.config.daemon.interval_seconds:
@@ -276,13 +220,3 @@ class Daemon:
                 "full",
                 trigger=CronTrigger.from_crontab(config.daemon.full_reconcile_cron, timezone=zone),
             )
-        if config.health != self.config.health:
-            log.warning("config.restart_needed", keys=["health"])
-        self.config, self.mapping = config, mapping
-        self._mapping_digest = _digest(mapping.path)
-        log.info(
-            "config.reloaded",
-            changed=changed,
-            mapping=str(mapping.path),
-            mapping_changed=mapping_changed,
-        )

@@ -1,5 +1,5 @@
-"""Prometheus metrics of the daemon. Labels carry operation kinds, outcomes, reasons and source
-names from the config: never anything about a person."""
+"""Prometheus metrics of the daemon. Labels carry operation kinds, outcomes, reasons, and source
+and target names from the config: never anything about a person."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.process_collector import ProcessCollector
 
-from connector.cycle.run import CycleResult
+from connector.cycle.result import CycleResult
 
 
 class Metrics:
@@ -17,41 +17,46 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         r = self.registry
         self.cycles = Counter(
-            "connector_cycles", "Sync cycles by outcome.", ["outcome"], registry=r
+            "connector_cycles",
+            "Sync cycles by target and outcome.",
+            ["target", "outcome"],
+            registry=r,
         )
         self.operations = Counter(
             "connector_operations",
-            "Operations applied, by kind and result.",
-            ["result"],
+            "Operations applied, by target and result.",
+            ["target", "result"],
             registry=r,
         )
         self.last_operations = Gauge(
             "connector_last_cycle_operations",
-            "Operations applied in the last cycle, by result.",
-            ["result"],
+            "Operations applied in the last cycle, by target and result.",
+            ["target", "result"],
             registry=r,
         )
         self.duration = Histogram(
             "connector_cycle_duration_seconds",
-            "How long a cycle took.",
+            "How long a target's part of a cycle took.",
+            ["target"],
             buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
             registry=r,
         )
         self.last_success = Gauge(
             "connector_last_success_timestamp_seconds",
-            "When the last successful cycle finished (Unix time).",
+            "When the last successful cycle finished for the target (Unix time).",
+            ["target"],
             registry=r,
         )
         self.held_back = Gauge(
             "connector_held_back",
-            "Operations held back by safety rules in the last cycle, by kind.",
-            ["op"],
+            "Operations held back by safety rules in the last cycle, by target and kind.",
+            ["target", "op"],
             registry=r,
         )
         self.excluded = Gauge(
             "connector_persons_excluded",
-            "Persons left out in the last cycle, by reason.",
-            ["reason"],
+            "Persons left out in the last cycle, by target and reason.",
+            ["target", "reason"],
             registry=r,
         )
         self.source_up = Gauge(
@@ -61,48 +66,60 @@ class Metrics:
             registry=r,
         )
         self.in_scope = Gauge(
-            "connector_users_in_scope", "Users the vendor should hold.", registry=r
+            "connector_users_in_scope", "Users the target should hold.", ["target"], registry=r
         )
         self.degraded = Gauge(
             "connector_degraded",
-            "1 while the vendor has failed several cycles in a row (cycles are slowed down).",
+            "1 while the target has failed several cycles in a row (cycles are slowed down).",
+            ["target"],
             registry=r,
         )
         self.deferred = Gauge(
             "connector_deferred_operations",
             "Operations waiting for their next try after failing, in the last cycle.",
+            ["target"],
             registry=r,
         )
         self.is_degraded = False
         self.last_success_monotonic: float | None = None
         self.last_outcome: str | None = None
 
-    def observe(self, result: CycleResult, source_names: list[str]) -> None:
-        self.cycles.labels(result.outcome).inc()
-        self.duration.observe(result.duration_seconds)
+    def observe(self, results: list[CycleResult], source_names: list[str]) -> None:
+        """The last cycle: one result per target."""
         self.last_operations.clear()
-        for key, count in (result.applied.counts if result.applied else {}).items():
-            self.operations.labels(key).inc(count)
-            self.last_operations.labels(key).set(count)
         self.held_back.clear()
-        for kind, count in result.held_back.items():
-            self.held_back.labels(kind).set(count)
         self.excluded.clear()
-        for reason, count in result.desired.excluded.items():
-            self.excluded.labels(reason).set(count)
-        failed = {f.source for f in result.source_failures}
+        for result in results:
+            self._observe_target(result)
+        failed = {f.source for result in results for f in result.source_failures}
         for name in source_names:
             self.source_up.labels(name).set(0 if name in failed else 1)
-        self.in_scope.set(len(result.desired.users))
-        self.degraded.set(1 if result.degraded else 0)
-        self.is_degraded = result.degraded
-        self.deferred.set(result.deferred)
-        self.last_outcome = result.outcome
-        if result.outcome in ("success", "held"):
-            self.last_success.set(time.time())
+        self.is_degraded = any(result.degraded for result in results)
+        outcomes = {result.outcome for result in results}
+        self.last_outcome = (
+            "failed" if "failed" in outcomes else "held" if "held" in outcomes else "success"
+        )
+        if outcomes <= {"success", "held"}:
             self.last_success_monotonic = time.monotonic()
+
+    def _observe_target(self, result: CycleResult) -> None:
+        target = result.target
+        self.cycles.labels(target, result.outcome).inc()
+        self.duration.labels(target).observe(result.duration_seconds)
+        for key, count in (result.applied.counts if result.applied else {}).items():
+            self.operations.labels(target, key).inc(count)
+            self.last_operations.labels(target, key).set(count)
+        for kind, count in result.held_back.items():
+            self.held_back.labels(target, kind).set(count)
+        for reason, count in result.desired.excluded.items():
+            self.excluded.labels(target, reason).set(count)
+        self.in_scope.labels(target).set(len(result.desired.users))
+        self.degraded.labels(target).set(1 if result.degraded else 0)
+        self.deferred.labels(target).set(result.deferred)
+        if result.outcome in ("success", "held"):
+            self.last_success.labels(target).set(time.time())
 
     def failed_cycle(self) -> None:
         """A cycle that ended in an error before it could produce a result."""
-        self.cycles.labels("error").inc()
+        self.cycles.labels("", "error").inc()
         self.last_outcome = "error"

@@ -126,8 +126,11 @@ def test_daemon_syncs_reloads_and_stops_cleanly(
         assert httpx.get(f"{health}/healthz").status_code == 200
         wait_for(lambda: httpx.get(f"{health}/readyz").status_code == 200, what="readiness")
         metrics = httpx.get(f"{health}/metrics").text
-        assert 'connector_cycles_total{outcome="success"}' in metrics
-        assert 'connector_persons_excluded{reason="protected identity"} 1.0' in metrics
+        assert 'connector_cycles_total{outcome="success",target="default"}' in metrics
+        assert (
+            'connector_persons_excluded{reason="protected identity",target="default"} 1.0'
+            in metrics
+        )
 
         # a second process against the same state refuses clearly
         second = run_module("--config", str(workspace.config_path), "sync", env=env, timeout=60)
@@ -141,7 +144,7 @@ def test_daemon_syncs_reloads_and_stops_cleanly(
             what="the rename",
         )
         assert (
-            'connector_operations_total{result="users_updated"} 1.0'
+            'connector_operations_total{result="users_updated",target="default"} 1.0'
             in httpx.get(f"{health}/metrics").text
         )
 
@@ -243,13 +246,16 @@ def test_readyz_turns_unhealthy_when_the_vendor_is_down(tmp_path: Path) -> None:
             # too old, or degraded (3 failing cycles in a row): whichever comes first
             assert "last successful cycle was" in response.text or "degraded" in response.text
             wait_for(
-                lambda: "connector_degraded 1.0" in httpx.get(f"http://{listen}/metrics").text,
+                lambda: (
+                    'connector_degraded{target="default"} 1.0'
+                    in httpx.get(f"http://{listen}/metrics").text
+                ),
                 timeout=30,
                 what="the degraded metric",
             )
             assert httpx.get(f"http://{listen}/healthz").status_code == 200
             assert (
-                'connector_cycles_total{outcome="failed"}'
+                'connector_cycles_total{outcome="failed",target="default"}'
                 in httpx.get(f"http://{listen}/metrics").text
             )
         finally:
@@ -270,9 +276,15 @@ def test_metrics_count_the_last_cycle_and_status_shows_the_next_run(
     try:
         wait_for(lambda: httpx.get(f"http://{listen}/readyz").status_code == 200, what="readiness")
         metrics = httpx.get(f"http://{listen}/metrics").text
-        assert 'connector_last_cycle_operations{result="users_created"} 2.0' in metrics
-        assert 'connector_last_cycle_operations{result="members_added"} 2.0' in metrics
-        assert "connector_users_in_scope 2.0" in metrics
+        assert (
+            'connector_last_cycle_operations{result="users_created",target="default"} 2.0'
+            in metrics
+        )
+        assert (
+            'connector_last_cycle_operations{result="members_added",target="default"} 2.0'
+            in metrics
+        )
+        assert 'connector_users_in_scope{target="default"} 2.0' in metrics
         assert 'connector_source_up{source="students"} 1.0' in metrics
         status = run_module("--config", str(workspace.config_path), "status", env=env, timeout=60)
         assert f"Daemon: running (pid {daemon.process.pid})" in status.stdout

@@ -28,7 +28,7 @@ def test_interrupted_creates_are_linked_not_duplicated_or_orphaned(
             }
         )
     state = StateStore.open(workspace.state_path)
-    state.record_intents("user", [opaque_id("E3"), opaque_id("E4")])
+    state.target("default").record_intents("user", [opaque_id("E3"), opaque_id("E4")])
     state.close()
 
     workspace.students(

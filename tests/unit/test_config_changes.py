@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.config import Config
-from connector.service.daemon import changed_keys
+from connector.service.reload import changed_keys
 
 
 def config(**overrides: Any) -> Config:

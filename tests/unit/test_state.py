@@ -22,7 +22,9 @@ def committed_users(path: Path) -> int:
 
 
 def record(state: StateStore, number: int) -> None:
-    state.record_user(f"user-{number}", f"vendor-{number}", "created", {"userName": f"u{number}"})
+    state.target("t").record_user(
+        f"user-{number}", f"vendor-{number}", "created", {"userName": f"u{number}"}
+    )
 
 
 def test_a_batch_commits_every_so_many_changes_and_at_its_end(tmp_path: Path) -> None:
@@ -49,7 +51,7 @@ def test_a_failed_change_inside_a_batch_is_undone_alone(tmp_path: Path) -> None:
             state._db.execute("DELETE FROM users")
             raise RuntimeError("this change fails half-way")
         record(state, 2)
-    assert state.load_known().users.keys() == {"user-1", "user-2"}
+    assert state.target("t").load_known().users.keys() == {"user-1", "user-2"}
     state.close()
 
 
@@ -68,15 +70,17 @@ def test_known_for_a_few_users_reads_them_and_only_their_memberships(tmp_path: P
     state = StateStore.open(tmp_path / "state.db")
     for number in range(5):
         record(state, number)
-    state.record_user("left", "vendor-left", "created", {"userName": "Åsa.Öberg@Skola.se"})
-    state.record_group("A", "g-a", "created", {"displayName": "A"})
-    state.record_group("B", "g-b", "created", {"displayName": "B"})
-    state.add_memberships("A", ["user-0", "user-1", "left"])
-    state.add_memberships("B", ["user-1", "user-2"])
+    state.target("t").record_user(
+        "left", "vendor-left", "created", {"userName": "Åsa.Öberg@Skola.se"}
+    )
+    state.target("t").record_group("A", "g-a", "created", {"displayName": "A"})
+    state.target("t").record_group("B", "g-b", "created", {"displayName": "B"})
+    state.target("t").add_memberships("A", ["user-0", "user-1", "left"])
+    state.target("t").add_memberships("B", ["user-1", "user-2"])
 
-    known = state.load_known_for(["user-1", "no-such-user"], named="åsa.öberg@skola.SE")
+    known = state.target("t").load_known_for(["user-1", "no-such-user"], named="åsa.öberg@skola.SE")
 
-    everything = state.load_known()
+    everything = state.target("t").load_known()
     assert known.users.keys() == {"user-1", "left"}  # by id, and by name case-insensitively
     assert known.users["left"] == everything.users["left"]
     assert known.groups.keys() == {"A", "B"}
@@ -104,3 +108,94 @@ def test_a_state_file_in_a_folder_that_does_not_exist_is_refused(tmp_path: Path)
     assert refused.value.exit_code == 2
     assert "state.path" in str(refused.value) and "does not exist" in str(refused.value)
     assert not (tmp_path / "no-such-folder").exists()
+
+
+# The state file as version 1 (one vendor) wrote it: the schema a deployed connector has.
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE users (
+    external_id TEXT PRIMARY KEY, vendor_id TEXT NOT NULL,
+    origin TEXT NOT NULL CHECK (origin IN ('created', 'linked')), active INTEGER NOT NULL,
+    attributes TEXT NOT NULL, updated_at TEXT NOT NULL, deactivated_at TEXT, version TEXT
+);
+CREATE TABLE groups (
+    external_id TEXT PRIMARY KEY, vendor_id TEXT NOT NULL,
+    origin TEXT NOT NULL CHECK (origin IN ('created', 'linked')), attributes TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE memberships (
+    group_external_id TEXT NOT NULL, user_external_id TEXT NOT NULL,
+    PRIMARY KEY (group_external_id, user_external_id)
+) WITHOUT ROWID;
+CREATE INDEX memberships_by_user ON memberships (user_external_id);
+CREATE TABLE intents (
+    external_id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('user', 'group')),
+    recorded_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE snapshots (
+    source TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (source, kind, id)
+) WITHOUT ROWID;
+CREATE TABLE failures (
+    key TEXT PRIMARY KEY, attempts INTEGER NOT NULL, next_attempt_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY, command TEXT NOT NULL, started_at TEXT NOT NULL,
+    finished_at TEXT, outcome TEXT, summary TEXT
+);
+INSERT INTO meta VALUES ('schema_version', '1');
+INSERT INTO meta VALUES ('held_plan', '{"run_id": "r1", "held_at": "2026-06-20T02:00:00+00:00",
+    "reasons": ["threshold"], "operations": [{"op": "deactivate_user", "target": "u1"}]}');
+INSERT INTO meta VALUES ('vendor.failing_cycles', '2');
+INSERT INTO meta VALUES ('last_full_reconcile', '2026-06-20T02:00:00+00:00');
+INSERT INTO meta VALUES ('source_count:students', '41');
+INSERT INTO users VALUES ('u1', 'v1', 'created', 1, '{"userName": "a@skola.se"}', 't', NULL, 'W/"1"');
+INSERT INTO groups VALUES ('11111111', 'g1', 'created', '{"displayName": "Ekeby"}', 't');
+INSERT INTO memberships VALUES ('11111111', 'u1');
+INSERT INTO intents VALUES ('u2', 'user', 't');
+INSERT INTO failures VALUES ('update_user:u1', 3, '2026-06-20T03:00:00+00:00');
+INSERT INTO runs VALUES ('r1', 'run', '2026-06-20T02:00:00+00:00', NULL, 'held', '{}');
+"""
+
+
+def version_1_file(path: Path) -> Path:
+    db = sqlite3.connect(path)
+    db.executescript(V1_SCHEMA)
+    db.close()
+    return path
+
+
+def test_a_version_1_file_is_migrated_to_the_default_target(tmp_path: Path) -> None:
+    path = version_1_file(tmp_path / "state.db")
+
+    state = StateStore.open(path)
+    target = state.target("default")
+
+    known = target.load_known()
+    assert known.users["u1"].vendor_id == "v1" and known.users["u1"].version == 'W/"1"'
+    assert known.groups["11111111"].members == {"u1"}
+    assert target.intents() == {"u2": "user"}
+    assert target.failure_keys() == {"update_user:u1"}
+    held = target.held_plan()
+    assert held is not None and held.run_id == "r1" and held.reasons == ["threshold"]
+    assert target.failing_cycles() == 2
+    assert target.last_full_reconcile() is not None
+    assert state.source_counts() == {"students": 41}  # shared by every target: kept as it was
+    assert [r.run_id for r in target.last_runs()] == ["r1"]
+    assert state.target("other").load_known().users == {}
+    state.close()
+    reopened = StateStore.open(path)  # migrated once: opening again changes nothing
+    assert reopened.target("default").load_known().users.keys() == {"u1"}
+    reopened.close()
+
+
+def test_a_version_1_file_is_read_without_being_changed(tmp_path: Path) -> None:
+    path = version_1_file(tmp_path / "state.db")
+    before = path.read_bytes()
+
+    state = StateStore.open_readonly(path)
+
+    assert state is not None
+    assert state.target("default").load_known().users.keys() == {"u1"}
+    state.close()
+    assert path.read_bytes() == before

@@ -30,15 +30,16 @@ import structlog
 
 from connector.planning.objects import SCRUBBED, Known, account_names
 from connector.planning.plan import Operation, OperationKind, Plan
-from connector.state.store import StateStore
+from connector.state.target import TargetState
 from connector.targets.scim.bulk import BulkLimits, BulkOperation, BulkResult
-from connector.targets.scim.client import ScimClient, ScimError, VendorError, quote_filter_value
+from connector.targets.scim.client import ScimClient, ScimError, VendorError
 from connector.targets.scim.resources import (
     PayloadError,
     attributes_patch,
     flatten,
     group_payload,
     members_patch,
+    quote_filter_value,
     replaced_resource,
     same_value,
     user_payload,
@@ -193,7 +194,7 @@ class Applier:
     def __init__(
         self,
         client: ScimClient,
-        state: StateStore,
+        state: TargetState,
         known: Known,
         *,
         concurrency: int = 4,

@@ -36,6 +36,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from connector.errors import TargetError
 from connector.targets.scim.bulk import BulkOperation, BulkResult, bulk_request, parse_bulk_response
 
 log = structlog.get_logger(__name__)
@@ -46,7 +47,7 @@ MAX_RETRY_AFTER_SECONDS = 300.0
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
-class ScimError(Exception):
+class ScimError(TargetError):
     """A SCIM request failed for good. Carries no token and no request body."""
 
     def __init__(
@@ -551,8 +552,3 @@ def _parses_as_object(content: bytes) -> bool:
         return isinstance(jsonlib.loads(content), dict)
     except ValueError:
         return False
-
-
-def quote_filter_value(value: str) -> str:
-    """A SCIM filter string literal (RFC 7644 section 3.4.2.2 uses JSON string syntax)."""
-    return jsonlib.dumps(value, ensure_ascii=False)

@@ -20,17 +20,17 @@ from typing import Any
 import structlog
 
 from connector.config import Limit
-from connector.errors import ConnectorError
+from connector.errors import TargetError
 from connector.mapping.desired import Desired
 from connector.planning.objects import Known, KnownGroup, KnownUser
-from connector.state.store import StateStore
-from connector.targets.scim.client import ScimClient, quote_filter_value
-from connector.targets.scim.resources import flatten, same_value
+from connector.state.target import TargetState
+from connector.targets.scim.client import ScimClient
+from connector.targets.scim.resources import flatten, quote_filter_value, same_value
 
 log = structlog.get_logger(__name__)
 
 
-class ImplausibleListing(ConnectorError):
+class ImplausibleListing(TargetError):
     """The vendor's listing cannot be the truth about the accounts the connector links."""
 
 
@@ -60,6 +60,16 @@ class Observation:
     relinked_users: dict[str, str] = field(default_factory=dict)
     vendor_users: dict[str, dict[str, Any]] = field(default_factory=dict)  # by vendor id
     vendor_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def record(self, state: TargetState) -> None:
+        """Forget links to what vanished at the vendor (re-created if still wanted) and follow
+        accounts re-created there under our externalId."""
+        for ext in self.vanished_users:
+            state.forget_user(ext)
+        for ext in self.vanished_groups:
+            state.forget_group(ext)
+        for ext, vendor_id in self.relinked_users.items():
+            state.relink_user(ext, vendor_id)
 
 
 def _observed_attributes(
@@ -163,7 +173,7 @@ def observe_vendor(
     return observation
 
 
-def resolve_interrupted_creates(state: StateStore, client: ScimClient, desired: Desired) -> int:
+def resolve_interrupted_creates(state: TargetState, client: ScimClient, desired: Desired) -> int:
     """Creates a crashed run may have sent without recording: link what the vendor has.
 
     Objects still wanted are found by the create's own lookup. For the others (gone from the

@@ -13,12 +13,13 @@ scim2-models to the free-text list.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from pydantic import ValidationError
 
+from connector.mapping.paths import FREE_TEXT_GROUP_PATHS, FREE_TEXT_USER_PATHS
 from connector.people.emails import normalize_email
-from connector.targets.scim.client import quote_filter_value
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -76,31 +77,6 @@ def same_value(path: str, desired: Any, actual: Any) -> bool:
     if path == "userName" and isinstance(desired, str) and isinstance(actual, str):
         return desired.casefold() == actual.casefold()
     return bool(desired == actual)
-
-
-# User attributes that scim2-models types as free text: any string is a valid value.
-FREE_TEXT_USER_PATHS = frozenset(
-    {
-        "externalId",
-        "userName",
-        "displayName",
-        "nickName",
-        "title",
-        "userType",
-        "preferredLanguage",
-        "locale",
-        "timezone",
-        "name.formatted",
-        "name.familyName",
-        "name.givenName",
-        "name.middleName",
-        "name.honorificPrefix",
-        "name.honorificSuffix",
-    }
-)
-
-
-FREE_TEXT_GROUP_PATHS = frozenset({"externalId", "displayName"})
 
 
 def _valid_email_entry(entry: Any) -> bool:
@@ -229,3 +205,8 @@ def replaced_resource(current: dict[str, Any], changes: dict[str, Any]) -> dict[
         else:
             updated[head] = value
     return updated
+
+
+def quote_filter_value(value: str) -> str:
+    """A SCIM filter string literal (RFC 7644 section 3.4.2.2 uses JSON string syntax)."""
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,172 @@
+"""The commands that plan and sync: plan, sync, approve, and run (the service)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from connector.cli.common import (
+    close_all,
+    config_path,
+    finish,
+    load,
+    plain_errors,
+    target_option,
+    targets_of,
+)
+from connector.config import load_config
+from connector.cycle.preview import preview
+from connector.cycle.result import CycleResult, exit_code_of
+from connector.cycle.run import Options, run_cycle
+from connector.planning.guard import approval_keys
+from connector.reports.render import render_held, render_plan
+from connector.service.logs import configure_logging
+from connector.state.store import StateStore
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Compare with the vendor's real state (read-only) to show drift repairs.",
+)
+@target_option()
+@click.pass_context
+@plain_errors
+def plan(ctx: click.Context, as_json: bool, full: bool, target_names: tuple[str, ...]) -> None:
+    """Print the operations a sync would perform. Changes nothing anywhere."""
+    config = load(ctx)
+    targets = targets_of(config, target_names)
+    try:
+        results = preview(config, targets, full=full)
+    finally:
+        close_all(targets)
+    if as_json:
+        documents = [plan_document(result) for result in results]
+        document = documents[0] if len(documents) == 1 else {"targets": documents}
+        # Indented for a person at a terminal; compact for a program (at 100,000 persons the
+        # plan is 67 MB, and indenting it takes Python's slow pure-Python encoder).
+        indent = 2 if sys.stdout.isatty() else None
+        click.echo(json.dumps(document, ensure_ascii=False, indent=indent))
+    elif len(results) == 1:
+        click.echo(render_plan(results[0]))
+    else:
+        click.echo("\n\n".join(f"== Target {r.target}\n{render_plan(r)}" for r in results))
+    sys.exit(exit_code_of(results))
+
+
+def plan_document(result: CycleResult) -> dict[str, Any]:
+    return {
+        "run_id": result.run_id,
+        "target": result.target,
+        "operations": [op.as_dict() for op in result.plan.operations],
+        "counts": result.plan.counts(),
+        "excluded": dict(result.desired.excluded),
+        "skipped_records": [
+            {"source": i.source, "location": i.location, "reason": i.reason} for i in result.issues
+        ],
+        "source_failures": [
+            {"source": f.source, "reason": f.reason} for f in result.source_failures
+        ],
+        "held_back": result.held_back,
+        "hold_reasons": result.hold_reasons,
+    }
+
+
+@click.command()
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Reconcile with the vendor's real state now (repairs drift), whatever the schedule says.",
+)
+@click.option(
+    "--allow-deprovision",
+    is_flag=True,
+    help="For this run only, let deactivations, deletions and membership removals through the "
+    "safety rules (thresholds, unhealthy sources, the rollover window).",
+)
+@click.option(
+    "--only",
+    "only",
+    metavar="PERSON",
+    help="Sync just this person now (source key, e-mail or username): their account and "
+    "memberships, nobody else's.",
+)
+@target_option()
+@click.pass_context
+@plain_errors
+def sync(
+    ctx: click.Context,
+    full: bool,
+    allow_deprovision: bool,
+    only: str | None,
+    target_names: tuple[str, ...],
+) -> None:
+    """Run one cycle: read, plan, apply, record; print a summary."""
+    config = load(ctx)
+    options = Options(full=True if full else None, allow_deprovision=allow_deprovision, only=only)
+    state = StateStore.open(config.state.path)
+    targets = []
+    try:
+        state.acquire_lock()
+        targets = targets_of(config, target_names)
+        results = run_cycle(config, targets, state, options)
+    finally:
+        close_all(targets)
+        state.close()
+    finish(results)
+
+
+@click.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@target_option()
+@click.pass_context
+@plain_errors
+def approve(ctx: click.Context, yes: bool, target_names: tuple[str, ...]) -> None:
+    """Show what the last cycle held back, and after confirmation let it run, once."""
+    config = load(ctx)
+    state = StateStore.open(config.state.path)
+    targets = []
+    try:
+        state.acquire_lock()
+        names = target_names or tuple(t.name for t in config.targets)
+        held = {name: state.target(name).held_plan() for name in names}
+        held = {name: plan for name, plan in held.items() if plan and plan.plan}
+        if not held:
+            click.echo("Nothing is held back.")
+            return
+        for name, one in held.items():
+            if len(config.targets) > 1:
+                click.echo(f"== Target {name}")
+            click.echo(f"Held back by run {one.run_id} at {one.held_at}:")
+            for reason in one.reasons:
+                click.echo(f"  {reason}")
+            click.echo("")
+            click.echo(render_held(one.plan, state.target(name).load_known()))
+        if not yes and not click.confirm("Apply these now (once)?", default=False):
+            click.echo("Nothing was changed.")
+            return
+        approved = {name: approval_keys(one.plan) for name, one in held.items()}
+        targets = targets_of(config, tuple(held))
+        results = run_cycle(config, targets, state, Options(command="approve", approved=approved))
+    finally:
+        close_all(targets)
+        state.close()
+    finish(results)
+
+
+@click.command()
+@click.pass_context
+@plain_errors
+def run(ctx: click.Context) -> None:
+    """Run as a service: a cycle every interval, a full reconcile on schedule, until SIGTERM."""
+    from connector.service.daemon import Daemon
+
+    path = config_path(ctx)
+    config = load_config(path)
+    configure_logging(config.logging.format, config.logging.level, stream=sys.stdout)
+    sys.exit(Daemon(path, config).run())

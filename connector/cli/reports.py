@@ -1,0 +1,123 @@
+"""Read-only commands: status, explain, report duplicates - and the demo."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from connector.cli.common import (
+    close_all,
+    config_path,
+    load,
+    plain_errors,
+    target_option,
+    targets_of,
+)
+from connector.config import Config, load_config
+from connector.cycle.run import desire
+from connector.cycle.sources import Sources, read_all
+from connector.planning.objects import Known
+from connector.reports.duplicates import find_duplicates
+from connector.reports.render import table
+from connector.state.store import StateStore
+from connector.targets.base import Target
+from connector.targets.scim.reconcile import Observation as ScimObservation
+
+
+@click.command()
+@click.option("--runs", default=10, show_default=True, help="How many recent runs to show.")
+@click.pass_context
+@plain_errors
+def status(ctx: click.Context, runs: int) -> None:
+    """The last runs from the state file, what is held back, and when the next run is due."""
+    from connector.reports.status import render_status
+
+    config = load_config(config_path(ctx))
+    click.echo(render_status(config.state.path, runs))
+
+
+@click.command()
+@click.argument("person")
+@target_option()
+@click.pass_context
+@plain_errors
+def explain(ctx: click.Context, person: str, target_names: tuple[str, ...]) -> None:
+    """Tell whether PERSON (source key, e-mail or username) is in scope, why (not), and as what."""
+    from connector.reports.explain import explain as explain_person
+
+    config = load(ctx)
+    targets = targets_of(config, target_names)
+    try:
+        explanation = explain_person(config, targets, person)
+    finally:
+        close_all(targets)
+    click.echo("\n".join(explanation.lines).strip())
+    sys.exit(0 if explanation.found else 1)
+
+
+@click.group()
+def report() -> None:
+    """Read-only reports."""
+
+
+@report.command("duplicates")
+@target_option()
+@click.pass_context
+@plain_errors
+def report_duplicates(ctx: click.Context, target_names: tuple[str, ...]) -> None:
+    """List vendor accounts that look like the same person as one the connector owns or wants."""
+    config = load(ctx)
+    sources = read_all(config)
+    targets = targets_of(config, target_names)
+    try:
+        for target in targets:
+            if len(targets) > 1:
+                click.echo(f"== Target {target.name}")
+            click.echo(duplicates_of(config, target, sources))
+    finally:
+        close_all(targets)
+    for failure in sources.failures:
+        click.echo(
+            f"warning: source {failure.source} failed ({failure.reason}); "
+            "the report may be incomplete"
+        )
+
+
+def duplicates_of(config: Config, target: Target, sources: Sources) -> str:
+    desired = desire(config, target, sources)
+    state = StateStore.open_readonly(config.state.path)
+    known = state.target(target.name).load_known() if state else Known()
+    if state:
+        state.close()
+    observation = target.observe(known, desired)
+    if not isinstance(observation, ScimObservation):
+        return f"Target {target.name} cannot list its accounts for this report."
+    pairs = find_duplicates(observation.vendor_users, observation.vendor_groups, known, desired)
+    if not pairs:
+        return "No vendor account looks like a duplicate of one the connector owns or wants."
+    rows = [
+        (
+            p.vendor_id,
+            p.vendor_user_name,
+            p.owned_user_name,
+            p.owned_vendor_id or "(not yet created)",
+            p.why,
+        )
+        for p in pairs
+    ]
+    return (
+        "Vendor accounts the connector does not own that look like one of its own:\n"
+        + table(("VENDOR ID", "ITS USERNAME", "LOOKS LIKE OURS", "OUR ID", "WHY"), rows)
+        + f"\n\n{len(pairs)} possible duplicate(s). "
+        "The connector never changes or deletes accounts it does not own."
+    )
+
+
+@click.command()
+@plain_errors
+def demo() -> None:
+    """Start a local SCIM server, sync the built-in sample data into it, show what arrived."""
+    from connector.demo.run import run_demo
+
+    sys.exit(run_demo())

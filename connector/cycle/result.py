@@ -1,0 +1,106 @@
+"""What one cycle did for one target: its plan, what was held back and why, what was applied,
+and the summary that `sync.finished`, the runs table and the terminal show."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from connector.mapping.desired import Desired
+from connector.people.model import SourceIssue, SourceRead
+from connector.planning.plan import Plan
+from connector.targets.base import ApplyOutcome
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_HELD = 3
+
+
+@dataclass(slots=True)
+class SourceFailure:
+    source: str
+    reason: str
+
+
+@dataclass(slots=True)
+class CycleResult:
+    run_id: str
+    plan: Plan
+    desired: Desired
+    reads: list[SourceRead]
+    source_failures: list[SourceFailure]
+    target: str = "default"
+    held_back: dict[str, int] = field(default_factory=dict)
+    hold_reasons: list[str] = field(default_factory=list)
+    held_plan: Plan = field(default_factory=Plan)
+    unhealthy_sources: dict[str, str] = field(default_factory=dict)
+    deferred: int = 0
+    vendor_unreadable: bool = False  # the vendor could not be listed for a full reconcile
+    # Why the vendor could not be listed or worked with this cycle (for the operator).
+    vendor_problem: str | None = None
+    failing_cycles: int = 0
+    degraded: bool = False
+    full_reconcile: bool = False
+    applied: ApplyOutcome | None = None
+    requests: dict[str, int] = field(default_factory=dict)
+    duration_seconds: float = 0.0
+
+    @property
+    def issues(self) -> list[SourceIssue]:
+        return [i for r in self.reads for i in r.issues] + self.desired.issues
+
+    @property
+    def vendor_trouble(self) -> str | None:
+        """Why the vendor could not be listed, or worked with as a whole, this cycle."""
+        return self.vendor_problem or (self.applied.vendor_error if self.applied else None)
+
+    @property
+    def exit_code(self) -> int:
+        if (
+            self.source_failures
+            or self.degraded
+            or self.vendor_unreadable
+            or (self.applied and (self.applied.failures or self.applied.vendor_unavailable))
+        ):
+            return EXIT_FAILED
+        if self.held_back:
+            return EXIT_HELD
+        return EXIT_OK
+
+    @property
+    def outcome(self) -> str:
+        return {EXIT_OK: "success", EXIT_FAILED: "failed", EXIT_HELD: "held"}[self.exit_code]
+
+    def summary(self) -> dict[str, Any]:
+        persons = sum(len(r.persons) for r in self.reads)
+        return {
+            "run_id": self.run_id,
+            "target": self.target,
+            "outcome": self.outcome,
+            "persons_read": persons,
+            "users_in_scope": len(self.desired.users),
+            "groups_in_scope": len(self.desired.groups),
+            "excluded": dict(sorted(self.desired.excluded.items())),
+            "skipped_records": len(self.issues),
+            "source_failures": [f.source for f in self.source_failures],
+            "unhealthy_sources": sorted(self.unhealthy_sources),
+            "planned": {k: v for k, v in self.plan.counts().items() if v},
+            "held_back": self.held_back,
+            "hold_reasons": self.hold_reasons,
+            "full_reconcile": self.full_reconcile,
+            "deferred": self.deferred,
+            "degraded": self.degraded,
+            "vendor_problem": self.vendor_trouble,
+            "applied": dict(sorted(self.applied.counts.items())) if self.applied else {},
+            "requests": dict(sorted(self.requests.items())),
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+
+
+def exit_code_of(results: Iterable[CycleResult]) -> int:
+    """A cycle over several targets: failed if any failed, else held if any held."""
+    codes = {result.exit_code for result in results}
+    if EXIT_FAILED in codes:
+        return EXIT_FAILED
+    return EXIT_HELD if EXIT_HELD in codes else EXIT_OK

@@ -1,0 +1,125 @@
+"""The first half of a cycle, shared by every target: read each source once, judge its health,
+and decide who is in scope. Writes nothing but log events; `remember` keeps what the next
+cycle needs (each source's count, snapshot and marking values) once the targets are done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+
+from connector.config import Config
+from connector.cycle.result import SourceFailure
+from connector.errors import SourceError
+from connector.people.externalid import ExternalIdMaker
+from connector.people.model import ReadContext, SourceRead
+from connector.people.scope import Scoped, apply_scope
+from connector.sources import build_sources
+from connector.sources.health import (
+    hold_all_but_protected,
+    marking_digests,
+    read_problem,
+    report_new_marking_values,
+)
+from connector.state.store import StateStore
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Sources:
+    """One cycle's reading of the sources: what each returned, which failed, who is in scope."""
+
+    reads: list[SourceRead]
+    failures: list[SourceFailure]
+    scoped: Scoped
+    only: str | None = None  # an on-demand read for one person: no picture of the whole
+
+
+def warn_about_assumed_markings(config: Config) -> None:
+    for source_config in config.sources:
+        marking = getattr(source_config, "protected_identity", None)
+        if marking is not None and marking.assume_not_protected:
+            log.warning(
+                "source.marking_assumed",
+                source=source_config.name,
+                consequence="this source carries no protected-identity marking; "
+                "its people are treated as not protected",
+            )
+
+
+def read_sources(
+    config: Config, state: StateStore | None = None, *, full: bool = True, only: str | None = None
+) -> tuple[list[SourceRead], list[SourceFailure]]:
+    """Read every source. `state` lets incremental sources read only what changed (unless
+    `full`); they return what to keep for next time in `SourceRead.snapshot`."""
+    warn_about_assumed_markings(config)
+    ids = ExternalIdMaker(config.external_id)
+    reads: list[SourceRead] = []
+    failures: list[SourceFailure] = []
+    for source in build_sources(config):
+        context = ReadContext(full=full, only=only)
+        if state is not None and not full:
+            context.snapshot = state.load_snapshot(source.name) or None
+            context.checkpoint = state.checkpoint_of(source.name)
+        try:
+            read = source.read(context)
+        except SourceError as exc:
+            log.error("source.failed", source=exc.source, reason=exc.reason)
+            failures.append(SourceFailure(exc.source, exc.reason))
+            continue
+        for issue in read.issues:
+            log.warning(
+                "source.record_skipped",
+                source=issue.source,
+                location=issue.location,
+                reason=issue.reason,
+            )
+        if only is None and not judge(config, state, ids, read, failures):
+            continue
+        reads.append(read)
+    return reads, failures
+
+
+def judge(
+    config: Config,
+    state: StateStore | None,
+    ids: ExternalIdMaker,
+    read: SourceRead,
+    failures: list[SourceFailure],
+) -> bool:
+    """Report new marking values and fail a read that cannot be trusted as a whole; False
+    when the read is to be dropped (a joined source: the join then holds everyone)."""
+    seen = state.marking_digests(read.source) if state is not None else ()
+    report_new_marking_values(read.source, marking_digests(read, ids), seen)
+    problem = read_problem(read, config.safety.max_skipped_percent)
+    if not problem:
+        return True
+    log.error("source.failed", source=read.source, reason=problem)
+    failures.append(SourceFailure(read.source, problem))
+    if config.join and read.source in config.join.sources:
+        return False
+    hold_all_but_protected(read)
+    return True
+
+
+def read_all(
+    config: Config, state: StateStore | None = None, *, full: bool = True, only: str | None = None
+) -> Sources:
+    reads, failures = read_sources(config, state, full=full, only=only)
+    return Sources(reads, failures, apply_scope(config, reads), only)
+
+
+def remember(config: Config, state: StateStore, sources: Sources, keep_counts_of: set[str]) -> None:
+    """Keep what the next cycle compares with: each healthy source's count (`keep_counts_of`:
+    the sources whose count may be kept), snapshots of incremental sources, marking values."""
+    if sources.only is not None:
+        return  # a read for one person is no picture of the whole
+    failed = {f.source for f in sources.failures}
+    ids = ExternalIdMaker(config.external_id)
+    for read in sources.reads:
+        state.remember_marking_digests(read.source, marking_digests(read, ids))
+        if read.source in keep_counts_of:
+            state.set_source_count(read.source, len(read.persons))
+        if read.snapshot is not None and read.source not in failed:
+            state.save_snapshot(read.source, read.snapshot.objects, read.snapshot.checkpoint)

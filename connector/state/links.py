@@ -1,0 +1,256 @@
+"""One target's links in the state file: which vendor id belongs to which externalId, what was
+last applied, and which memberships the connector made.
+
+Only people who were actually sent to the vendor are stored, so a protected person never has
+a row with their data: a person who becomes protected keeps only the link (`scrub_user`) until
+the vendor confirmed the removal, then not even that.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from connector.planning.objects import Known, KnownGroup, KnownUser, addresses
+from connector.state.database import Database
+
+_USER_COLUMNS = "external_id, vendor_id, origin, active, attributes, deactivated_at, version"
+
+
+def now_utc() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _known_user(row: tuple[Any, ...]) -> KnownUser:
+    ext, vendor_id, origin, active, attributes, deactivated_at, version = row
+    return KnownUser(
+        ext,
+        vendor_id,
+        origin,
+        bool(active),
+        json.loads(attributes),
+        datetime.fromisoformat(deactivated_at) if deactivated_at else None,
+        version,
+    )
+
+
+class Links:
+    """The vendor-side records of one target (its namespace in the file)."""
+
+    def __init__(self, database: Database, target: str) -> None:
+        self.database = database
+        self.target = target
+        self._db = database._db
+
+    def transaction(self) -> Any:
+        return self.database.transaction()
+
+    def batch(self, max_changes: int = 500, max_seconds: float = 1.0) -> Any:
+        return self.database.batch(max_changes, max_seconds)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def load_known(self) -> Known:
+        known = Known()
+        rows = self._db.execute(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE target = ?",  # noqa: S608 (fixed)
+            (self.target,),
+        )
+        for row in rows:
+            known.users[row[0]] = _known_user(row)
+        self._load_groups(known)
+        for group_ext, user_ext in self._db.execute(
+            "SELECT group_external_id, user_external_id FROM memberships WHERE target = ?",
+            (self.target,),
+        ):
+            if group_ext in known.groups:
+                known.groups[group_ext].members.add(user_ext)
+        return known
+
+    def load_known_for(self, external_ids: Iterable[str], named: str | None = None) -> Known:
+        """What is known of a few users (an on-demand sync of one person): these externalIds,
+        and users whose recorded userName or an e-mail address is `named` (case-insensitive);
+        every group, with only these users among its members. One pass over the users table
+        instead of loading 100,000 of them."""
+        wanted = set(external_ids)
+        if named:
+            wanted |= self._named(named.casefold())
+        known = Known()
+        for ext in sorted(wanted):
+            row = self._db.execute(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE target = ? AND external_id = ?",  # noqa: S608
+                (self.target, ext),
+            ).fetchone()
+            if row is not None:
+                known.users[ext] = _known_user(row)
+        self._load_groups(known)
+        for ext in known.users:
+            for (group_ext,) in self._db.execute(
+                "SELECT group_external_id FROM memberships "
+                "WHERE target = ? AND user_external_id = ?",
+                (self.target, ext),
+            ):
+                if group_ext in known.groups:
+                    known.groups[group_ext].members.add(ext)
+        return known
+
+    def _named(self, folded: str) -> set[str]:
+        found = set()
+        rows = self._db.execute(
+            "SELECT external_id, json_extract(attributes, '$.userName'), "
+            "json_extract(attributes, '$.emails') FROM users WHERE target = ?",
+            (self.target,),
+        )
+        for ext, user_name, emails in rows:
+            # Most rows are ruled out by a substring test; JSON with escapes is parsed.
+            maybe = emails and (folded in emails.casefold() or "\\" in emails)
+            if str(user_name or "").casefold() == folded or (
+                maybe and folded in addresses({"emails": json.loads(emails)})
+            ):
+                found.add(ext)
+        return found
+
+    def linked_counts(self) -> tuple[int, int]:
+        """How many vendor users and groups this target's records link."""
+        users = self._db.execute(
+            "SELECT count(*) FROM users WHERE target = ?", (self.target,)
+        ).fetchone()[0]
+        groups = self._db.execute(
+            "SELECT count(*) FROM groups WHERE target = ?", (self.target,)
+        ).fetchone()[0]
+        return int(users), int(groups)
+
+    def _load_groups(self, known: Known) -> None:
+        for ext, vendor_id, origin, attributes in self._db.execute(
+            "SELECT external_id, vendor_id, origin, attributes FROM groups WHERE target = ?",
+            (self.target,),
+        ):
+            known.groups[ext] = KnownGroup(ext, vendor_id, origin, json.loads(attributes))
+
+    # -- users -------------------------------------------------------------------------------
+
+    def record_user(
+        self,
+        external_id: str,
+        vendor_id: str,
+        origin: str,
+        attributes: dict[str, Any],
+        version: str | None = None,
+    ) -> None:
+        active = bool(attributes.get("active", True))
+        now = now_utc()
+        with self.transaction():
+            self._db.execute(
+                """
+                INSERT INTO users (target, external_id, vendor_id, origin, active, attributes,
+                                   updated_at, deactivated_at, version)
+                VALUES (?, ?, ?, ?, ?, ?, ?, CASE WHEN ? THEN NULL ELSE ? END, ?)
+                ON CONFLICT (target, external_id) DO UPDATE SET
+                    vendor_id = excluded.vendor_id,
+                    active = excluded.active,
+                    attributes = excluded.attributes,
+                    updated_at = excluded.updated_at,
+                    version = excluded.version,
+                    deactivated_at = CASE
+                        WHEN excluded.active THEN NULL
+                        ELSE COALESCE(users.deactivated_at, excluded.deactivated_at)
+                    END
+                """,
+                (
+                    self.target,
+                    external_id,
+                    vendor_id,
+                    origin,
+                    active,
+                    json.dumps(attributes),
+                    now,
+                    active,
+                    now,
+                    version,
+                ),
+            )
+            self._clear_intent(external_id)
+
+    def scrub_user(self, external_id: str) -> None:
+        """Keep only the link and whether the account is active (a person now protected)."""
+        with self.transaction():
+            self._db.execute(
+                "UPDATE users SET attributes = CASE WHEN active THEN '{\"active\": true}' "
+                "ELSE '{\"active\": false}' END, updated_at = ? "
+                "WHERE target = ? AND external_id = ?",
+                (now_utc(), self.target, external_id),
+            )
+
+    def relink_user(self, external_id: str, vendor_id: str) -> None:
+        with self.transaction():
+            self._db.execute(
+                "UPDATE users SET vendor_id = ?, updated_at = ? "
+                "WHERE target = ? AND external_id = ?",
+                (vendor_id, now_utc(), self.target, external_id),
+            )
+
+    def forget_user(self, external_id: str) -> None:
+        """Drop a link (the account is gone at the vendor) and the memberships recorded for it."""
+        with self.transaction():
+            self._db.execute(
+                "DELETE FROM users WHERE target = ? AND external_id = ?",
+                (self.target, external_id),
+            )
+            self._db.execute(
+                "DELETE FROM memberships WHERE target = ? AND user_external_id = ?",
+                (self.target, external_id),
+            )
+
+    # -- groups and memberships --------------------------------------------------------------
+
+    def record_group(
+        self, external_id: str, vendor_id: str, origin: str, attributes: dict[str, Any]
+    ) -> None:
+        with self.transaction():
+            self._db.execute(
+                """
+                INSERT INTO groups (target, external_id, vendor_id, origin, attributes,
+                                    updated_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (target, external_id) DO UPDATE SET
+                    vendor_id = excluded.vendor_id,
+                    attributes = excluded.attributes,
+                    updated_at = excluded.updated_at
+                """,
+                (self.target, external_id, vendor_id, origin, json.dumps(attributes), now_utc()),
+            )
+            self._clear_intent(external_id)
+
+    def forget_group(self, external_id: str) -> None:
+        with self.transaction():
+            self._db.execute(
+                "DELETE FROM groups WHERE target = ? AND external_id = ?",
+                (self.target, external_id),
+            )
+            self._db.execute(
+                "DELETE FROM memberships WHERE target = ? AND group_external_id = ?",
+                (self.target, external_id),
+            )
+
+    def add_memberships(self, group_external_id: str, user_external_ids: Iterable[str]) -> None:
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO memberships VALUES (?, ?, ?)",
+                [(self.target, group_external_id, u) for u in user_external_ids],
+            )
+
+    def remove_memberships(self, group_external_id: str, user_external_ids: Iterable[str]) -> None:
+        with self.transaction():
+            self._db.executemany(
+                "DELETE FROM memberships "
+                "WHERE target = ? AND group_external_id = ? AND user_external_id = ?",
+                [(self.target, group_external_id, u) for u in user_external_ids],
+            )
+
+    def _clear_intent(self, external_id: str) -> None:
+        self._db.execute(
+            "DELETE FROM intents WHERE target = ? AND external_id = ?",
+            (self.target, external_id),
+        )

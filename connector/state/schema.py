@@ -1,0 +1,171 @@
+"""The state file's tables, and the migrations that bring an older file up to date.
+
+Version 2 keys every vendor-side record by its target (`targets:` in the config), so one file
+serves several vendors, each in its own namespace. A version-1 file (one vendor) is migrated
+in place, its records becoming those of the target `default` - the name a config written
+with `vendor:` gives its one target.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+SCHEMA_VERSION = 2
+LEGACY_TARGET = "default"
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    target TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    vendor_id TEXT NOT NULL,
+    origin TEXT NOT NULL CHECK (origin IN ('created', 'linked')),
+    active INTEGER NOT NULL,
+    attributes TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    deactivated_at TEXT,
+    version TEXT,
+    PRIMARY KEY (target, external_id)
+);
+CREATE TABLE IF NOT EXISTS groups (
+    target TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    vendor_id TEXT NOT NULL,
+    origin TEXT NOT NULL CHECK (origin IN ('created', 'linked')),
+    attributes TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (target, external_id)
+);
+CREATE TABLE IF NOT EXISTS memberships (
+    target TEXT NOT NULL,
+    group_external_id TEXT NOT NULL,
+    user_external_id TEXT NOT NULL,
+    PRIMARY KEY (target, group_external_id, user_external_id)
+) WITHOUT ROWID;
+-- A person's memberships: forgetting a user, and an on-demand sync of one person.
+CREATE INDEX IF NOT EXISTS memberships_by_user ON memberships (target, user_external_id);
+CREATE TABLE IF NOT EXISTS intents (
+    target TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('user', 'group')),
+    recorded_at TEXT NOT NULL,
+    PRIMARY KEY (target, external_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshots (
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (source, kind, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS failures (
+    target TEXT NOT NULL,
+    key TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at TEXT NOT NULL,
+    PRIMARY KEY (target, key)
+) WITHOUT ROWID;
+-- One row per target a cycle ran for (the cycle's run_id is shared by its targets).
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    command TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    outcome TEXT,
+    summary TEXT,
+    PRIMARY KEY (run_id, target)
+);
+"""
+
+# Version 1's vendor-wide meta keys, now kept per target.
+_V1_META = {
+    "held_plan": "held_plan",
+    "vendor.failing_cycles": "failing_cycles",
+    "vendor.degraded_since": "degraded_since",
+    "last_full_reconcile": "last_full_reconcile",
+}
+
+
+def target_meta_key(target: str, name: str) -> str:
+    return f"target:{target}:{name}"
+
+
+def version_of(db: sqlite3.Connection) -> int:
+    """0 for an empty file, else the version it was written with."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "meta" not in tables:
+        return 0
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 1
+
+
+def create_tables(db: sqlite3.Connection) -> None:
+    """Statement by statement: executescript would commit the transaction it runs in."""
+    for statement in TABLES.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+_V1_TABLES = {
+    "users": "external_id, vendor_id, origin, active, attributes, updated_at, deactivated_at, "
+    "version",
+    "groups": "external_id, vendor_id, origin, attributes, updated_at",
+    "memberships": "group_external_id, user_external_id",
+    "intents": "external_id, kind, recorded_at",
+    "failures": "key, attempts, next_attempt_at",
+    "runs": "run_id, command, started_at, finished_at, outcome, summary",
+}
+
+
+def _v1_to_v2(db: sqlite3.Connection) -> None:
+    """Add the target to every vendor-side record: the one vendor becomes `default`."""
+    db.execute("DROP INDEX IF EXISTS memberships_by_user")
+    for table in _V1_TABLES:
+        db.execute(f"ALTER TABLE {table} RENAME TO {table}_v1")
+    create_tables(db)
+    for table, columns in _V1_TABLES.items():
+        db.execute(
+            f"INSERT INTO {table} (target, {columns}) "  # noqa: S608 (fixed names)
+            f"SELECT ?, {columns} FROM {table}_v1",
+            (LEGACY_TARGET,),
+        )
+        db.execute(f"DROP TABLE {table}_v1")
+    for old, new in _V1_META.items():
+        db.execute(
+            "UPDATE meta SET key = ? WHERE key = ?", (target_meta_key(LEGACY_TARGET, new), old)
+        )
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2}
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring the file to SCHEMA_VERSION in one transaction each step; the version it had."""
+    found = version_of(db)
+    if found > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the state file was written by a newer connector (schema {found}); "
+            f"this one knows schema {SCHEMA_VERSION}"
+        )
+    if found == 0:
+        create_tables(db)
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+        return 0
+    for version in range(found, SCHEMA_VERSION):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[version](db)
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(version + 1),),
+            )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    return found
