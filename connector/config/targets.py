@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -66,4 +66,5 @@ class ScimTargetConfig(VendorConfig):
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
 
 
-TargetConfig = Annotated[ScimTargetConfig, Field(discriminator="kind")]
+# One kind today (`kind: scim`, the default); more kinds become a union discriminated by it.
+TargetConfig = ScimTargetConfig

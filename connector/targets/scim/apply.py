@@ -411,7 +411,9 @@ class Applier:
             "delete_group": "groups_deleted",
         }[op.kind]
         report.counts[count_key] += len(outcome.members) if op.members else 1
-        report.succeeded += 1
+        if not op.members or outcome.members:
+            # A membership change with no member to send reached nobody: no sign of health.
+            report.succeeded += 1
         if failure_key(op) in self.failing:
             self.state.clear_failure(failure_key(op))
         skipped = len(op.members) - len(outcome.members)
