@@ -1,0 +1,115 @@
+"""Recording outcomes: the state file as soon as an outcome is known, the report, the log."""
+
+from __future__ import annotations
+
+import structlog
+
+from connector.planning.objects import Known
+from connector.planning.plan import Operation
+from connector.state.target import TargetState
+from connector.targets.scim.outcome import ApplyReport, Outcome, failure_key, origin_of, ref
+
+log = structlog.get_logger(__name__)
+
+
+class RecordingMixin:
+    """The Applier's bookkeeping."""
+
+    state: TargetState
+    known: Known
+    user_ids: dict[str, str]
+    group_ids: dict[str, str]
+    failing: set[str]
+    retry_delay: float
+    max_retry_delay: float
+    _server_errors: list[Operation]
+
+    def _record(self, outcome: Outcome, report: ApplyReport) -> None:
+        """Write one outcome to the state file and the report (this thread alone does)."""
+        if outcome.result == "postponed":
+            report.counts["postponed"] += 1
+        elif outcome.result in ("failed", "conflict"):
+            self._record_failure(outcome, report)
+        else:
+            self._record_change(outcome)
+            self._count(outcome, report)
+
+    def _record_failure(self, outcome: Outcome, report: ApplyReport) -> None:
+        op = outcome.op
+        report.counts[outcome.result] += 1
+        report.transient_failures += outcome.transient
+        if outcome.transient and (outcome.status or 0) >= 500:
+            self._server_errors.append(op)  # judged once the cycle is done
+        elif not outcome.transient and not outcome.vendor_wide:
+            # This object's own trouble (refused, ambiguous): try again later, less often.
+            # A vendor that is down is handled per cycle instead (degraded, slower cycles).
+            self.state.record_failure(failure_key(op), self.retry_delay, self.max_retry_delay)
+        report.failures.append({"op": op.kind, "ref": ref(op.target), "error": outcome.error})
+        log.warning(
+            "apply.failed" if outcome.result == "failed" else "apply.conflict",
+            op=op.kind,
+            ref=ref(op.target),
+            error=outcome.error,
+        )
+        if outcome.gone and op.kind in ("update_user", "deactivate_user"):
+            # Deleted at the vendor: forget the link so the next cycle re-creates it.
+            self.state.forget_user(op.target)
+        return
+
+    def _record_change(self, outcome: Outcome) -> None:
+        op = outcome.op
+        if op.kind == "delete_user":
+            self.state.forget_user(op.target)
+            self.user_ids.pop(op.target, None)
+        elif op.kind == "delete_group":
+            self.state.forget_group(op.target)
+            self.group_ids.pop(op.target, None)
+        elif op.kind in ("create_user", "update_user", "deactivate_user"):
+            assert outcome.vendor_id is not None and outcome.applied is not None
+            seen = self.known.users.get(op.target)
+            origin = seen.origin if seen else origin_of(outcome.result)
+            self.state.record_user(
+                op.target, outcome.vendor_id, origin, outcome.applied, outcome.version
+            )
+            self.user_ids[op.target] = outcome.vendor_id
+        elif op.kind in ("create_group", "update_group"):
+            assert outcome.vendor_id is not None and outcome.applied is not None
+            seen_group = self.known.groups.get(op.target)
+            origin = seen_group.origin if seen_group else origin_of(outcome.result)
+            self.state.record_group(op.target, outcome.vendor_id, origin, outcome.applied)
+            self.group_ids[op.target] = outcome.vendor_id
+        elif op.kind == "add_members":
+            self.state.add_memberships(op.target, outcome.members)
+        elif op.kind == "remove_members":
+            self.state.remove_memberships(op.target, outcome.members)
+
+    def _count(self, outcome: Outcome, report: ApplyReport) -> None:
+        op = outcome.op
+        count_key = {
+            "create_user": f"users_{outcome.result}",
+            "update_user": "users_updated",
+            "deactivate_user": "users_deactivated",
+            "create_group": f"groups_{outcome.result}",
+            "update_group": "groups_updated",
+            "add_members": "members_added",
+            "remove_members": "members_removed",
+            "delete_user": "users_deleted",
+            "delete_group": "groups_deleted",
+        }[op.kind]
+        report.counts[count_key] += len(outcome.members) if op.members else 1
+        if not op.members or outcome.members:
+            # A membership change with no member to send reached nobody: no sign of health.
+            report.succeeded += 1
+        if failure_key(op) in self.failing:
+            self.state.clear_failure(failure_key(op))
+        skipped = len(op.members) - len(outcome.members)
+        if skipped:
+            report.counts["members_skipped"] += skipped
+        log.info(
+            "change.applied",
+            op=op.kind,
+            result=outcome.result,
+            ref=ref(op.target),
+            reason=op.reason or None,
+            members=len(outcome.members) if op.members else None,
+        )
