@@ -175,90 +175,118 @@ def make_plan(
     `keep`: externalIds of people neither in scope nor gone (unreadable, in a join conflict):
     their accounts and memberships are left as they are."""
     rules = rules or PlanRules()
-    chunk = member_chunk_size or rules.member_chunk_size
-    ops: dict[OperationKind, list[Operation]] = {kind: [] for kind in ORDER}
     # A user whose record was scrubbed for protected identity stays protected until the
     # sources show them unprotected (desired) again: an incremental source mentions them only
     # once, and a removal held back or failed must stay a protected person's removal.
     protected = protected | {
         ext for ext, user in known.users.items() if ext not in users and scrubbed(user)
     }
+    planner = _Planner(users, known, protected, keep, rules, member_chunk_size)
+    planner.groups(groups)
+    planner.users()
+    planner.leavers()
+    return Plan([op for kind in ORDER for op in planner.ops[kind]])
 
-    def removals(group_ext: str, gone: set[str]) -> None:
+
+class _Planner:
+    """The operations of one plan, gathered by kind (then emitted in ORDER)."""
+
+    def __init__(
+        self,
+        users: dict[str, DesiredUser],
+        known: Known,
+        protected: frozenset[str],
+        keep: frozenset[str],
+        rules: PlanRules,
+        chunk: int | None,
+    ) -> None:
+        self.desired_users = users
+        self.known = known
+        self.protected = protected
+        self.kept = keep - protected  # protected wins over kept
+        self.rules = rules
+        self.chunk = chunk or rules.member_chunk_size
+        self.ops: dict[OperationKind, list[Operation]] = {kind: [] for kind in ORDER}
+
+    def add(self, op: Operation) -> None:
+        self.ops[op.kind].append(op)
+
+    def removals(self, group_ext: str, gone: set[str]) -> None:
+        """Memberships to take away, in chunks, by why they go."""
         by_reason: dict[Reason, set[str]] = {"protected": set(), "left": set(), "moved": set()}
-        for user_ext in gone - (keep - protected):
+        for user_ext in gone - self.kept:
             reason: Reason = (
-                "protected" if user_ext in protected else "moved" if user_ext in users else "left"
+                "protected"
+                if user_ext in self.protected
+                else "moved"
+                if user_ext in self.desired_users
+                else "left"
             )
             by_reason[reason].add(user_ext)
         for reason, members in by_reason.items():
-            for part in _chunks(members, chunk):
-                ops["remove_members"].append(
-                    Operation("remove_members", group_ext, members=part, reason=reason)
-                )
+            for part in _chunks(members, self.chunk):
+                self.add(Operation("remove_members", group_ext, members=part, reason=reason))
 
-    for ext, group in sorted(groups.items()):
-        seen = known.groups.get(ext)
-        if seen is None:
-            ops["create_group"].append(Operation("create_group", ext, attributes=group.attributes))
-            recorded_members: set[str] = set()
-        else:
-            changes = changed_attributes(group.attributes, seen.attributes)
+    def groups(self, groups: dict[str, DesiredGroup]) -> None:
+        for ext, group in sorted(groups.items()):
+            seen = self.known.groups.get(ext)
+            recorded: set[str] = set()
+            if seen is None:
+                self.add(Operation("create_group", ext, attributes=group.attributes))
+            else:
+                changes = changed_attributes(group.attributes, seen.attributes)
+                if changes:
+                    self.add(Operation("update_group", ext, seen.vendor_id, attributes=changes))
+                recorded = seen.members
+            for part in _chunks(group.members - recorded, self.chunk):
+                self.add(Operation("add_members", ext, members=part))
+            self.removals(ext, recorded - group.members)
+        # A group no longer desired (a school with nobody left) is emptied of the members the
+        # connector put there, and kept unless configured otherwise.
+        for ext, seen in sorted(self.known.groups.items()):
+            if ext in groups:
+                continue
+            self.removals(ext, seen.members)
+            still_held = seen.members & self.kept
+            if self.rules.delete_empty_groups and seen.origin == "created" and not still_held:
+                self.add(Operation("delete_group", ext, seen.vendor_id, reason="empty"))
+
+    def users(self) -> None:
+        for ext, user in sorted(self.desired_users.items()):
+            seen = self.known.users.get(ext)
+            if seen is None:
+                self.add(Operation("create_user", ext, attributes=user.attributes))
+                continue
+            changes = changed_attributes(user.attributes, seen.attributes)
             if changes:
-                ops["update_group"].append(
-                    Operation("update_group", ext, seen.vendor_id, attributes=changes)
+                self.add(Operation("update_user", ext, seen.vendor_id, attributes=changes))
+
+    def leavers(self) -> None:
+        """Known users no longer desired: protected ones are taken off, leavers deactivated
+        (and deleted after the grace period), kept ones left alone."""
+        for ext, seen in sorted(self.known.users.items()):
+            if ext in self.desired_users or ext in self.kept:
+                continue
+            if ext in self.protected:
+                self._protected(ext, seen)
+            elif seen.active:
+                self.add(
+                    Operation(
+                        "deactivate_user", ext, seen.vendor_id, {"active": False}, reason="left"
+                    )
                 )
-            recorded_members = seen.members
-        for part in _chunks(group.members - recorded_members, chunk):
-            ops["add_members"].append(Operation("add_members", ext, members=part))
-        removals(ext, recorded_members - group.members)
+            elif _grace_expired(seen, self.rules):
+                self.add(Operation("delete_user", ext, seen.vendor_id, reason="expired"))
 
-    # A group no longer desired (a school with nobody left) is emptied of the members the
-    # connector put there, and kept unless configured otherwise.
-    for ext, seen in sorted(known.groups.items()):
-        if ext not in groups:
-            removals(ext, seen.members)
-            still_held = seen.members & (keep - protected)
-            if rules.delete_empty_groups and seen.origin == "created" and not still_held:
-                ops["delete_group"].append(
-                    Operation("delete_group", ext, seen.vendor_id, reason="empty")
-                )
-
-    for ext, user in sorted(users.items()):
-        seen_user = known.users.get(ext)
-        if seen_user is None:
-            ops["create_user"].append(Operation("create_user", ext, attributes=user.attributes))
-            continue
-        changes = changed_attributes(user.attributes, seen_user.attributes)
-        if changes:
-            ops["update_user"].append(
-                Operation("update_user", ext, seen_user.vendor_id, attributes=changes)
-            )
-
-    for ext, seen_user in sorted(known.users.items()):
-        if ext in users or (ext in keep and ext not in protected):
-            continue
-        reason: Reason = "protected" if ext in protected else "left"
-        if (
-            reason == "protected"
-            and rules.protected_policy == "delete"
-            and seen_user.origin == "created"
-        ):
-            ops["delete_user"].append(
-                Operation("delete_user", ext, seen_user.vendor_id, reason=reason)
-            )
-        elif seen_user.active or (reason == "protected" and seen_user.attributes != SCRUBBED):
-            ops["deactivate_user"].append(
+    def _protected(self, ext: str, seen: KnownUser) -> None:
+        if self.rules.protected_policy == "delete" and seen.origin == "created":
+            self.add(Operation("delete_user", ext, seen.vendor_id, reason="protected"))
+        elif seen.active or seen.attributes != SCRUBBED:
+            self.add(
                 Operation(
-                    "deactivate_user", ext, seen_user.vendor_id, {"active": False}, reason=reason
+                    "deactivate_user", ext, seen.vendor_id, {"active": False}, reason="protected"
                 )
             )
-        elif reason == "left" and _grace_expired(seen_user, rules):
-            ops["delete_user"].append(
-                Operation("delete_user", ext, seen_user.vendor_id, reason="expired")
-            )
-
-    return Plan([op for kind in ORDER for op in ops[kind]])
 
 
 def _grace_expired(user: KnownUser, rules: PlanRules) -> bool:

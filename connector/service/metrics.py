@@ -10,8 +10,57 @@ from prometheus_client.process_collector import ProcessCollector
 
 from connector.cycle.result import CycleResult
 
+# Gauges of the last cycle: attribute -> (metric name, help, labels).
+_GAUGES: dict[str, tuple[str, str, list[str]]] = {
+    "last_operations": (
+        "connector_last_cycle_operations",
+        "Operations applied in the last cycle, by target and result.",
+        ["target", "result"],
+    ),
+    "last_success": (
+        "connector_last_success_timestamp_seconds",
+        "When the last successful cycle finished for the target (Unix time).",
+        ["target"],
+    ),
+    "held_back": (
+        "connector_held_back",
+        "Operations held back by safety rules in the last cycle, by target and kind.",
+        ["target", "op"],
+    ),
+    "excluded": (
+        "connector_persons_excluded",
+        "Persons left out in the last cycle, by target and reason.",
+        ["target", "reason"],
+    ),
+    "source_up": (
+        "connector_source_up",
+        "1 if the source was read in the last cycle.",
+        ["source"],
+    ),
+    "in_scope": ("connector_users_in_scope", "Users the target should hold.", ["target"]),
+    "degraded": (
+        "connector_degraded",
+        "1 while the target has failed several cycles in a row (cycles are slowed down).",
+        ["target"],
+    ),
+    "deferred": (
+        "connector_deferred_operations",
+        "Operations waiting for their next try after failing, in the last cycle.",
+        ["target"],
+    ),
+}
+
 
 class Metrics:
+    last_operations: Gauge
+    last_success: Gauge
+    held_back: Gauge
+    excluded: Gauge
+    source_up: Gauge
+    in_scope: Gauge
+    degraded: Gauge
+    deferred: Gauge
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
@@ -28,12 +77,6 @@ class Metrics:
             ["target", "result"],
             registry=r,
         )
-        self.last_operations = Gauge(
-            "connector_last_cycle_operations",
-            "Operations applied in the last cycle, by target and result.",
-            ["target", "result"],
-            registry=r,
-        )
         self.duration = Histogram(
             "connector_cycle_duration_seconds",
             "How long a target's part of a cycle took.",
@@ -41,45 +84,8 @@ class Metrics:
             buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
             registry=r,
         )
-        self.last_success = Gauge(
-            "connector_last_success_timestamp_seconds",
-            "When the last successful cycle finished for the target (Unix time).",
-            ["target"],
-            registry=r,
-        )
-        self.held_back = Gauge(
-            "connector_held_back",
-            "Operations held back by safety rules in the last cycle, by target and kind.",
-            ["target", "op"],
-            registry=r,
-        )
-        self.excluded = Gauge(
-            "connector_persons_excluded",
-            "Persons left out in the last cycle, by target and reason.",
-            ["target", "reason"],
-            registry=r,
-        )
-        self.source_up = Gauge(
-            "connector_source_up",
-            "1 if the source was read in the last cycle.",
-            ["source"],
-            registry=r,
-        )
-        self.in_scope = Gauge(
-            "connector_users_in_scope", "Users the target should hold.", ["target"], registry=r
-        )
-        self.degraded = Gauge(
-            "connector_degraded",
-            "1 while the target has failed several cycles in a row (cycles are slowed down).",
-            ["target"],
-            registry=r,
-        )
-        self.deferred = Gauge(
-            "connector_deferred_operations",
-            "Operations waiting for their next try after failing, in the last cycle.",
-            ["target"],
-            registry=r,
-        )
+        for attribute, (name, text, labels) in _GAUGES.items():
+            setattr(self, attribute, Gauge(name, text, labels, registry=r))
         self.is_degraded = False
         self.last_success_monotonic: float | None = None
         self.last_outcome: str | None = None

@@ -104,21 +104,11 @@ def observe_vendor(
     missing from the listing before it is not believed (ImplausibleListing); None: any."""
     vendor_users = {r["id"]: r for r in client.list_all("Users", page_size=page_size)}
     vendor_groups = {g["id"]: g for g in client.list_all("Groups", page_size=page_size)}
-    users_by_ext = {str(r["externalId"]): r for r in vendor_users.values() if r.get("externalId")}
-    groups_by_ext = {str(g["externalId"]): g for g in vendor_groups.values() if g.get("externalId")}
+    users_by_ext = _by_external_id(vendor_users)
+    groups_by_ext = _by_external_id(vendor_groups)
     if limit is not None:
-        for what, linked, listed, by_id, by_ext in (
-            ("users", recorded.users, vendor_users, vendor_users, users_by_ext),
-            ("groups", recorded.groups, vendor_groups, vendor_groups, groups_by_ext),
-        ):
-            vanished = sum(
-                1 for ext, o in linked.items() if o.vendor_id not in by_id and ext not in by_ext
-            )
-            problem = implausible(what, len(linked), len(listed), vanished, limit)
-            if problem:
-                raise ImplausibleListing(problem)
+        _believe(recorded, vendor_users, users_by_ext, vendor_groups, groups_by_ext, limit)
     observation = Observation(Known(), vendor_users=vendor_users, vendor_groups=vendor_groups)
-
     for ext, user in recorded.users.items():
         resource = vendor_users.get(user.vendor_id) or users_by_ext.get(ext)
         if resource is None:
@@ -127,19 +117,8 @@ def observe_vendor(
         if resource["id"] != user.vendor_id:
             observation.relinked_users[ext] = resource["id"]
         wanted = desired.users[ext].attributes if ext in desired.users else user.attributes
-        observation.known.users[ext] = KnownUser(
-            ext,
-            resource["id"],
-            user.origin,
-            resource.get("active", True) is not False,
-            _observed_attributes(resource, wanted, user.attributes),
-            user.deactivated_at,
-            (resource.get("meta") or {}).get("version")
-            if isinstance(resource.get("meta"), dict)
-            else None,
-        )
-
-    owned_by_vendor_id = {u.vendor_id: ext for ext, u in observation.known.users.items()}
+        observation.known.users[ext] = _observed_user(resource, user, wanted)
+    owned = {u.vendor_id: ext for ext, u in observation.known.users.items()}
     for ext, group in recorded.groups.items():
         resource = vendor_groups.get(group.vendor_id) or groups_by_ext.get(ext)
         if resource is None:
@@ -147,20 +126,8 @@ def observe_vendor(
             continue
         if "members" not in resource:  # some vendors leave members out of list responses
             resource = client.get("Groups", resource["id"])
-        members = {
-            owned_by_vendor_id[m["value"]]
-            for m in resource.get("members") or []
-            if isinstance(m, dict) and m.get("value") in owned_by_vendor_id
-        }
         wanted = desired.groups[ext].attributes if ext in desired.groups else group.attributes
-        observation.known.groups[ext] = KnownGroup(
-            ext,
-            resource["id"],
-            group.origin,
-            _observed_attributes(resource, wanted, group.attributes),
-            members,
-        )
-
+        observation.known.groups[ext] = _observed_group(resource, group, wanted, owned)
     log.info(
         "reconcile.observed",
         vendor_users=len(vendor_users),
@@ -171,6 +138,64 @@ def observe_vendor(
         vanished_groups=len(observation.vanished_groups),
     )
     return observation
+
+
+def _by_external_id(resources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {str(r["externalId"]): r for r in resources.values() if r.get("externalId")}
+
+
+def _believe(
+    recorded: Known,
+    vendor_users: dict[str, dict[str, Any]],
+    users_by_ext: dict[str, dict[str, Any]],
+    vendor_groups: dict[str, dict[str, Any]],
+    groups_by_ext: dict[str, dict[str, Any]],
+    limit: Limit,
+) -> None:
+    """Raise ImplausibleListing for a listing that cannot be the truth about what is linked."""
+    checks: tuple[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]], ...] = (
+        ("users", recorded.users, vendor_users, users_by_ext),
+        ("groups", recorded.groups, vendor_groups, groups_by_ext),
+    )
+    for what, linked, by_id, by_ext in checks:
+        vanished = sum(
+            1 for ext, o in linked.items() if o.vendor_id not in by_id and ext not in by_ext
+        )
+        problem = implausible(what, len(linked), len(by_id), vanished, limit)
+        if problem:
+            raise ImplausibleListing(problem)
+
+
+def _observed_user(resource: dict[str, Any], user: KnownUser, wanted: dict[str, Any]) -> KnownUser:
+    meta = resource.get("meta")
+    return KnownUser(
+        user.external_id,
+        resource["id"],
+        user.origin,
+        resource.get("active", True) is not False,
+        _observed_attributes(resource, wanted, user.attributes),
+        user.deactivated_at,
+        meta.get("version") if isinstance(meta, dict) else None,
+    )
+
+
+def _observed_group(
+    resource: dict[str, Any], group: KnownGroup, wanted: dict[str, Any], owned: dict[str, str]
+) -> KnownGroup:
+    """Members the connector does not own (a hand-made account in a school's group) are not
+    part of it: nothing is ever planned for them."""
+    members = {
+        owned[m["value"]]
+        for m in resource.get("members") or []
+        if isinstance(m, dict) and m.get("value") in owned
+    }
+    return KnownGroup(
+        group.external_id,
+        resource["id"],
+        group.origin,
+        _observed_attributes(resource, wanted, group.attributes),
+        members,
+    )
 
 
 def resolve_interrupted_creates(state: TargetState, client: ScimClient, desired: Desired) -> int:
