@@ -12,6 +12,7 @@ from connector.config import Config
 from connector.cycle.result import SourceFailure
 from connector.errors import SourceError
 from connector.people.externalid import ExternalIdMaker
+from connector.people.join import join_persons
 from connector.people.model import ReadContext, SourceRead
 from connector.people.scope import Scoped, apply_scope
 from connector.sources import build_sources
@@ -107,7 +108,8 @@ def read_all(
     config: Config, state: StateStore | None = None, *, full: bool = True, only: str | None = None
 ) -> Sources:
     reads, failures = read_sources(config, state, full=full, only=only)
-    return Sources(reads, failures, apply_scope(config, reads), only)
+    joined = join_persons(config, reads)  # one person per human, across the sources
+    return Sources(reads, failures, apply_scope(config, reads, joined), only)
 
 
 def remember(config: Config, state: StateStore, sources: Sources, keep_counts_of: set[str]) -> None:

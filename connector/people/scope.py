@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from connector.config import Config
-from connector.people.join import join_persons
+from connector.people.join import Joined, join_persons
 from connector.people.model import Kind, Person, Placement, School, SourceIssue, SourceRead
 
 EXCLUDED_PROTECTED = "protected identity"
@@ -48,13 +48,15 @@ def known_schools(config: Config, reads: list[SourceRead]) -> dict[str, School]:
     return schools
 
 
-def apply_scope(config: Config, reads: list[SourceRead]) -> Scoped:
+def apply_scope(config: Config, reads: list[SourceRead], joined: Joined | None = None) -> Scoped:
+    """Who of the joined people is in scope (`joined`: the join's result, made here if not
+    given), with their placements narrowed to those in scope."""
     scope = config.scope
     school_types = {t.casefold() for t in scope.school_types}
     school_units = set(scope.school_units)
     staff_roles = {r.casefold() for r in scope.staff_roles}
     schools = known_schools(config, reads)
-    joined = join_persons(config, reads)
+    joined = joined if joined is not None else join_persons(config, reads)
     result = Scoped(
         excluded=Counter(joined.excluded),
         held=joined.held,
