@@ -22,6 +22,7 @@ from connector.cycle.preview import preview
 from connector.cycle.result import CycleResult, exit_code_of
 from connector.cycle.run import Options, run_cycle
 from connector.planning.guard import approval_keys
+from connector.planning.held import HeldPlan
 from connector.reports.render import render_held, render_plan
 from connector.service.logs import configure_logging
 from connector.state.store import StateStore
@@ -134,8 +135,11 @@ def approve(ctx: click.Context, yes: bool, target_names: tuple[str, ...]) -> Non
     try:
         state.acquire_lock()
         names = target_names or tuple(t.name for t in config.targets)
-        held = {name: state.target(name).held_plan() for name in names}
-        held = {name: plan for name, plan in held.items() if plan and plan.plan}
+        held: dict[str, HeldPlan] = {}
+        for name in names:
+            one = state.target(name).held_plan()
+            if one is not None and one.plan:
+                held[name] = one
         if not held:
             click.echo("Nothing is held back.")
             return

@@ -48,11 +48,13 @@ class Config(_Strict):
         """A target's `safety:` overrides the top-level one key by key."""
         if not isinstance(data, dict) or not isinstance(data.get("targets"), list):
             return data
-        top = data.get("safety") if isinstance(data.get("safety"), dict) else {}
+        top = data.get("safety")
+        top = top if isinstance(top, dict) else {}
         targets = []
         for target in data["targets"]:
             if isinstance(target, dict):
-                own = target.get("safety") if isinstance(target.get("safety"), dict) else {}
+                own = target.get("safety")
+                own = own if isinstance(own, dict) else {}
                 target = {**target, "safety": {**top, **own}}
             targets.append(target)
         return {**data, "targets": targets}

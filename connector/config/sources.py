@@ -12,6 +12,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from connector.config.base import _Strict, bearer, read_secret_file, unpadded
 from connector.people.model import Kind
 
+CsvRequired = Literal["given_name", "family_name", "email", "username", "school_unit_code"]
+LdapRequired = Literal["given_name", "family_name", "email", "username"]
+
 
 class CsvColumns(_Strict):
     """Which column (by header name) holds each field. Unused fields stay unset."""
@@ -73,9 +76,9 @@ class CsvSourceConfig(_Strict):
     columns: CsvColumns
     protected_identity: ProtectedIdentityConfig
     # A field listed here must be non-empty, or the row is reported and skipped.
-    required: list[
-        Literal["given_name", "family_name", "email", "username", "school_unit_code"]
-    ] = Field(default_factory=lambda: ["given_name", "family_name", "school_unit_code"])
+    required: list[CsvRequired] = Field(
+        default_factory=lambda: list[CsvRequired](["given_name", "family_name", "school_unit_code"])
+    )
 
 
 class LdapAttributes(_Strict):
@@ -176,8 +179,8 @@ class LdapSourceConfig(_Strict):
     # (e.g. "Lärare", so that staff placed by group membership count as teachers).
     default_role: str | None = Field(default=None, min_length=1)
     protected_identity: LdapProtectedIdentityConfig
-    required: list[Literal["given_name", "family_name", "email", "username"]] = Field(
-        default_factory=lambda: ["given_name", "family_name"]
+    required: list[LdapRequired] = Field(
+        default_factory=lambda: list[LdapRequired](["given_name", "family_name"])
     )
 
     @field_validator("servers")

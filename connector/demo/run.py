@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
@@ -59,7 +60,7 @@ def run_demo(config_path: Path = DEMO_CONFIG) -> int:
     return exit_code
 
 
-def _list_all(base_url: str, token: str, resource_type: str) -> list[dict]:
+def _list_all(base_url: str, token: str, resource_type: str) -> list[dict[str, Any]]:
     response = httpx.get(
         f"{base_url}/{resource_type}",
         params={"count": 1000},

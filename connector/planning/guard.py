@@ -82,7 +82,7 @@ GUARDED: frozenset[str] = DEPROVISIONING | {"update_user", "update_group"}
 
 def approval_keys(plan: Plan) -> frozenset[str]:
     """What approving this (held) plan releases: one key per deprovisioning step or update."""
-    keys = set()
+    keys: set[str] = set()
     for op in plan.operations:
         if op.kind == "remove_members":
             keys.update(f"remove_members:{op.target}:{member}" for member in op.members)

@@ -117,7 +117,7 @@ class Plan:
     operations: list[Operation] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(ORDER, 0)
+        counts: dict[str, int] = dict.fromkeys(ORDER, 0)
         for op in self.operations:
             counts[op.kind] += len(op.members) if op.members else 1
         return counts

@@ -31,7 +31,8 @@ def _name(attributes: dict[str, Any]) -> str:
 
 
 def _resource_name(resource: dict[str, Any]) -> str:
-    name = resource.get("name") if isinstance(resource.get("name"), dict) else {}
+    name = resource.get("name")
+    name = name if isinstance(name, dict) else {}
     full = f"{name.get('givenName') or ''} {name.get('familyName') or ''}".strip()
     return (full or str(resource.get("displayName") or "")).casefold()
 

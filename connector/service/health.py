@@ -55,7 +55,7 @@ class HealthServer:
     @property
     def address(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"{host}:{port}"
+        return f"{host!s}:{port}"
 
     def readiness(self) -> tuple[bool, str]:
         if self.metrics.is_degraded:

@@ -29,7 +29,10 @@ RUN_COLUMNS = "run_id, target, command, started_at, finished_at, outcome, summar
 
 
 def run_record(row: tuple[Any, ...]) -> RunRecord:
-    return RunRecord(*row[:6], json.loads(row[6]) if row[6] else {})
+    run_id, target, command, started, finished, outcome, summary = row
+    return RunRecord(
+        run_id, target, command, started, finished, outcome, json.loads(summary) if summary else {}
+    )
 
 
 class TargetState(Links):

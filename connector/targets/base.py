@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from connector.config import ScimTargetConfig
 from connector.mapping.desired import Desired
@@ -42,12 +42,20 @@ class Observation(Protocol):
 
 
 class ApplyOutcome(Protocol):
-    counts: Counter[str]
-    failures: list[dict[str, object]]
-    transient_failures: int
-    succeeded: int
-    vendor_unavailable: bool
-    vendor_error: str | None
+    """What applying a plan came to (read-only here)."""
+
+    @property
+    def counts(self) -> Counter[str]: ...
+    @property
+    def failures(self) -> list[dict[str, Any]]: ...
+    @property
+    def transient_failures(self) -> int: ...
+    @property
+    def succeeded(self) -> int: ...
+    @property
+    def vendor_unavailable(self) -> bool: ...
+    @property
+    def vendor_error(self) -> str | None: ...
 
 
 class Target(Protocol):

@@ -128,10 +128,11 @@ def parse_bulk_response(body: dict[str, Any], count: int) -> list[BulkResult]:
 
 
 def _result(entry: dict[str, Any]) -> BulkResult:
-    response = entry.get("response") if isinstance(entry.get("response"), dict) else {}
-    detail = response.get("detail") if isinstance(response, dict) else None
+    answer = entry.get("response")
+    response: dict[str, Any] = answer if isinstance(answer, dict) else {}
+    detail = response.get("detail")
     location = entry.get("location")
-    if not location and isinstance(response, dict) and isinstance(response.get("id"), str):
+    if not location and isinstance(response.get("id"), str):
         location = response["id"]
     return BulkResult(
         status=_status(entry.get("status")),

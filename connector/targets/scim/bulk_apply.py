@@ -3,7 +3,9 @@ and the config allows it, operations of one kind go in batches within the vendor
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from functools import partial
 
 import structlog
 
@@ -37,6 +39,11 @@ class BulkMixin(WritesMixin):
     """The Applier's bulk path."""
 
     bulk_max_operations: int | None
+    stop: threading.Event
+    _vendor_down: threading.Event
+
+    def _handlers(self) -> dict[OperationKind, Callable[[Operation], Outcome]]:
+        raise NotImplementedError
 
     def _guarded(self, handler: Callable[[Operation], Outcome], op: Operation) -> Outcome:
         raise NotImplementedError
@@ -64,7 +71,7 @@ class BulkMixin(WritesMixin):
         prepared: list[tuple[Operation, BulkOperation]] = []
         for op in ops:
             ready: list[BulkOperation] = []
-            outcome = self._guarded(lambda o, out=ready: self._bulk_prepare(o, out), op)
+            outcome = self._guarded(partial(self._bulk_prepare, out=ready), op)
             if ready and outcome.result == "bulk":
                 prepared.append((op, ready[0]))
             else:
@@ -88,9 +95,8 @@ class BulkMixin(WritesMixin):
                 outcomes += [self._guarded(self._after_lost_bulk, op) for op, _ in batch]
                 continue
             for (op, operation), result in zip(batch, results, strict=True):
-                outcomes.append(
-                    self._guarded(lambda o, m=operation, r=result: self._bulk_settle(o, m, r), op)
-                )
+                settle = partial(self._bulk_settle, sent=operation, result=result)
+                outcomes.append(self._guarded(settle, op))
         return outcomes
 
     def _bulk_prepare(self, op: Operation, out: list[BulkOperation]) -> Outcome:

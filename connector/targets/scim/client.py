@@ -55,8 +55,7 @@ class ServerFeatures:
             part = data.get(name)
             return bool(part.get("supported")) if isinstance(part, dict) else False
 
-        bulk = data.get("bulk") if isinstance(data.get("bulk"), dict) else {}
-        filters = data.get("filter") if isinstance(data.get("filter"), dict) else {}
+        bulk, filters = _section(data, "bulk"), _section(data, "filter")
         return cls(
             patch=supported("patch"),
             bulk=supported("bulk"),
@@ -114,7 +113,7 @@ class ScimClient(Transport):
             raise ScimError(method, shown, response.status_code, "response has no resource id")
         etag = response.headers.get("ETag")
         if etag:
-            meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+            meta = _section(body, "meta")
             body["meta"] = {**meta, "version": meta.get("version") or etag}
         return body
 
@@ -169,8 +168,8 @@ class ScimClient(Transport):
             # RFC 7644 section 3.5.2: 200 carries the resource (else 204); anything else
             # cannot be shown to have changed it.
             resource = self._resource(response, "PATCH", template)
-            return response.headers.get("ETag") or _version_of(resource)
-        return response.headers.get("ETag")
+            return _etag(response) or _version_of(resource)
+        return _etag(response)
 
     def replace(
         self,
@@ -242,6 +241,17 @@ class ScimClient(Transport):
             raise ScimError(
                 "GET", path, 200, f"the listing held {read} resources but announced {total}"
             )
+
+
+def _etag(response: httpx.Response) -> str | None:
+    etag = response.headers.get("ETag")
+    return str(etag) if etag else None
+
+
+def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """A JSON object inside an answer, or an empty one where it is missing or not an object."""
+    part = data.get(key)
+    return part if isinstance(part, dict) else {}
 
 
 def _version_of(resource: dict[str, Any]) -> str | None:

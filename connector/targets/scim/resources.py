@@ -147,28 +147,19 @@ def group_payload(attributes: dict[str, Any]) -> dict[str, Any]:
 
 def attributes_patch(resource_type: str, changes: dict[str, Any]) -> dict[str, Any]:
     """PATCH `replace` for each changed path, `remove` for each value no longer wanted."""
-    if _plain(resource_type, changes):
-        return {
-            "schemas": [PATCH_SCHEMA],
-            "Operations": [
-                {"op": "remove", "path": path}
-                if value is None
-                else {"op": "replace", "path": path, "value": value}
-                for path, value in sorted(changes.items())
-            ],
-        }
-    from scim2_models import Context, PatchOp, PatchOperation
-
-    model = _model(resource_type)
-    operation = PatchOperation[model]  # type: ignore[valid-type]
     operations = [
-        operation(op="remove", path=path)
+        {"op": "remove", "path": path}
         if value is None
-        else operation(op="replace", path=path, value=value)
+        else {"op": "replace", "path": path, "value": value}
         for path, value in sorted(changes.items())
     ]
+    if _plain(resource_type, changes):
+        return {"schemas": [PATCH_SCHEMA], "Operations": operations}
+    from scim2_models import Context, PatchOp
+
+    model = _model(resource_type)
     try:
-        patch = PatchOp[model](operations=operations)  # type: ignore[valid-type]
+        patch = PatchOp[model].model_validate({"Operations": operations})  # type: ignore[valid-type]
     except ValidationError as exc:
         raise PayloadError(_describe(exc)) from None
     return dict(patch.model_dump(scim_ctx=Context.RESOURCE_PATCH_REQUEST))

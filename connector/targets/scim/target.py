@@ -16,6 +16,7 @@ from connector.planning.objects import Known
 from connector.planning.plan import Plan, PlanRules, make_plan
 from connector.state.target import TargetState
 from connector.targets.base import CheckReport
+from connector.targets.base import Observation as BaseObservation
 from connector.targets.scim.apply import Applier, ApplyReport, VendorIndex
 from connector.targets.scim.check import check_vendor
 from connector.targets.scim.client import ScimClient
@@ -80,12 +81,12 @@ class ScimTarget:
         plan: Plan,
         state: TargetState,
         known: Known,
-        observation: Observation | None,
+        observation: BaseObservation | None,
         stop: threading.Event | None,
     ) -> ApplyReport:
         config = self.config
         index = None
-        if observation is not None:
+        if isinstance(observation, Observation):
             # The whole vendor was just listed: creates can link from it without lookups.
             index = VendorIndex(
                 observation.vendor_users.values(), observation.vendor_groups.values()

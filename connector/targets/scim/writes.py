@@ -80,7 +80,7 @@ class WritesMixin(LookupMixin):
                     op, "created", created["id"], attributes, version=version_of(created)
                 )
             except ScimError as exc:
-                if exc.status not in (None, 409) and exc.status < 500:
+                if exc.status is not None and exc.status != 409 and exc.status < 500:
                     raise
                 # Our request may have been carried out (a lost answer), or someone else's: look
                 # at the vendor itself (this cycle's listing cannot know).
