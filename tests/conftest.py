@@ -64,12 +64,12 @@ def no_patch_scim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
     server.stop()
 
 
-# --- a real OpenLDAP slapd per test (tests/ldap_support.py) ---------------------------------
+# --- a real OpenLDAP slapd per test (tests/fakes/slapd.py) ----------------------------------
 
 from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
-from tests.ldap_support import Slapd, slapd_binary  # noqa: E402
+from tests.fakes.slapd import Slapd, slapd_binary  # noqa: E402
 
 
 @pytest.fixture

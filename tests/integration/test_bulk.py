@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from connector.demo.localscim import LocalScimServer
-from tests.faultproxy import FaultProxy
+from tests.fakes.faultproxy import FaultProxy
 from tests.integration.test_faults import (
     assert_server_holds,
     cycles_until_clean,

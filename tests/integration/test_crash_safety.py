@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from connector.demo.localscim import LocalScimServer
-from tests.faultproxy import FaultProxy, RequestMatch, request_match
+from tests.fakes.faultproxy import FaultProxy, RequestMatch, request_match
 from tests.integration.test_roster_sync import opaque_id
 from tests.support import REPO, SCIM_TOKEN, ScimPeek, Workspace, student
 

@@ -14,7 +14,7 @@ import pytest
 
 from connector.config import Config
 from connector.demo.localscim import LocalScimServer
-from tests.faultproxy import FaultProxy
+from tests.fakes.faultproxy import FaultProxy
 from tests.integration.test_roster_sync import opaque_id
 from tests.support import CliResult, ScimPeek, Workspace, staff, student
 

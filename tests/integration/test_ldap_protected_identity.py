@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.fakes.slapd import Slapd
 from tests.integration.test_ldap_source import A, directory_source
-from tests.ldap_support import Slapd
 from tests.support import CliResult, ScimPeek, Workspace
 
 NOT_PROTECTED = "Ingen"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from connector.people.model import Kind
+from tests.fakes.slapd import Slapd
 from tests.integration.test_roster_sync import opaque_id
-from tests.ldap_support import Slapd
 from tests.support import ScimPeek, Workspace, student
 
 A, B = "11111111", "22222222"

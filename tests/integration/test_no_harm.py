@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from connector.demo.localscim import LocalScimServer
-from tests.faultproxy import FaultProxy
+from tests.fakes.faultproxy import FaultProxy
 from tests.integration.test_roster_sync import opaque_id
 from tests.support import (
     DEFAULT_MAPPING,

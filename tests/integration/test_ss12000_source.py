@@ -15,7 +15,7 @@ from connector.config import Ss12000SourceConfig
 from connector.errors import SourceError
 from connector.people.model import Kind, ReadContext, SourceRead
 from connector.sources.ss12000 import Ss12000Source, _current
-from tests.ss12000_server import SS12000Server, enrolment, membership
+from tests.fakes.ss12000_server import SS12000Server, enrolment, membership
 from tests.support import ScimPeek, Workspace
 
 GR_CODE, GY_CODE = "12345678", "87654321"

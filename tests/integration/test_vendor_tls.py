@@ -16,7 +16,7 @@ import pytest
 import trustme
 
 from connector.demo.localscim import LocalScimServer
-from tests.faultproxy import FaultProxy
+from tests.fakes.faultproxy import FaultProxy
 from tests.support import ScimPeek, Workspace, student
 
 A = "11111111"
