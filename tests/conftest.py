@@ -14,7 +14,8 @@ import pytest
 
 from connector.demo.localscim import LocalScimServer
 from connector.errors import ConnectorError
-from tests.support import SCIM_TOKEN, ScimPeek, Workspace, no_patch_service_provider_config
+from tests.support.scim import SCIM_TOKEN, ScimPeek, no_patch_service_provider_config
+from tests.support.workspace import Workspace
 
 
 def missing_server(reason: str) -> None:

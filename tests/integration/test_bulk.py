@@ -20,7 +20,9 @@ from tests.integration.test_faults import (
     staff_rows,
 )
 from tests.integration.test_lifecycle import set_vendor_attribute
-from tests.support import ScimPeek, Workspace, student
+from tests.support.rosters import student
+from tests.support.scim import ScimPeek
+from tests.support.workspace import Workspace
 
 BATCH = 7  # operations per bulk request (the server would take 1,000)
 A = "11111111"

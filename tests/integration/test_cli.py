@@ -14,7 +14,10 @@ import yaml
 
 from connector.config import LdapSourceConfig, load_config
 from connector.state.store import StateStore
-from tests.support import REPO, SCIM_TOKEN, ScimPeek, Workspace, student
+from tests.support.paths import REPO
+from tests.support.rosters import student
+from tests.support.scim import SCIM_TOKEN, ScimPeek
+from tests.support.workspace import Workspace
 
 
 def run_module(

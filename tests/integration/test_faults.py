@@ -16,7 +16,10 @@ from connector.config import Config
 from connector.demo.localscim import LocalScimServer
 from tests.fakes.faultproxy import FaultProxy
 from tests.integration.test_roster_sync import opaque_id
-from tests.support import CliResult, ScimPeek, Workspace, staff, student
+from tests.support.cli import CliResult
+from tests.support.rosters import staff, student
+from tests.support.scim import ScimPeek
+from tests.support.workspace import Workspace
 
 A, B, C = "11111111", "22222222", "33333333"
 SCHOOL_NAMES = {A: "Ekeby skola", B: "Björkängsskolan", C: "Centralskolan Östra"}

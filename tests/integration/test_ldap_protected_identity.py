@@ -12,7 +12,9 @@ from typing import Any
 
 from tests.fakes.slapd import Slapd
 from tests.integration.test_ldap_source import A, directory_source
-from tests.support import CliResult, ScimPeek, Workspace
+from tests.support.cli import CliResult
+from tests.support.scim import ScimPeek
+from tests.support.workspace import Workspace
 
 NOT_PROTECTED = "Ingen"
 

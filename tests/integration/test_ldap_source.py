@@ -7,7 +7,9 @@ from typing import Any
 from connector.people.model import Kind
 from tests.fakes.slapd import Slapd
 from tests.integration.test_roster_sync import opaque_id
-from tests.support import ScimPeek, Workspace, student
+from tests.support.rosters import student
+from tests.support.scim import ScimPeek
+from tests.support.workspace import Workspace
 
 A, B = "11111111", "22222222"
 

@@ -11,7 +11,9 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from connector.demo.localscim import LocalScimServer
-from tests.support import SCIM_TOKEN, ScimPeek, Workspace, staff, student
+from tests.support.rosters import staff, student
+from tests.support.scim import SCIM_TOKEN, ScimPeek
+from tests.support.workspace import Workspace
 
 A, B, C = "11111111", "22222222", "33333333"
 

@@ -18,7 +18,9 @@ import pytest
 
 from connector.demo.localscim import LocalScimServer
 from tests.conftest import started
-from tests.support import SCIM_TOKEN, ScimPeek, Workspace, student
+from tests.support.rosters import student
+from tests.support.scim import SCIM_TOKEN, ScimPeek
+from tests.support.workspace import Workspace
 
 A = "11111111"
 

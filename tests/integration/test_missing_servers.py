@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO
+from tests.support.paths import REPO
 
 HIDE_SLAPD = """\
 import tests.fakes.slapd

@@ -19,14 +19,10 @@ import pytest
 from connector.demo.localscim import LocalScimServer
 from tests.fakes.faultproxy import FaultProxy
 from tests.integration.test_roster_sync import opaque_id
-from tests.support import (
-    DEFAULT_MAPPING,
-    STUDENT_HEADER,
-    ScimPeek,
-    Workspace,
-    student,
-    write_csv,
-)
+from tests.support.paths import DEFAULT_MAPPING
+from tests.support.rosters import STUDENT_HEADER, student, write_csv
+from tests.support.scim import ScimPeek
+from tests.support.workspace import Workspace
 
 SCHOOLS = ("11111111", "22222222", "33333333")
 

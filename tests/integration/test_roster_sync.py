@@ -7,7 +7,10 @@ import json
 from connector.config import ExternalIdConfig
 from connector.people.externalid import ExternalIdMaker
 from connector.people.model import Kind, Person
-from tests.support import ID_KEY, ScimPeek, Workspace, staff, student, write_csv
+from tests.support.ids import ID_KEY
+from tests.support.rosters import staff, student, write_csv
+from tests.support.scim import ScimPeek
+from tests.support.workspace import Workspace
 
 A, B = "11111111", "22222222"
 

@@ -16,7 +16,8 @@ from connector.errors import SourceError
 from connector.people.model import Kind, ReadContext, SourceRead
 from connector.sources.ss12000 import Ss12000Source, _current
 from tests.fakes.ss12000_server import SS12000Server, enrolment, membership
-from tests.support import ScimPeek, Workspace
+from tests.support.scim import ScimPeek
+from tests.support.workspace import Workspace
 
 GR_CODE, GY_CODE = "12345678", "87654321"
 

@@ -8,7 +8,9 @@ import pytest
 
 from connector.targets.scim.client import ScimClient, ScimError
 from tests.integration.test_lifecycle import set_vendor_attribute
-from tests.support import SCIM_TOKEN, ScimPeek, Workspace, student
+from tests.support.rosters import student
+from tests.support.scim import SCIM_TOKEN, ScimPeek
+from tests.support.workspace import Workspace
 
 A = "11111111"
 
