@@ -24,7 +24,7 @@ import pytest
 
 from connector.demo.localscim import LocalScimServer
 from tests.fakes.faultproxy import FaultProxy, RequestMatch, request_match
-from tests.integration.test_roster_sync import opaque_id
+from tests.support.ids import opaque_id
 from tests.support.paths import REPO
 from tests.support.rosters import student
 from tests.support.scim import SCIM_TOKEN, ScimPeek

@@ -51,6 +51,18 @@ class ScimPeek:
         response.raise_for_status()
         return response.json()
 
+    def set_vendor_attribute(self, user_id: str, **attributes: object) -> None:
+        """Something the vendor or a person set at the vendor (not managed by the mapping)."""
+        operations = [{"op": "replace", "path": k, "value": v} for k, v in attributes.items()]
+        body = {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": operations,
+        }
+        response = self._http.patch(
+            f"Users/{user_id}", json=body, headers={"Content-Type": "application/scim+json"}
+        )
+        response.raise_for_status()
+
 
 def no_patch_service_provider_config(path: Path) -> Path:
     """A ServiceProviderConfig announcing that PATCH is not supported."""

@@ -19,6 +19,9 @@ from tests.support.paths import DEFAULT_MAPPING
 from tests.support.rosters import STAFF_HEADER, STUDENT_HEADER, write_csv
 from tests.support.scim import SCIM_TOKEN
 
+# A bound, so a connector that never settles fails its test instead of syncing on and on.
+MAX_CYCLES = 16
+
 
 class Workspace:
     """A folder holding a config, rosters and the state file for one test."""
@@ -122,3 +125,15 @@ class Workspace:
 
     def sync(self) -> CliResult:
         return self.run("sync")
+
+
+def cycles_until_clean(workspace: Workspace) -> list[CliResult]:
+    """Sync until a cycle ends clean (exit 0), at most MAX_CYCLES times; every result."""
+    results = []
+    for _ in range(MAX_CYCLES):
+        result = workspace.sync()
+        results.append(result)
+        assert result.exit_code in (0, 1), result.stdout + result.stderr
+        if result.exit_code == 0:
+            break
+    return results
