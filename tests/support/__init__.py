@@ -8,6 +8,7 @@
 - `servers`: a server that cannot be started skips on a laptop and fails in CI;
 - `ids`: the key the tests' configs derive externalIds with, and the externalId it makes;
 - `ldap`: a directory source on a test slapd, and staff to put in it;
+- `ss12000`: an SS 12000 source on the fake server, and a workspace syncing from it;
 - `town`: three schools, 60 students and 4 staff, and what the vendor should hold for them.
 
 A helper two test modules need lives here: test modules never import each other.
