@@ -2,8 +2,8 @@
 two schools), and a check that the vendor holds exactly that - one account per person with the
 right names and state, one group per school with exactly its members.
 
-A town is `{key: (given name, family name, [school unit codes])}`, so a test changes it as the
-school year goes on (a rename, a transfer, a leaver) and checks against the changed town.
+Its students are `{key: (given name, family name, [school unit codes])}`, so a test changes
+them as the school year goes on (a rename, a transfer, a leaver) and checks the changed town.
 """
 
 from __future__ import annotations
