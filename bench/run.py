@@ -2,7 +2,7 @@
 
     python -m bench.run --persons 20000 --plan-persons 100000 [--out bench/RESULTS.md]
 
-Starts scim2-server (LocalScimServer) and OpenLDAP slapd (tests/ldap_support.Slapd) on
+Starts scim2-server (LocalScimServer) and OpenLDAP slapd (tests/fakes/slapd.Slapd) on
 loopback, writes a connector config (students from a roster CSV, staff from the directory), and
 runs each scenario as its own `python -m connector ... sync` process:
 
@@ -49,7 +49,7 @@ import yaml
 
 from bench import generate as gen
 from connector.demo.localscim import LocalScimServer
-from tests.ldap_support import Slapd, slapd_binary
+from tests.fakes.slapd import Slapd, slapd_binary
 
 REPO = Path(__file__).resolve().parent.parent
 MAPPING = REPO / "mappings" / "default.yaml"

@@ -1,34 +1,23 @@
-"""Shared test fixtures: a real SCIM server on loopback, and a workspace with config and rosters.
+"""Shared test fixtures: a real SCIM server on loopback, a workspace with config and rosters, and
+a real OpenLDAP slapd per test.
 
 A test whose server cannot be started skips on a laptop, but fails when CI=true, so CI can
-never pass by skipping.
+never pass by skipping (tests/support/servers.py).
 """
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from connector.demo.localscim import LocalScimServer
-from connector.errors import ConnectorError
-from tests.support import SCIM_TOKEN, ScimPeek, Workspace, no_patch_service_provider_config
-
-
-def missing_server(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: a missing server is a failure, not a skip)")
-    pytest.skip(reason)
-
-
-def started(server: LocalScimServer) -> LocalScimServer:
-    try:
-        return server.start()
-    except ConnectorError as exc:
-        missing_server(f"scim2-server is not available: {exc}")
-        raise
+from tests.fakes.slapd import Slapd, slapd_binary
+from tests.support.scim import SCIM_TOKEN, ScimPeek, no_patch_service_provider_config
+from tests.support.servers import missing_server, started
+from tests.support.workspace import Workspace
 
 
 @pytest.fixture(scope="session")
@@ -64,12 +53,7 @@ def no_patch_scim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
     server.stop()
 
 
-# --- a real OpenLDAP slapd per test (tests/ldap_support.py) ---------------------------------
-
-from collections.abc import Callable  # noqa: E402
-from typing import Any  # noqa: E402
-
-from tests.ldap_support import Slapd, slapd_binary  # noqa: E402
+# --- a real OpenLDAP slapd per test (tests/fakes/slapd.py) ----------------------------------
 
 
 @pytest.fixture
@@ -78,15 +62,15 @@ def slapd_factory(tmp_path) -> Iterator[Callable[..., Slapd]]:
     all are stopped after the test."""
     if slapd_binary() is None:
         missing_server("slapd is not installed (no /usr/sbin/slapd, none on PATH)")
-    started: list[Slapd] = []
+    running: list[Slapd] = []
 
     def make(**options: Any) -> Slapd:
-        server = Slapd(tmp_path / f"slapd-{len(started)}", **options)
-        started.append(server)
+        server = Slapd(tmp_path / f"slapd-{len(running)}", **options)
+        running.append(server)
         return server.start()
 
     yield make
-    for server in started:
+    for server in running:
         server.stop()
 
 

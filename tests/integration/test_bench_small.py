@@ -26,7 +26,7 @@ from bench.run import (
     throughput,
 )
 from connector.errors import ConnectorError
-from tests.conftest import missing_server
+from tests.support.servers import missing_server
 
 pytestmark = pytest.mark.integration
 

@@ -10,17 +10,17 @@ from typing import Any
 import pytest
 
 from connector.demo.localscim import LocalScimServer
-from tests.faultproxy import FaultProxy
-from tests.integration.test_faults import (
+from tests.fakes.faultproxy import FaultProxy
+from tests.support.rosters import student
+from tests.support.scim import ScimPeek
+from tests.support.town import (
     assert_server_holds,
-    cycles_until_clean,
     expected_state,
     initial_students,
     roster_rows,
     staff_rows,
 )
-from tests.integration.test_lifecycle import set_vendor_attribute
-from tests.support import ScimPeek, Workspace, student
+from tests.support.workspace import Workspace, cycles_until_clean
 
 BATCH = 7  # operations per bulk request (the server would take 1,000)
 A = "11111111"
@@ -130,7 +130,7 @@ def test_a_bulk_update_refused_by_version_is_reread_and_replanned(
     workspace.sync()
     for name in ("e1@edu.example.se", "e2@edu.example.se"):
         # someone changes both accounts at the vendor: their versions move on
-        set_vendor_attribute(peek, peek.users()[name]["id"], title="Talboksrätt")
+        peek.set_vendor_attribute(peek.users()[name]["id"], title="Talboksrätt")
 
     workspace.students([student("E1", "Åsa-Maria", "Öberg", A), student("E2", "Erik", "Ek", A)])
     result = workspace.sync()

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,21 +11,11 @@ import yaml
 
 from connector.config import LdapSourceConfig, load_config
 from connector.state.store import StateStore
-from tests.support import REPO, SCIM_TOKEN, ScimPeek, Workspace, student
-
-
-def run_module(
-    *args: str, env: dict[str, str] | None = None, cwd: Path = REPO, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """`python -m connector ARGS` as a subprocess, as an admin would run it."""
-    return subprocess.run(
-        [sys.executable, "-m", "connector", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        timeout=timeout,
-    )
+from tests.support.cli import run_module
+from tests.support.paths import REPO
+from tests.support.rosters import student
+from tests.support.scim import SCIM_TOKEN, ScimPeek
+from tests.support.workspace import Workspace
 
 
 def test_demo_syncs_the_sample_data_and_the_second_run_changes_nothing() -> None:

@@ -23,9 +23,12 @@ from typing import Any
 import pytest
 
 from connector.demo.localscim import LocalScimServer
-from tests.faultproxy import FaultProxy, RequestMatch, request_match
-from tests.integration.test_roster_sync import opaque_id
-from tests.support import REPO, SCIM_TOKEN, ScimPeek, Workspace, student
+from tests.fakes.faultproxy import FaultProxy, RequestMatch, request_match
+from tests.support.ids import opaque_id
+from tests.support.paths import REPO
+from tests.support.rosters import student
+from tests.support.scim import SCIM_TOKEN, ScimPeek
+from tests.support.workspace import Workspace
 
 SCHOOLS = {"11111111": "Ekeby skola", "22222222": "Björkängsskolan", "33333333": "Centralskolan"}
 STUDENTS = 150

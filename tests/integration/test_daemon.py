@@ -18,9 +18,12 @@ import pytest
 import yaml
 
 from connector.demo.localscim import LocalScimServer, free_port
-from tests.integration.test_cli import run_module
-from tests.integration.test_ldap_source import directory_source
-from tests.support import DEFAULT_MAPPING, REPO, SCIM_TOKEN, ScimPeek, Workspace, student
+from tests.support.cli import run_module
+from tests.support.ldap import directory_source
+from tests.support.paths import DEFAULT_MAPPING, REPO
+from tests.support.rosters import student
+from tests.support.scim import SCIM_TOKEN, ScimPeek
+from tests.support.workspace import Workspace
 
 A = "11111111"
 PROTECTED = ("Hemlig", "Skyddadsson", "hemlig.skyddadsson", "E666")

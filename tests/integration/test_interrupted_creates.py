@@ -5,8 +5,10 @@ from __future__ import annotations
 import sqlite3
 
 from connector.state.store import StateStore
-from tests.integration.test_roster_sync import opaque_id
-from tests.support import ScimPeek, Workspace, student
+from tests.support.ids import opaque_id
+from tests.support.rosters import student
+from tests.support.scim import ScimPeek
+from tests.support.workspace import Workspace
 
 A = "11111111"
 

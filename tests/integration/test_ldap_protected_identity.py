@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.integration.test_ldap_source import A, directory_source
-from tests.ldap_support import Slapd
-from tests.support import CliResult, ScimPeek, Workspace
+from tests.fakes.slapd import Slapd
+from tests.support.cli import CliResult
+from tests.support.ldap import directory_source
+from tests.support.scim import ScimPeek
+from tests.support.workspace import Workspace
 
+A = "11111111"
 NOT_PROTECTED = "Ingen"
 
 

@@ -2,56 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from connector.people.model import Kind
-from tests.integration.test_roster_sync import opaque_id
-from tests.ldap_support import Slapd
-from tests.support import ScimPeek, Workspace, student
+from tests.support.ids import opaque_id
+from tests.support.ldap import add_staff, directory_source
+from tests.support.rosters import student
+from tests.support.scim import ScimPeek
+from tests.support.workspace import Workspace
 
 A, B = "11111111", "22222222"
-
-
-def directory_source(slapd: Slapd, **overrides: Any) -> dict[str, Any]:
-    source: dict[str, Any] = {
-        "name": "directory",
-        "type": "ldap",
-        "kind": "staff",
-        "servers": [slapd.url],
-        "bind_dn": slapd.service_dn,
-        "password": slapd.service_password,
-        "base_dns": [f"ou=people,{slapd.suffix}"],
-        "filter": "(objectClass=inetOrgPerson)",
-        "page_size": 3,
-        "timeout_seconds": 5,
-        "attributes": {
-            "key": "entryUUID",
-            "given_name": "givenName",
-            "family_name": "sn",
-            "email": "mail",
-            "username": "uid",
-            "school_unit_codes": "departmentNumber",
-            "role": "title",
-        },
-        "protected_identity": {"assume_not_protected": True},
-        "required": ["given_name", "family_name", "email"],
-    }
-    source.update(overrides)
-    return source
-
-
-def add_staff(slapd: Slapd, count: int, school: str = A) -> list[str]:
-    return [
-        slapd.add_person(
-            f"staff{i}",
-            f"Lärare{i}",
-            f"Åkesson{i}",
-            mail=f"staff{i}@edu.example.se",
-            departmentNumber=[school],
-            title="Lärare",
-        )
-        for i in range(count)
-    ]
 
 
 def test_more_entries_than_the_size_limit_are_all_read_by_paging(

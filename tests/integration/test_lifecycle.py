@@ -11,7 +11,9 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from connector.demo.localscim import LocalScimServer
-from tests.support import SCIM_TOKEN, ScimPeek, Workspace, staff, student
+from tests.support.rosters import staff, student
+from tests.support.scim import SCIM_TOKEN, ScimPeek
+from tests.support.workspace import Workspace
 
 A, B, C = "11111111", "22222222", "33333333"
 
@@ -25,23 +27,13 @@ def roster(*extra: list[str]) -> list[list[str]]:
     ]
 
 
-def set_vendor_attribute(peek: ScimPeek, user_id: str, **attributes: object) -> None:
-    """Something the vendor or a person set at the vendor (not managed by the mapping)."""
-    operations = [{"op": "replace", "path": k, "value": v} for k, v in attributes.items()]
-    body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations}
-    response = peek._http.patch(
-        f"Users/{user_id}", json=body, headers={"Content-Type": "application/scim+json"}
-    )
-    response.raise_for_status()
-
-
 def test_transfer_keeps_the_account_and_moves_the_membership(
     workspace: Workspace, peek: ScimPeek
 ) -> None:
     workspace.students(roster())
     workspace.sync()
     before = peek.users()["e1@edu.example.se"]
-    set_vendor_attribute(peek, before["id"], title="Talboksrätt")
+    peek.set_vendor_attribute(before["id"], title="Talboksrätt")
 
     workspace.students(
         [
@@ -309,9 +301,7 @@ def test_full_reconcile_repairs_drift(workspace: Workspace, peek: ScimPeek) -> N
     workspace.students(roster())
     workspace.sync()
     users = peek.users()
-    set_vendor_attribute(
-        peek, users["e1@edu.example.se"]["id"], **{"name.familyName": "Handändrad"}
-    )
+    peek.set_vendor_attribute(users["e1@edu.example.se"]["id"], **{"name.familyName": "Handändrad"})
     peek._http.delete(f"Users/{users['e2@edu.example.se']['id']}").raise_for_status()
     group = peek.groups()[B]
     body = {
@@ -460,9 +450,7 @@ def test_plan_full_shows_drift_without_changing_anything(
 ) -> None:
     workspace.students(roster())
     workspace.sync()
-    set_vendor_attribute(
-        peek, peek.users()["e1@edu.example.se"]["id"], **{"name.givenName": "Hand"}
-    )
+    peek.set_vendor_attribute(peek.users()["e1@edu.example.se"]["id"], **{"name.givenName": "Hand"})
     version = peek.users()["e1@edu.example.se"]["meta"]["version"]
 
     result = workspace.run("plan", "--full")

@@ -1,7 +1,7 @@
 """A test whose server is missing may skip on a laptop, but fails when CI=true.
 
 The slapd tests are run in a child pytest whose slapd is hidden (a plugin makes
-`tests.ldap_support.slapd_binary` find none), once as on a laptop and once as in CI.
+`tests.fakes.slapd.slapd_binary` find none), once as on a laptop and once as in CI.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO
+from tests.support.paths import REPO
 
 HIDE_SLAPD = """\
-import tests.ldap_support
+import tests.fakes.slapd
 
-tests.ldap_support.slapd_binary = lambda: None
+tests.fakes.slapd.slapd_binary = lambda: None
 """
 
 

@@ -17,16 +17,13 @@ from typing import Any
 import pytest
 
 from connector.demo.localscim import LocalScimServer
-from tests.faultproxy import FaultProxy
-from tests.integration.test_roster_sync import opaque_id
-from tests.support import (
-    DEFAULT_MAPPING,
-    STUDENT_HEADER,
-    ScimPeek,
-    Workspace,
-    student,
-    write_csv,
-)
+from tests.fakes.faultproxy import FaultProxy
+from tests.support.ids import opaque_id
+from tests.support.ldap import add_staff, directory_source
+from tests.support.paths import DEFAULT_MAPPING
+from tests.support.rosters import STUDENT_HEADER, student, write_csv
+from tests.support.scim import ScimPeek
+from tests.support.workspace import Workspace
 
 SCHOOLS = ("11111111", "22222222", "33333333")
 
@@ -147,8 +144,6 @@ def test_a_jump_in_protected_persons_is_held_and_one_newly_protected_is_removed_
 def test_marking_attribute_absent_from_every_directory_entry_fails_the_source(
     tmp_path: Path, scim_url: str, peek: ScimPeek, slapd_factory: Any
 ) -> None:
-    from tests.integration.test_ldap_source import add_staff, directory_source
-
     slapd = slapd_factory()
     slapd.add_ou("people")
     add_staff(slapd, 4)

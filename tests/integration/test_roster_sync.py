@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from connector.config import ExternalIdConfig
-from connector.people.externalid import ExternalIdMaker
-from connector.people.model import Kind, Person
-from tests.support import ID_KEY, ScimPeek, Workspace, staff, student, write_csv
+from tests.support.ids import opaque_id
+from tests.support.rosters import staff, student, write_csv
+from tests.support.scim import ScimPeek
+from tests.support.workspace import Workspace
 
 A, B = "11111111", "22222222"
 
@@ -21,11 +21,6 @@ def base_roster() -> list[list[str]]:
         student("E4", "Noa", "Björk", A, school_name="Ekeby skola"),
         student("E4", "Noa", "Björk", B, school_name="Björkängsgymnasiet", school_type="GY"),
     ]
-
-
-def opaque_id(key: str, kind: Kind = Kind.STUDENT) -> str:
-    maker = ExternalIdMaker(ExternalIdConfig(key=ID_KEY))
-    return maker.for_person(Person(key, kind, "", "", None, None, False))
 
 
 def test_first_sync_creates_users_and_one_group_per_school(

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.integration.test_ldap_source import add_staff, directory_source
-from tests.support import ScimPeek, Workspace, student
+from tests.support.ldap import add_staff, directory_source
+from tests.support.rosters import student
+from tests.support.scim import ScimPeek
+from tests.support.workspace import Workspace
 
 SCHOOLS = ("11111111", "22222222", "33333333")
 

@@ -18,8 +18,8 @@ from ldap3.core.exceptions import (
 from ldap3.utils.conv import escape_bytes
 
 from connector.sources.ldap_directory import close_connection
-from tests.conftest import missing_server
-from tests.ldap_support import Slapd, SlapdError, slapd_binary
+from tests.fakes.slapd import Slapd, SlapdError, slapd_binary
+from tests.support.servers import missing_server
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""The fake SS 12000 server (tests/ss12000_server.py) against the SS 12000:2020 OpenAPI document.
+"""The fake SS 12000 server (tests/fakes/ss12000_server.py) against the SS 12000:2020 OpenAPI document.
 
 Every API response a test here receives goes through ``SpecClient``, which validates the body
 against the response schema the spec declares for that path, method and status (``$ref``s
@@ -27,8 +27,8 @@ from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from tests.ss12000_fixtures import DemoSchool, civic_no, populate
-from tests.ss12000_server import (
+from tests.fakes.ss12000_school import DemoSchool, civic_no, populate
+from tests.fakes.ss12000_server import (
     DELETED_ENTITY_KEYS,
     DUTY_ROLES,
     EMAIL_TYPES,

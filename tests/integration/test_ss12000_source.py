@@ -15,8 +15,9 @@ from connector.config import Ss12000SourceConfig
 from connector.errors import SourceError
 from connector.people.model import Kind, ReadContext, SourceRead
 from connector.sources.ss12000 import Ss12000Source, _current
-from tests.ss12000_server import SS12000Server, enrolment, membership
-from tests.support import ScimPeek, Workspace
+from tests.fakes.ss12000_server import SS12000Server, enrolment, membership
+from tests.support.scim import ScimPeek
+from tests.support.ss12000 import ss12000_source, ss12000_workspace
 
 GR_CODE, GY_CODE = "12345678", "87654321"
 
@@ -25,24 +26,6 @@ GR_CODE, GY_CODE = "12345678", "87654321"
 def ss12000() -> Iterator[SS12000Server]:
     with SS12000Server(token_lifetime=3600) as server:
         yield server
-
-
-def source(server: SS12000Server, **overrides: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "name": "sis",
-        "type": "ss12000",
-        "base_url": server.base_url,
-        "auth": {
-            "token_url": server.token_url,
-            "client_id": server.client_id,
-            "client_secret": "${TEST_SS12000_SECRET}",
-        },
-        "school_types": ["GR", "GY"],
-        "duty_roles": ["Lärare", "Rektor"],
-        "page_size": 2,  # several pages for everything
-    }
-    config.update(overrides)
-    return config
 
 
 def school(server: SS12000Server) -> dict[str, Any]:
@@ -110,7 +93,7 @@ def reader(
     server: SS12000Server, clock: Callable[[], float] | None = None, **overrides: Any
 ) -> Ss12000Source:
     """The source itself, read directly (no sync around it)."""
-    config = source(server, **overrides)
+    config = ss12000_source(server, **overrides)
     config["auth"]["client_secret"] = server.client_secret
     validated = Ss12000SourceConfig.model_validate(config)
     return Ss12000Source(validated) if clock is None else Ss12000Source(validated, clock=clock)
@@ -127,20 +110,11 @@ def by_key(read: SourceRead) -> dict[str, Any]:
     return {p.source_key: p for p in read.persons}
 
 
-def workspace_for(
-    tmp_path: Path, scim_url: str, server: SS12000Server, **overrides: Any
-) -> Workspace:
-    workspace = Workspace(tmp_path, scim_url)
-    workspace.extra_sources = [source(server, **overrides)]
-    workspace.environment["TEST_SS12000_SECRET"] = server.client_secret
-    return workspace
-
-
 def test_students_staff_and_protected_persons(
     tmp_path: Path, scim_url: str, peek: ScimPeek, ss12000: SS12000Server
 ) -> None:
     school(ss12000)
-    workspace = workspace_for(tmp_path, scim_url, ss12000)
+    workspace = ss12000_workspace(tmp_path, scim_url, ss12000)
 
     result = workspace.sync()
 
@@ -174,7 +148,7 @@ def test_second_cycle_is_incremental(
     tmp_path: Path, scim_url: str, peek: ScimPeek, ss12000: SS12000Server
 ) -> None:
     ids = school(ss12000)
-    workspace = workspace_for(tmp_path, scim_url, ss12000)
+    workspace = ss12000_workspace(tmp_path, scim_url, ss12000)
     workspace.overrides["reconcile"] = {"full_every_hours": 24}
     assert workspace.sync().exit_code == 0
     ss12000.clear_requests()
@@ -204,7 +178,7 @@ def test_expired_token_is_renewed_and_a_wrong_secret_fails_cleanly(
     tmp_path: Path, scim_url: str, peek: ScimPeek, ss12000: SS12000Server
 ) -> None:
     school(ss12000)
-    workspace = workspace_for(tmp_path, scim_url, ss12000)
+    workspace = ss12000_workspace(tmp_path, scim_url, ss12000)
     assert workspace.sync().exit_code == 0
     issued = ss12000.tokens_issued
 
@@ -226,7 +200,7 @@ def test_a_page_that_fails_fails_the_source(
     tmp_path: Path, scim_url: str, peek: ScimPeek, ss12000: SS12000Server
 ) -> None:
     school(ss12000)
-    workspace = workspace_for(tmp_path, scim_url, ss12000)
+    workspace = ss12000_workspace(tmp_path, scim_url, ss12000)
     assert workspace.sync().exit_code == 0
 
     ss12000.fail("/persons", 500, page=2)
@@ -254,7 +228,7 @@ def test_class_groups_give_students_their_class(ss12000: SS12000Server) -> None:
         members=[membership(ids["astrid"]), membership(ids["cilla"])],
         group_type="Klass",
     )
-    config = source(ss12000, classes=True)
+    config = ss12000_source(ss12000, classes=True)
     config["auth"]["client_secret"] = ss12000.client_secret
 
     read = Ss12000Source(Ss12000SourceConfig.model_validate(config)).read()
@@ -287,7 +261,7 @@ def test_unsafe_names_roles_and_class_names_are_reported_and_held(
     teacher = add("Bo", "Lärarsson", "bo", enrolments=[])
     ss12000.add_duty(teacher, ids["gr"], "=cmd|' /C calc'!A0")
     at_unit = add("Cy", "Ek", "cy", enrolments=[enrolment(unit, "GR", 5)])
-    config = source(ss12000, classes=True, duty_roles=[])
+    config = ss12000_source(ss12000, classes=True, duty_roles=[])
     config["auth"]["client_secret"] = ss12000.client_secret
 
     read = Ss12000Source(Ss12000SourceConfig.model_validate(config)).read()
@@ -320,7 +294,7 @@ def test_a_server_that_sends_no_security_marking_at_all_fails_the_source(
             emails=[("Skola elev", f"{key}@elev.example.se")],
             enrolments=[enrolment(gr, "GR", 5)],
         )
-    workspace = workspace_for(tmp_path, scim_url, ss12000)
+    workspace = ss12000_workspace(tmp_path, scim_url, ss12000)
 
     result = workspace.sync()
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.support import ScimPeek, Workspace, student
+from tests.support.rosters import student
+from tests.support.scim import ScimPeek
+from tests.support.workspace import Workspace
 
 A, B = "11111111", "22222222"
 

@@ -13,8 +13,11 @@ from typing import Any
 import pytest
 
 from connector.demo.localscim import LocalScimServer
-from tests.faultproxy import FaultProxy
-from tests.support import DEFAULT_MAPPING, ScimPeek, Workspace, student
+from tests.fakes.faultproxy import FaultProxy
+from tests.support.paths import DEFAULT_MAPPING
+from tests.support.rosters import student
+from tests.support.scim import ScimPeek
+from tests.support.workspace import Workspace
 
 A, B = "11111111", "22222222"
 

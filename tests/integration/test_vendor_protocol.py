@@ -7,8 +7,9 @@ import logging
 import pytest
 
 from connector.targets.scim.client import ScimClient, ScimError
-from tests.integration.test_lifecycle import set_vendor_attribute
-from tests.support import SCIM_TOKEN, ScimPeek, Workspace, student
+from tests.support.rosters import student
+from tests.support.scim import SCIM_TOKEN, ScimPeek
+from tests.support.workspace import Workspace
 
 A = "11111111"
 
@@ -18,7 +19,7 @@ def test_if_match_conflict_rereads_and_replans(workspace: Workspace, peek: ScimP
     workspace.sync()
     account = peek.users()["e1@edu.example.se"]
     # Someone changes the account at the vendor: its version moves on.
-    set_vendor_attribute(peek, account["id"], **{"title": "Talboksrätt", "name.familyName": "Hand"})
+    peek.set_vendor_attribute(account["id"], **{"title": "Talboksrätt", "name.familyName": "Hand"})
 
     workspace.students([student("E1", "Åsa-Maria", "Öberg", A), student("E2", "Erik", "Lind", A)])
     result = workspace.sync()

@@ -16,8 +16,10 @@ import pytest
 import trustme
 
 from connector.demo.localscim import LocalScimServer
-from tests.faultproxy import FaultProxy
-from tests.support import ScimPeek, Workspace, student
+from tests.fakes.faultproxy import FaultProxy
+from tests.support.rosters import student
+from tests.support.scim import ScimPeek
+from tests.support.workspace import Workspace
 
 A = "11111111"
 

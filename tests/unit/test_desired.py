@@ -1,21 +1,24 @@
-"""The desired vendor state (connector.mapping.desired): the mapping stage's last guard on free text."""
+"""The desired vendor state (connector.mapping.desired): one account per person in scope and one
+group per school, the mapping stage's last guard on free text, one userName per person, and the
+ids of the people who are protected or held (never their accounts)."""
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
 from connector.config import ExternalIdConfig
-from connector.mapping.desired import EXCLUDED_MAPPING, build_desired
+from connector.mapping.desired import EXCLUDED_DUPLICATE_USERNAME, EXCLUDED_MAPPING, build_desired
 from connector.mapping.profile import Mapping, load_mapping
 from connector.people.externalid import ExternalIdMaker
-from connector.people.model import Kind, Person, Placement, School
+from connector.people.model import Kind, Person, Placement, School, SourceIssue
 from connector.people.scope import Scoped
+from tests.support.paths import DEFAULT_MAPPING
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_MAPPING = REPO / "mappings" / "default.yaml"
-A, B = "11111111", "22222222"
+A, B, C = "11111111", "22222222", "33333333"
 IDS = ExternalIdMaker(ExternalIdConfig(key="test-key"))
 HYPERLINK = '=HYPERLINK("http://evil.example","x")'
 
@@ -89,3 +92,117 @@ def test_a_school_whose_name_is_unsafe_gets_its_group_named_by_its_code() -> Non
             "the group is named by its school unit code",
         ),
     ]
+
+
+def test_each_school_is_a_group_whose_members_are_its_people() -> None:
+    asa = person("E1")
+    bo = Person("E2", Kind.STUDENT, "Bo", "Ek", "e2@skola.example.se", None, False)
+    bo = replace(bo, placements=(Placement(A), Placement(B)))
+    schools = (School(A, "Norrskolan"), School(B, "Söderskolan"), School(C, "Västerskolan"))
+
+    desired = build_desired(scoped(asa, bo, schools=schools), load_mapping(DEFAULT_MAPPING), IDS)
+
+    asa_id, bo_id = IDS.for_person(asa), IDS.for_person(bo)
+    assert set(desired.users) == {asa_id, bo_id}
+    assert desired.users[asa_id].attributes["userName"] == "e1@skola.example.se"
+    assert desired.groups[A].members == {asa_id, bo_id}
+    assert desired.groups[B].members == {bo_id}
+    assert desired.groups[C].members == set()  # a school with nobody in it still has its group
+    assert desired.groups[B].attributes["displayName"] == "Söderskolan"
+    assert desired.excluded == {} and desired.issues == []
+
+
+def test_what_scope_left_out_and_reported_is_carried_on() -> None:
+    issue = SourceIssue("students", "students.csv:3", "no school unit code")
+    before = scoped(person("E1"))
+    before.excluded = Counter({"protected identity": 2})
+    before.issues = [issue]
+
+    desired = build_desired(before, load_mapping(DEFAULT_MAPPING), IDS)
+
+    assert desired.excluded == {"protected identity": 2}
+    assert desired.issues == [issue]
+
+
+def test_protected_and_held_people_are_known_by_their_ids_and_get_no_account() -> None:
+    hidden = replace(person("E8"), protected=True)
+    waiting = person("E9")
+    before = scoped(person("E1"))
+    before.protected, before.held = [hidden], [waiting]
+
+    desired = build_desired(before, load_mapping(DEFAULT_MAPPING), IDS)
+
+    assert desired.protected_ids == {IDS.for_person(hidden)}
+    assert desired.held_ids == {IDS.for_person(waiting)}
+    assert set(desired.users) == {IDS.for_person(person("E1"))}
+
+
+def test_a_person_without_a_userName_is_left_out_with_an_issue() -> None:
+    no_email = replace(person("E2"), email=None)
+
+    desired = build_desired(scoped(person("E1"), no_email), load_mapping(DEFAULT_MAPPING), IDS)
+
+    no_email_id = IDS.for_person(no_email)
+    assert set(desired.users) == {IDS.for_person(person("E1"))}
+    assert desired.excluded == {EXCLUDED_MAPPING: 1}
+    assert desired.issues == [
+        SourceIssue(
+            "mapping",
+            f"user {no_email_id[:12]}",
+            "userName is empty (is the e-mail or username missing?)",
+        )
+    ]
+    assert no_email_id not in desired.groups[A].members
+
+
+def test_a_source_key_that_may_not_be_sent_is_never_sent_nor_named() -> None:
+    as_is = ExternalIdMaker(ExternalIdConfig(mode="source_key"))
+    civic = person("200501012384")  # looks like a personnummer
+    protected_civic = replace(person("199001011234"), protected=True)
+    before = scoped(person("E1"), civic)
+    before.protected = [protected_civic]
+
+    desired = build_desired(before, load_mapping(DEFAULT_MAPPING), as_is)
+
+    assert set(desired.users) == {"E1"}
+    assert desired.excluded == {EXCLUDED_MAPPING: 1}
+    (issue,) = desired.issues
+    assert issue.location == "a student" and "personal identity number" in issue.reason
+    assert "200501012384" not in repr(desired) and "199001011234" not in repr(desired)
+    assert desired.protected_ids == frozenset()  # never sent, so nothing to take off
+
+
+def test_two_people_with_one_userName_the_first_keeps_it_and_the_clash_is_reported() -> None:
+    first = person("E1")
+    second = replace(person("E2", given="Erik"), email="E1@Skola.example.se")
+
+    desired = build_desired(scoped(first, second), load_mapping(DEFAULT_MAPPING), IDS)
+
+    first_id, second_id = IDS.for_person(first), IDS.for_person(second)
+    assert set(desired.users) == {first_id}
+    assert desired.groups[A].members == {first_id}
+    assert desired.excluded == {EXCLUDED_DUPLICATE_USERNAME: 1}
+    assert desired.issues == [
+        SourceIssue(
+            "mapping", f"user {second_id[:12]}", f"userName also used by user {first_id[:12]}"
+        )
+    ]
+
+
+def test_userNames_that_differ_only_in_case_are_one_userName(tmp_path: Path) -> None:
+    path = tmp_path / "mapping.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "user": {"attributes": {"userName": "{username}"}},
+                "group": {"attributes": {"displayName": "{school_name}"}},
+            }
+        )
+    )
+    first = replace(person("E1"), username="Asa.Oberg")
+    second = replace(person("E2"), username="asa.oberg")
+
+    desired = build_desired(scoped(first, second), load_mapping(path), IDS)
+
+    assert set(desired.users) == {IDS.for_person(first)}
+    assert desired.excluded == {EXCLUDED_DUPLICATE_USERNAME: 1}

@@ -2,7 +2,8 @@
 
 Each row is a case a broken rule would get wrong: a limit met exactly, one part of a limit
 without the other, each kind of removal alone, a rollover window across New Year, its
-inclusive ends, 29 February, and the Swedish calendar date at midnight UTC.
+inclusive ends, 29 February, and the Swedish calendar date at midnight UTC; a failed source
+and what it holds, and a source that shrank below its share of the last good read.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from connector.planning.guard import (
     hold_for_rollover,
     hold_for_thresholds,
     in_rollover_window,
+    shrunken_sources,
 )
 from connector.planning.objects import Known, KnownGroup, KnownUser
 from connector.planning.plan import Operation, Plan
@@ -153,3 +155,73 @@ def test_the_window_holds_deactivations_and_deletions_of_leavers_only() -> None:
     assert holding.plan.operations == [*deactivations(2), expired]
     outside, none = hold_for_rollover(plan, window, stockholm("2027-09-01T12:00"))
     assert none is None and outside == plan
+
+
+def test_without_a_failed_source_nothing_is_held() -> None:
+    plan = Plan(deactivations(3))
+    assert hold_for_failed_sources(plan, {}) == (plan, None)
+
+
+def test_a_failed_source_holds_every_kind_of_deprovisioning_and_names_each_source() -> None:
+    create = Operation("create_user", "new", attributes={"userName": "n"})
+    empty_group = Operation("delete_group", "g2", "vg2", reason="empty")
+    taken_away = [*deactivations(1), *deletions(1), *removals(2), empty_group]
+
+    kept, holding = hold_for_failed_sources(
+        Plan([create, *taken_away]),
+        {"students": "failed (x)", "staff": "returned 3 persons, 90 at the last good read"},
+    )
+
+    assert kept.operations == [create]
+    assert holding is not None and holding.plan.operations == taken_away
+    assert holding.reason == (
+        "unhealthy source: students failed (x); staff returned 3 persons, 90 at the last good read"
+    )
+
+
+def test_a_failed_source_with_nothing_to_take_away_holds_nothing() -> None:
+    plan = Plan([Operation("create_user", "new", attributes={"userName": "n"})])
+    assert hold_for_failed_sources(plan, {"students": "failed (x)"}) == (plan, None)
+
+
+@pytest.mark.parametrize(
+    ("count", "previous", "unhealthy"),
+    [
+        (80, 100, False),  # exactly at the floor
+        (79, 100, True),
+        (0, 100, True),
+        (5, None, False),  # no good read yet: nothing to compare with
+        (0, 0, False),  # its last good read was empty
+        (150, 100, False),
+    ],
+)
+def test_a_source_below_its_share_of_the_last_good_read_is_unhealthy(
+    count: int, previous: int | None, unhealthy: bool
+) -> None:
+    last_good = {"staff": 10} | ({} if previous is None else {"students": previous})
+    found = shrunken_sources({"students": count, "staff": 10}, last_good, 80)
+    assert ("students" in found) is unhealthy
+    assert "staff" not in found
+
+
+def test_an_unhealthy_source_says_how_far_it_shrank() -> None:
+    assert shrunken_sources({"students": 40}, {"students": 100}, 80) == {
+        "students": "returned 40 persons, 100 at the last good read (below 80%)"
+    }
+
+
+def test_without_a_window_nothing_waits_for_the_rollover() -> None:
+    plan = Plan(deactivations(2))
+    assert hold_for_rollover(plan, None, stockholm("2027-07-01T12:00")) == (plan, None)
+
+
+def test_in_the_window_a_leavers_membership_removal_waits_with_their_deactivation() -> None:
+    window = RolloverHoldConfig(start="06-10", end="08-20")
+    left = Operation("remove_members", "g", members=("u0",), reason="left")
+    plan = Plan([left, *deactivations(1)])
+
+    kept, holding = hold_for_rollover(plan, window, stockholm("2027-08-20T12:00"))
+
+    assert kept.operations == []
+    assert holding is not None and holding.plan == plan
+    assert holding.reason == "school-year rollover window 06-10 to 08-20"

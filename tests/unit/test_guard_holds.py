@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from connector.config import Limit
 from connector.planning.guard import (
     approval_keys,
@@ -84,3 +86,70 @@ def test_a_held_update_is_kept_without_its_values() -> None:
         "u1",
         ["displayName", "title"],
     )
+
+
+def test_membership_removals_alone_count_as_newly_protected_persons() -> None:
+    members = tuple(f"u{i}" for i in range(11))
+    plan = Plan([Operation("remove_members", "g", members=members, reason="protected")])
+    kept, held = hold_for_newly_protected(plan, LIMIT, known(100))
+    assert kept.operations == []
+    assert held is not None and held.plan == plan
+
+
+def test_leavers_are_not_counted_as_newly_protected() -> None:
+    leavers = [
+        Operation("deactivate_user", f"u{i}", f"v{i}", {"active": False}, reason="left")
+        for i in range(50)
+    ]
+    plan = Plan(leavers)
+    assert hold_for_newly_protected(plan, LIMIT, known(100)) == (plan, None)
+
+
+def test_updates_past_the_count_but_below_the_percentage_go() -> None:
+    updates = [Operation("update_user", f"u{i}", f"v{i}", {"displayName": "x"}) for i in range(6)]
+    plan = Plan(updates)
+    assert hold_for_updates(plan, Limit(count=5, percent=10), known(100)) == (plan, None)
+
+
+def test_group_updates_count_and_groups_are_part_of_the_base() -> None:
+    state = known(20)
+    for i in range(9):  # 20 users and 10 groups
+        state.groups[f"g{i}"] = KnownGroup(f"g{i}", f"vg{i}", "created", {}, set())
+    users = [Operation("update_user", f"u{i}", f"v{i}", {"displayName": "x"}) for i in range(3)]
+    groups = [Operation("update_group", f"g{i}", f"vg{i}", {"displayName": "y"}) for i in range(3)]
+
+    # 6 updates are 20% of 30 users and groups: over 15%, under 25% (but 30% of the users)
+    held_at_15 = hold_for_updates(Plan(users + groups), Limit(count=5, percent=15), state)[1]
+    held_at_25 = hold_for_updates(Plan(users + groups), Limit(count=5, percent=25), state)[1]
+
+    assert held_at_15 is not None and held_at_15.plan.operations == users + groups
+    assert held_at_25 is None
+
+
+def test_approval_keys_name_each_step_a_rule_can_hold_and_nothing_else() -> None:
+    create = Operation("create_user", "new", attributes={"userName": "new"})
+    deactivate = Operation("deactivate_user", "u1", "v1", {"active": False}, reason="left")
+    removal = Operation("remove_members", "g", members=("u1", "u2"), reason="left")
+    empty = Operation("delete_group", "g2", "vg2", reason="empty")
+    plan = Plan([create, deactivate, removal, empty])
+
+    keys = approval_keys(plan)
+
+    assert keys == {
+        "deactivate_user:u1",
+        "remove_members:g:u1",
+        "remove_members:g:u2",
+        "delete_group:g2",
+    }
+    released, rest = split_approved(plan, keys | {"create_user:new"})
+    assert released.operations == [deactivate, removal, empty]
+    assert rest.operations == [create]  # a create is never held, so never released
+
+
+def test_an_approval_releases_only_the_approved_members_of_a_removal() -> None:
+    removal = Operation("remove_members", "g", members=("u1", "u2", "u3"), reason="left")
+
+    released, rest = split_approved(Plan([removal]), frozenset({"remove_members:g:u2"}))
+
+    assert released.operations == [replace(removal, members=("u2",))]
+    assert rest.operations == [replace(removal, members=("u1", "u3"))]

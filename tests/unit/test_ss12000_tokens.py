@@ -7,7 +7,7 @@ import pytest
 
 from connector.config import Ss12000SourceConfig
 from connector.sources.ss12000 import _TokenSource
-from tests.ss12000_server import SS12000Server
+from tests.fakes.ss12000_server import SS12000Server
 
 
 class HandClock:

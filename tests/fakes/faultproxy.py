@@ -1,9 +1,10 @@
 """A fault-injecting HTTP proxy for the tests: the connector talks to it, it talks to a real
 SCIM server on loopback, and it spoils a seeded share of the exchanges.
 
-This is the one place where the tests fake anything, and what it fakes is the network: every
-request that is not answered by a fault is forwarded as it is (method, path and query, headers
-including Authorization, body) to the real server, and the real answer is passed back.
+This is the one place where the tests fake anything between the connector and the vendor, and
+what it fakes is the network: every request that is not answered by a fault is forwarded as it
+is (method, path and query, headers including Authorization, body) to the real server, and the
+real answer is passed back.
 
 Fault kinds (`KINDS`):
 

@@ -1,4 +1,4 @@
-"""A small, realistic school for the fake SS 12000 server (tests/ss12000_server.py).
+"""A small, realistic school for the fake SS 12000 server (tests/fakes/ss12000_server.py).
 
 ``populate(server)`` creates one municipality (Huvudman) with a compulsory school and an upper
 secondary school, students (one of each securityMarking, one without the field), staff with
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tests.ss12000_server import SS12000Server, assignment_role, enrolment
+from tests.fakes.ss12000_server import SS12000Server, assignment_role, enrolment
 
 
 def luhn_digit(nine_digits: str) -> str:

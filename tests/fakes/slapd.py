@@ -66,7 +66,7 @@ STOP_TIMEOUT_SECONDS = 5.0
 # sAMAccountName or employeeID: this folder-local auxiliary class (with AD's OID for
 # securityPrincipal) allows them, so AD-shaped entries pass schema checking.
 AD_EXTRAS_SCHEMA = """\
-# Written by tests/ldap_support.py: what Debian's msuser.schema leaves out.
+# Written by tests/fakes/slapd.py: what Debian's msuser.schema leaves out.
 objectclass ( 1.2.840.113556.1.5.6 NAME 'securityPrincipal' SUP top AUXILIARY
   MAY ( sAMAccountName $ objectSid $ employeeID $ userPrincipalName ) )
 """
