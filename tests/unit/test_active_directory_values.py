@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from connector.sources.ldap_directory import (
-    _EntryError,
+from connector.sources.ldap_entries import (
+    EntryError,
     account_disabled,
     guid_from_bytes,
     normalise_dn,
@@ -25,7 +25,7 @@ def test_object_guid_is_read_in_active_directory_byte_order() -> None:
 
 
 def test_object_guid_of_the_wrong_length_is_an_entry_error() -> None:
-    with pytest.raises(_EntryError, match="15 bytes"):
+    with pytest.raises(EntryError, match="15 bytes"):
         guid_from_bytes(b"\x00" * 15)
 
 
@@ -46,7 +46,7 @@ def test_user_account_control_disabled_flag(value: str | None, disabled: bool) -
 
 
 def test_user_account_control_that_is_not_a_number_is_an_entry_error() -> None:
-    with pytest.raises(_EntryError):
+    with pytest.raises(EntryError):
         account_disabled("enabled")
 
 
@@ -105,7 +105,7 @@ def test_ranged_attribute_is_fetched_to_the_end() -> None:
         )
     )
 
-    complete = source._complete_ranged(
+    complete = source.search.complete_ranged(
         directory, "cn=g,dc=x", {"member;range=0-1499": values[:1500]}
     )  # type: ignore[arg-type]
 
