@@ -14,7 +14,8 @@ import pytest
 from connector.config import Ss12000SourceConfig
 from connector.errors import SourceError
 from connector.people.model import Kind, ReadContext, SourceRead
-from connector.sources.ss12000 import Ss12000Source, _current
+from connector.sources.ss12000 import Ss12000Source
+from connector.sources.ss12000_people import current
 from tests.fakes.ss12000_server import SS12000Server, enrolment, membership
 from tests.support.scim import ScimPeek
 from tests.support.ss12000 import ss12000_source, ss12000_workspace
@@ -213,10 +214,10 @@ def test_a_page_that_fails_fails_the_source(
 
 def test_dates_are_swedish_calendar_days() -> None:
     today = date(2026, 6, 30)
-    assert _current({"startDate": "2026-06-30", "endDate": "2026-06-30"}, today)
-    assert not _current({"startDate": "2026-07-01"}, today)
-    assert not _current({"startDate": "2020-01-01", "endDate": "2026-06-29"}, today)
-    assert _current({"startDate": "2020-01-01"}, today)
+    assert current({"startDate": "2026-06-30", "endDate": "2026-06-30"}, today)
+    assert not current({"startDate": "2026-07-01"}, today)
+    assert not current({"startDate": "2020-01-01", "endDate": "2026-06-29"}, today)
+    assert current({"startDate": "2020-01-01"}, today)
     assert ZoneInfo("Europe/Stockholm")  # the zone the source evaluates "today" in
 
 

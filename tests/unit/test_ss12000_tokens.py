@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from connector.config import Ss12000SourceConfig
-from connector.sources.ss12000 import _TokenSource
+from connector.sources.ss12000_api import TokenSource
 from tests.fakes.ss12000_server import SS12000Server
 
 
@@ -20,7 +20,7 @@ class HandClock:
         return self.now
 
 
-def tokens_for(server: SS12000Server, http: httpx.Client, clock: HandClock) -> _TokenSource:
+def tokens_for(server: SS12000Server, http: httpx.Client, clock: HandClock) -> TokenSource:
     config = Ss12000SourceConfig.model_validate(
         {
             "name": "sis",
@@ -33,7 +33,7 @@ def tokens_for(server: SS12000Server, http: httpx.Client, clock: HandClock) -> _
             },
         }
     )
-    return _TokenSource(config, http, clock)
+    return TokenSource(config, http, clock)
 
 
 @pytest.mark.parametrize(
