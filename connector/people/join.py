@@ -78,29 +78,63 @@ def join_persons(config: Config, reads: list[SourceRead]) -> Joined:
     join = config.join
     result = Joined()
     joined_names = set(join.sources) if join else set()
-    result.persons = merge_by_key(
-        [p for r in reads if r.source not in joined_names for p in r.persons]
-    )
-    # A person whose only record could not be read is not gone: hold them, unless joined
-    # (then their joined identity is unknown, and the join's own rules apply).
-    # A source without a fixed kind (SS 12000) could have had a student or a staff member.
+    _take_unjoined(config, [r for r in reads if r.source not in joined_names], result)
+    if join is None:
+        return result
+    reads_by_name = {r.source: r for r in reads}
+    by_source = _entries_by_join_key(join, reads_by_name, result)
+    keys = dict.fromkeys(k for name in join.sources for k in by_source[name])
+    missing = [name for name in join.sources if name not in reads_by_name]
+    for key in keys:
+        present = [(name, p) for name in join.sources for p in by_source[name].get(key, [])]
+        if missing:
+            # A joined source failed: nobody can be joined reliably, and using the rest as
+            # they are would rewrite e-mail addresses and usernames. Hold everyone until it
+            # is back (a protected person is still taken off).
+            _protected_or_held(_merge_entries(join, key, present), result)
+            continue
+        crowded = [name for name in join.sources if len(by_source[name].get(key, [])) > 1]
+        if crowded:
+            result.issues.append(
+                SourceIssue(
+                    "join",
+                    ", ".join(crowded),
+                    f"{len(present)} entries share one join key; nobody merged or sent",
+                )
+            )
+            result.excluded[EXCLUDED_JOIN_CONFLICT] += 1
+            _protected_or_held(_merge_entries(join, key, present), result)
+        elif len(present) > 1:
+            result.persons.append(_merge_entries(join, key, present))
+        else:
+            name, person = present[0]
+            _unmatched(join, name, replace(person, source_key=f"join:{key}"), result)
+    if missing:
+        result.excluded[f"held: joined source {', '.join(missing)} failed"] += len(keys)
+    return result
+
+
+def _take_unjoined(config: Config, reads: list[SourceRead], result: Joined) -> None:
+    """The people of sources outside the join, and those whose only record could not be read:
+    not gone, so held. A source without a fixed kind (SS 12000) could have had either kind."""
+    result.persons = merge_by_key([p for read in reads for p in read.persons])
     kinds = {
         source.name: (source.kind,) if hasattr(source, "kind") else (Kind.STUDENT, Kind.STAFF)
         for source in config.sources
     }
     present = {(p.kind, p.source_key) for p in result.persons}
     for read in reads:
-        if read.source in joined_names:
-            continue
         for key in sorted(read.unreadable_keys):
             for kind in kinds[read.source]:
                 if (kind, key) not in present:
                     result.held.append(Person(key, kind, "", "", None, None, False))
-    if join is None:
-        return result
 
+
+def _entries_by_join_key(
+    join: JoinConfig, reads_by_name: dict[str, SourceRead], result: Joined
+) -> dict[str, dict[str, list[Person]]]:
+    """Source name -> join key -> its entries; entries without a join key are unmatched."""
     by_source: dict[str, dict[str, list[Person]]] = {name: {} for name in join.sources}
-    reads_by_name = {r.source: r for r in reads}
     for name in join.sources:
         read = reads_by_name.get(name)
         if read is None:
@@ -110,41 +144,11 @@ def join_persons(config: Config, reads: list[SourceRead]) -> Joined:
                 by_source[name].setdefault(person.join_key, []).append(person)
             else:
                 _unmatched(join, name, person, result)
+    return by_source
 
-    missing = [name for name in join.sources if name not in reads_by_name]
-    keys = dict.fromkeys(k for name in join.sources for k in by_source[name])
-    if missing:
-        # A joined source failed: nobody can be joined reliably, and using the rest as they
-        # are would rewrite e-mail addresses and usernames. Hold everyone until it is back.
-        for key in keys:
-            present = [(name, p) for name in join.sources for p in by_source[name].get(key, [])]
-            merged = _merge_entries(join, key, present)
-            (result.persons if merged.protected else result.held).append(merged)
-        result.excluded[f"held: joined source {', '.join(missing)} failed"] += len(keys)
-        return result
-    for key in keys:
-        present = [(name, p) for name in join.sources for p in by_source[name].get(key, [])]
-        crowded = [name for name in join.sources if len(by_source[name].get(key, [])) > 1]
-        if crowded:
-            merged = _merge_entries(join, key, present)
-            result.issues.append(
-                SourceIssue(
-                    "join",
-                    ", ".join(crowded),
-                    f"{len(present)} entries share one join key; nobody merged or sent",
-                )
-            )
-            result.excluded[EXCLUDED_JOIN_CONFLICT] += 1
-            if merged.protected:
-                result.persons.append(merged)  # so a protected person is still taken off
-            else:
-                result.held.append(merged)
-        elif len(present) > 1:
-            result.persons.append(_merge_entries(join, key, present))
-        else:
-            name, person = present[0]
-            _unmatched(join, name, replace(person, source_key=f"join:{key}"), result)
-    return result
+
+def _protected_or_held(person: Person, result: Joined) -> None:
+    (result.persons if person.protected else result.held).append(person)
 
 
 def _unmatched(join: JoinConfig, source: str, person: Person, result: Joined) -> None:
