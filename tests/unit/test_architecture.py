@@ -1,5 +1,5 @@
 """The house rules of docs/architecture.md, checked: planning is pure, the model depends on
-nothing, sources and targets never import each other."""
+nothing, sources and targets never import each other, modules and functions stay small."""
 
 from __future__ import annotations
 
@@ -42,3 +42,22 @@ def test_sources_and_targets_never_import_each_other() -> None:
         for path in (PACKAGE / folder).rglob("*.py"):
             wrong = {m for m in imports_of(path) if m == other or m.startswith(other + ".")}
             assert not wrong, (path, wrong)
+
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
+def test_modules_and_functions_stay_small() -> None:
+    too_big = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        name = path.relative_to(PACKAGE.parent)
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            too_big.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_big.append(f"{name}:{node.lineno} {node.name}: {length} lines")
+    assert not too_big, "\n".join(too_big)
