@@ -17,6 +17,13 @@ def read_secret_file(path: Path) -> SecretStr:
     return SecretStr(path.read_text(encoding="utf-8").strip())
 
 
+def secret_value(inline: SecretStr | None, file: Path | None) -> str | None:
+    """A secret given in the config or (read now, so a rotated file is picked up) in a file."""
+    if file is not None:
+        return read_secret_file(file).get_secret_value()
+    return inline.get_secret_value() if inline is not None else None
+
+
 _BEARER_TOKEN = re.compile(r"[\x21-\x7e]+")
 BEARER_RULE = "must be printable ASCII without spaces or line breaks (a bearer token)"
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from connector.config.base import Limit, _Strict, read_secret_file, unpadded
+from connector.config.base import Limit, _Strict, secret_value, unpadded
 
 
 class ExternalIdConfig(_Strict):
@@ -33,10 +33,9 @@ class ExternalIdConfig(_Strict):
         return self
 
     def secret(self) -> bytes:
-        if self.key_file is not None:
-            return read_secret_file(self.key_file).get_secret_value().encode()
-        assert self.key is not None
-        return self.key.get_secret_value().encode()
+        value = secret_value(self.key, self.key_file)
+        assert value is not None  # the validator requires one of them
+        return value.encode()
 
 
 JoinField = Literal["given_name", "family_name", "email", "username"]

@@ -9,7 +9,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from connector.config.base import _Strict, bearer, read_secret_file, unpadded
+from connector.config.base import _Strict, bearer, secret_value, unpadded
 from connector.people.model import Kind
 
 CsvRequired = Literal["given_name", "family_name", "email", "username", "school_unit_code"]
@@ -218,9 +218,7 @@ class LdapSourceConfig(_Strict):
         return self
 
     def bind_password(self) -> str | None:
-        if self.password_file is not None:
-            return read_secret_file(self.password_file).get_secret_value()
-        return self.password.get_secret_value() if self.password is not None else None
+        return secret_value(self.password, self.password_file)
 
     def expanded_group_rules(self, school_codes: Iterable[str]) -> list[LdapGroupRule]:
         """The group rules with each template expanded for these school unit codes."""
@@ -260,15 +258,12 @@ class Ss12000AuthConfig(_Strict):
         return self
 
     def static_token(self) -> str | None:
-        if self.token_file is not None:
-            return read_secret_file(self.token_file).get_secret_value()
-        return self.token.get_secret_value() if self.token is not None else None
+        return secret_value(self.token, self.token_file)
 
     def secret(self) -> str:
-        if self.client_secret_file is not None:
-            return read_secret_file(self.client_secret_file).get_secret_value()
-        assert self.client_secret is not None
-        return self.client_secret.get_secret_value()
+        value = secret_value(self.client_secret, self.client_secret_file)
+        assert value is not None  # the validator requires one of them
+        return value
 
 
 class Ss12000SourceConfig(_Strict):

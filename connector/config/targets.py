@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from connector.config.base import _Strict, bearer, read_secret_file
+from connector.config.base import _Strict, bearer, secret_value
 from connector.config.policy import SafetyConfig
 
 # A target's name keys its part of the state file: keep it when editing the config.
@@ -51,9 +51,7 @@ class VendorConfig(_Strict):
         return self
 
     def bearer_token(self) -> str | None:
-        if self.token_file is not None:
-            return read_secret_file(self.token_file).get_secret_value()
-        return self.token.get_secret_value() if self.token is not None else None
+        return secret_value(self.token, self.token_file)
 
 
 class ScimTargetConfig(VendorConfig):

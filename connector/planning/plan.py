@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from connector.planning.objects import (
     SCRUBBED,
@@ -22,6 +22,9 @@ from connector.planning.objects import (
     scrubbed,
 )
 
+# The kinds of operation, in the order they are applied: groups before users so members have
+# somewhere to go; additions before removals so a person moving school is never in no group at
+# all; deprovisioning last, memberships before the accounts they point at.
 OperationKind = Literal[
     "create_group",
     "update_group",
@@ -33,20 +36,7 @@ OperationKind = Literal[
     "delete_user",
     "delete_group",
 ]
-# Groups before users so members have somewhere to go; additions before removals so a
-# person moving school is never in no group at all; deprovisioning last, memberships before
-# the accounts they point at.
-ORDER: tuple[OperationKind, ...] = (
-    "create_group",
-    "update_group",
-    "create_user",
-    "update_user",
-    "add_members",
-    "remove_members",
-    "deactivate_user",
-    "delete_user",
-    "delete_group",
-)
+ORDER: tuple[OperationKind, ...] = get_args(OperationKind)
 DEPROVISIONING: frozenset[OperationKind] = frozenset(
     {"remove_members", "deactivate_user", "delete_user", "delete_group"}
 )
