@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.mapping.profile import Mapping, UnsafeTextError
+from connector.mapping.profile import Mapping
 from connector.people.externalid import ExternalIdMaker
 from connector.people.model import Person, School, SourceIssue, unsafe_text
 from connector.people.scope import Scoped
@@ -46,13 +46,14 @@ def build_desired(scoped: Scoped, mapping: Mapping, ids: ExternalIdMaker) -> Des
             desired.excluded[EXCLUDED_MAPPING] += 1
             where = f"user {external_id[:12]}" if external_id else f"a {person.kind.value}"
             desired.issues.append(SourceIssue("mapping", where, str(exc)))
-            if isinstance(exc, UnsafeTextError):
+            if external_id:
                 held.add(external_id)  # like an unreadable row: not gone, so not deprovisioned
             continue
         username = str(attributes["userName"]).casefold()
         if username in owner_of_username and owner_of_username[username] != external_id:
             # Vendors key accounts on userName: two people cannot share one. Neither guess is
-            # safe, but the first keeps its account and the clash is reported.
+            # safe, but the first keeps its account, the clash is reported and the other is
+            # held (not gone: an account of theirs stays until the clash is fixed).
             desired.excluded[EXCLUDED_DUPLICATE_USERNAME] += 1
             desired.issues.append(
                 SourceIssue(
@@ -61,6 +62,7 @@ def build_desired(scoped: Scoped, mapping: Mapping, ids: ExternalIdMaker) -> Des
                     f"userName also used by user {owner_of_username[username][:12]}",
                 )
             )
+            held.add(external_id)
             continue
         owner_of_username[username] = external_id
         desired.users[external_id] = DesiredUser(external_id=external_id, attributes=attributes)

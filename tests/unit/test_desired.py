@@ -137,7 +137,7 @@ def test_protected_and_held_people_are_known_by_their_ids_and_get_no_account() -
     assert set(desired.users) == {IDS.for_person(person("E1"))}
 
 
-def test_a_person_without_a_userName_is_left_out_with_an_issue() -> None:
+def test_a_person_without_a_userName_is_left_out_held_and_reported() -> None:
     no_email = replace(person("E2"), email=None)
 
     desired = build_desired(scoped(person("E1"), no_email), load_mapping(DEFAULT_MAPPING), IDS)
@@ -153,6 +153,8 @@ def test_a_person_without_a_userName_is_left_out_with_an_issue() -> None:
         )
     ]
     assert no_email_id not in desired.groups[A].members
+    # A record that cannot be mapped is broken input, not a leaver: their account stays.
+    assert desired.held_ids == {no_email_id}
 
 
 def test_a_source_key_that_may_not_be_sent_is_never_sent_nor_named() -> None:
@@ -172,7 +174,7 @@ def test_a_source_key_that_may_not_be_sent_is_never_sent_nor_named() -> None:
     assert desired.protected_ids == frozenset()  # never sent, so nothing to take off
 
 
-def test_two_people_with_one_userName_the_first_keeps_it_and_the_clash_is_reported() -> None:
+def test_two_people_with_one_userName_the_first_keeps_it_the_other_is_held() -> None:
     first = person("E1")
     second = replace(person("E2", given="Erik"), email="E1@Skola.example.se")
 
@@ -187,6 +189,8 @@ def test_two_people_with_one_userName_the_first_keeps_it_and_the_clash_is_report
             "mapping", f"user {second_id[:12]}", f"userName also used by user {first_id[:12]}"
         )
     ]
+    # Neither is gone: whichever of them had an account keeps it until the clash is fixed.
+    assert desired.held_ids == {second_id}
 
 
 def test_userNames_that_differ_only_in_case_are_one_userName(tmp_path: Path) -> None:
