@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from connector.config.base import bearer, read_secret_file
 from connector.config.model import Config
 from connector.config.sources import LdapSourceConfig, Ss12000SourceConfig
+from connector.config.targets import FileTargetConfig
 from connector.errors import ConfigError
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -137,8 +138,13 @@ def _check_secret_files(config: Config, path: Path) -> None:
     mappings = []
     for i, target in enumerate(config.targets):
         where = "vendor" if config.vendor is not None else f"targets[{i}]"
-        files += [(f"{where}.token_file", target.token_file), (f"{where}.ca_file", target.ca_file)]
-        bearer_files.add(f"{where}.token_file")
+        if isinstance(target, FileTargetConfig):
+            delivery = f"{where}.delivery"
+            files += [(f"{delivery}.{name}", file) for name, file in target.delivery.files()]
+        else:
+            files += [(f"{where}.token_file", target.token_file)]
+            files += [(f"{where}.ca_file", target.ca_file)]
+            bearer_files.add(f"{where}.token_file")
         mappings.append(
             ("mapping" if config.vendor is not None else f"{where}.mapping", target.mapping)
         )

@@ -55,7 +55,8 @@ class Config(_Strict):
             if isinstance(target, dict):
                 own = target.get("safety")
                 own = own if isinstance(own, dict) else {}
-                target = {**target, "safety": {**top, **own}}
+                # `kind:` may be left out for a SCIM target (the first kind there was).
+                target = {"kind": "scim", **target, "safety": {**top, **own}}
             targets.append(target)
         return {**data, "targets": targets}
 
@@ -83,7 +84,7 @@ class Config(_Strict):
             raise ValueError(f"targets: names must be unique; repeated: {', '.join(repeated)}")
         return self
 
-    def target(self, name: str) -> ScimTargetConfig:
+    def target(self, name: str) -> TargetConfig:
         for target in self.targets:
             if target.name == name:
                 return target
