@@ -31,7 +31,7 @@ def check(ctx: click.Context) -> None:
     targets = targets_of(config)
     for target in targets:
         mapping = target.mapping
-        click.echo(f"ok    mapping {mapping.path} ({len(mapping.user_templates)} user attributes)")
+        click.echo(f"ok    mapping {mapping.path} ({mapping.describe()})")
     problems = sum(check_source(config, source) for source in build_sources(config))
     state = StateStore.open_readonly(config.state.path)
     try:

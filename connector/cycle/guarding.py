@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from connector.config import Config, ScimTargetConfig
+from connector.config import Config, TargetConfig
 from connector.cycle.result import CycleResult, SourceFailure
 from connector.mapping.desired import Desired
 from connector.people.model import SourceRead
@@ -79,7 +79,7 @@ def release(plan: Plan, approved: frozenset[str], allow_deprovision: bool) -> tu
 def hold(
     plan: Plan,
     config: Config,
-    target: ScimTargetConfig,
+    target: TargetConfig,
     known: Known,
     unhealthy: dict[str, str],
     now: datetime,
@@ -103,7 +103,7 @@ def hold(
 def guard(
     result: CycleResult,
     config: Config,
-    target: ScimTargetConfig,
+    target: TargetConfig,
     known: Known,
     now: datetime,
     *,

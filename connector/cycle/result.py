@@ -10,7 +10,7 @@ from typing import Any
 from connector.mapping.desired import Desired
 from connector.people.model import SourceIssue, SourceRead
 from connector.planning.plan import Plan
-from connector.targets.base import ApplyOutcome
+from connector.targets.base import ApplyReport
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -42,7 +42,7 @@ class CycleResult:
     failing_cycles: int = 0
     degraded: bool = False
     full_reconcile: bool = False
-    applied: ApplyOutcome | None = None
+    applied: ApplyReport | None = None
     requests: dict[str, int] = field(default_factory=dict)
     duration_seconds: float = 0.0
 

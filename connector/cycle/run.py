@@ -19,7 +19,7 @@ from connector.cycle.guarding import guard, plan_rules, restrict_to
 from connector.cycle.result import CycleResult
 from connector.cycle.sources import Sources, read_all, remember
 from connector.errors import TargetError
-from connector.mapping.desired import Desired, build_desired
+from connector.mapping.desired import Desired
 from connector.people.externalid import ExternalIdMaker
 from connector.people.lookup import external_ids_for
 from connector.planning.held import HeldPlan
@@ -62,7 +62,7 @@ def full_reconcile_due(config: Config, state: TargetState | None, now: datetime)
 
 def desire(config: Config, target: Target, sources: Sources) -> Desired:
     """What this target should hold: the people in scope, through its own mapping."""
-    desired = build_desired(sources.scoped, target.mapping, ExternalIdMaker(config.external_id))
+    desired = target.desire(sources.scoped, ExternalIdMaker(config.external_id))
     for issue in desired.issues:
         if issue.source == "join":
             event = "join.conflict"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
-from connector.mapping.profile import Mapping
 from connector.people.externalid import ExternalIdMaker
 from connector.people.model import Person, School, SourceIssue, unsafe_text
 from connector.people.scope import Scoped
@@ -28,7 +28,25 @@ class Desired:
     held_ids: frozenset[str] = frozenset()
 
 
-def build_desired(scoped: Scoped, mapping: Mapping, ids: ExternalIdMaker) -> Desired:
+class PersonMapping(Protocol):
+    """What turns people and schools into a target's objects: a SCIM mapping
+    (mapping/profile.py) or a file mapping (targets/file/mapping.py)."""
+
+    @property
+    def path(self) -> Path: ...
+
+    def describe(self) -> str:
+        """What it maps, in a few words (for `check`)."""
+        ...
+
+    def user_attributes(
+        self, person: Person, external_id: str, schools: dict[str, School] | None = None
+    ) -> dict[str, Any]: ...
+
+    def group_attributes(self, school: School) -> dict[str, Any]: ...
+
+
+def build_desired(scoped: Scoped, mapping: PersonMapping, ids: ExternalIdMaker) -> Desired:
     desired = Desired(excluded=Counter(scoped.excluded), issues=list(scoped.issues))
     desired.protected_ids = _ids_of(scoped.protected, ids)
     held = set(_ids_of(scoped.held, ids))
@@ -41,7 +59,7 @@ def build_desired(scoped: Scoped, mapping: Mapping, ids: ExternalIdMaker) -> Des
         external_id = ""
         try:
             external_id = ids.for_person(person)
-            attributes = mapping.user_attributes(person, external_id)
+            attributes = mapping.user_attributes(person, external_id, scoped.schools)
         except ValueError as exc:
             desired.excluded[EXCLUDED_MAPPING] += 1
             where = f"user {external_id[:12]}" if external_id else f"a {person.kind.value}"
@@ -73,7 +91,7 @@ def build_desired(scoped: Scoped, mapping: Mapping, ids: ExternalIdMaker) -> Des
 
 
 def _group_attributes(
-    mapping: Mapping, school: School, issues: list[SourceIssue]
+    mapping: PersonMapping, school: School, issues: list[SourceIssue]
 ) -> dict[str, Any]:
     """A school's group, named by its school unit code where its mapped name fails the
     text-safety rule (a group cannot be left out: its members would lose it)."""

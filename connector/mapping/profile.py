@@ -80,16 +80,22 @@ class Mapping:
         self._user_set = TemplateSet(self.user_templates)
         self._user_fields = self._user_set.fields
 
+    def describe(self) -> str:
+        return f"{len(self.user_templates)} user attributes"
+
     def user_type(self, person: Person) -> str:
         if person.kind is Kind.STUDENT:
             return "student"
         roles = {p.role.casefold() for p in person.placements if p.role}
         return "teacher" if roles & self._teacher_roles else "staff"
 
-    def user_attributes(self, person: Person, external_id: str) -> dict[str, Any]:
+    def user_attributes(
+        self, person: Person, external_id: str, schools: dict[str, School] | None = None
+    ) -> dict[str, Any]:
         """The managed attributes for one person. Raises ValueError if userName is empty, and
         UnsafeTextError if a value fails the text-safety rule (the last guard before the
-        vendor: it checks what the templates made, whatever the source checked)."""
+        vendor: it checks what the templates made, whatever the source checked). `schools`
+        is for mappings that write a school's name per person; SCIM ones name it in groups."""
         used = self._user_fields
         context: dict[str, str | None] = {
             "given_name": person.given_name,

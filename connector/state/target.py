@@ -132,6 +132,14 @@ class TargetState(Links):
     def set_last_full_reconcile(self, when: datetime) -> None:
         self._set_meta("last_full_reconcile", when.isoformat())
 
+    def delivered_file(self) -> dict[str, Any] | None:
+        """A file target's last delivery the server confirmed: name, bytes, sha256, when."""
+        raw = self._meta("delivered_file")
+        return json.loads(raw) if raw else None
+
+    def set_delivered_file(self, delivered: dict[str, Any]) -> None:
+        self._set_meta("delivered_file", json.dumps(delivered, sort_keys=True))
+
     # -- runs --------------------------------------------------------------------------------
 
     def start_run(self, run_id: str, command: str) -> None:

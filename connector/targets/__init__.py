@@ -1,21 +1,24 @@
 """The places the connector keeps in step with the sources (see base.py for what a target
-does). Today one kind: SCIM 2.0 vendors (scim/)."""
+does): SCIM 2.0 vendors (scim/) and vendors fed by a delivered CSV file (file/)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from connector.config import Config, ScimTargetConfig
+from connector.config import Config, FileTargetConfig, ScimTargetConfig, TargetConfig
 from connector.mapping.profile import load_mapping
 from connector.targets.base import Target
+from connector.targets.file.target import build_file_target
 from connector.targets.scim.client import ScimClient
 from connector.targets.scim.target import ScimTarget, make_client
 
 ClientFactory = Callable[[ScimTargetConfig], ScimClient]
 
 
-def build_target(config: ScimTargetConfig, client_factory: ClientFactory = make_client) -> Target:
+def build_target(config: TargetConfig, client_factory: ClientFactory = make_client) -> Target:
     """One target, its mapping loaded (a ConfigError names what is wrong with it)."""
+    if isinstance(config, FileTargetConfig):
+        return build_file_target(config)
     return ScimTarget(config, load_mapping(config.mapping), client_factory(config))
 
 

@@ -14,9 +14,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from connector.config import ScimTargetConfig
-from connector.mapping.desired import Desired
-from connector.mapping.profile import Mapping
+from connector.config import TargetConfig
+from connector.mapping.desired import Desired, PersonMapping
+from connector.people.externalid import ExternalIdMaker
+from connector.people.scope import Scoped
 from connector.planning.objects import Known
 from connector.planning.plan import Plan, PlanRules
 from connector.state.target import TargetState
@@ -41,27 +42,30 @@ class Observation(Protocol):
         """Bring the target's state file records in line with what was found."""
 
 
-class ApplyOutcome(Protocol):
-    """What applying a plan came to (read-only here)."""
+@dataclass(slots=True)
+class ApplyReport:
+    """What applying a plan came to, for any kind of target."""
 
-    @property
-    def counts(self) -> Counter[str]: ...
-    @property
-    def failures(self) -> list[dict[str, Any]]: ...
-    @property
-    def transient_failures(self) -> int: ...
-    @property
-    def succeeded(self) -> int: ...
-    @property
-    def vendor_unavailable(self) -> bool: ...
-    @property
-    def vendor_error(self) -> str | None: ...
+    counts: Counter[str] = field(default_factory=Counter)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    transient_failures: int = 0
+    succeeded: int = 0
+    vendor_unavailable: bool = False
+    # Why the vendor as a whole could not be worked with (a VendorError), if it could not.
+    vendor_error: str | None = None
 
 
 class Target(Protocol):
     name: str
-    config: ScimTargetConfig
-    mapping: Mapping
+    kind: str
+
+    @property
+    def config(self) -> TargetConfig: ...
+    @property
+    def mapping(self) -> PersonMapping: ...
+
+    def desire(self, scoped: Scoped, ids: ExternalIdMaker) -> Desired:
+        """What this target should hold of the people in scope, through its own mapping."""
 
     def resolve_interrupted(self, state: TargetState, desired: Desired) -> None:
         """Link what creates of an interrupted run left at the target."""
@@ -80,7 +84,7 @@ class Target(Protocol):
         known: Known,
         observation: Observation | None,
         stop: threading.Event | None,
-    ) -> ApplyOutcome:
+    ) -> ApplyReport:
         """Carry out the plan, recording each outcome in the target's state."""
 
     def check(self, linked: tuple[int, int]) -> CheckReport:

@@ -6,3 +6,4 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MAPPING = REPO / "mappings" / "default.yaml"
+ILT_FILE_MAPPING = REPO / "mappings" / "ilt-file.yaml"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from connector.planning.plan import Operation
+from connector.targets.base import ApplyReport
+
+__all__ = ["ApplyReport", "Conflict", "Outcome"]
 
 
 class Conflict(Exception):
@@ -27,17 +29,6 @@ class Outcome:
     transient: bool = False  # the vendor failed (no answer, 429, 5xx), not the object
     vendor_wide: bool = False  # the vendor refused the connector as a whole (VendorError)
     status: int | None = None  # the HTTP status of a failure, where there was one
-
-
-@dataclass(slots=True)
-class ApplyReport:
-    counts: Counter[str] = field(default_factory=Counter)
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    transient_failures: int = 0
-    succeeded: int = 0
-    vendor_unavailable: bool = False
-    # Why the vendor as a whole could not be worked with (a VendorError), if it could not.
-    vendor_error: str | None = None
 
 
 # After this many transient failures in a row, the vendor is taken to be down for the rest

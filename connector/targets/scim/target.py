@@ -10,8 +10,10 @@ from collections import Counter
 import structlog
 
 from connector.config import ScimTargetConfig
-from connector.mapping.desired import Desired
+from connector.mapping.desired import Desired, build_desired
 from connector.mapping.profile import Mapping
+from connector.people.externalid import ExternalIdMaker
+from connector.people.scope import Scoped
 from connector.planning.objects import Known
 from connector.planning.plan import Plan, PlanRules, make_plan
 from connector.state.target import TargetState
@@ -55,6 +57,9 @@ class ScimTarget:
         self.config = config
         self.mapping = mapping
         self.client = client
+
+    def desire(self, scoped: Scoped, ids: ExternalIdMaker) -> Desired:
+        return build_desired(scoped, self.mapping, ids)
 
     def resolve_interrupted(self, state: TargetState, desired: Desired) -> None:
         if state.intents():

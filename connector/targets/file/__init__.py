@@ -1,0 +1,1 @@
+"""A vendor fed by a delivered CSV file (Inläsningstjänst): mapping, rendering, delivery."""

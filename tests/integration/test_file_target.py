@@ -1,0 +1,263 @@
+"""The file target (kind: file) through the real CLI: a roster becomes Inläsningstjänst's CSV
+file, delivered into a folder here (tests/integration/test_file_delivery.py covers SFTP and
+FTPS themselves). Every row of every delivered file is checked; the safety rules govern the
+file as they govern a SCIM vendor, because a row missing from it deletes the account."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.demo.localscim import LocalScimServer
+from tests.support.paths import DEFAULT_MAPPING, ILT_FILE_MAPPING
+from tests.support.rosters import staff, student
+from tests.support.scim import ScimPeek
+from tests.support.workspace import Workspace
+
+A, B = "11111111", "22222222"
+HEADER = [
+    "Användarnamn",
+    "Förnamn",
+    "Efternamn",
+    "E-post",
+    "Roll",
+    "Skolenhetskod",
+    "Skola",
+    "Skolform",
+    "Klass",
+]
+
+
+class FileWorkspace(Workspace):
+    """A workspace whose targets are a file target (and optionally a SCIM one)."""
+
+    def __init__(self, root: Path, scim_url: str = "http://127.0.0.1:9") -> None:
+        super().__init__(root, scim_url)
+        self.outbox = root / "outbox"
+        self.outbox.mkdir()
+        self.file_target: dict[str, Any] = {
+            "name": "ilt",
+            "kind": "file",
+            "mapping": str(ILT_FILE_MAPPING),
+            "delivery": {"method": "local", "directory": str(self.outbox)},
+            "max_retries": 0,
+        }
+        self.scim_target: dict[str, Any] | None = None
+
+    def config(self) -> dict[str, Any]:
+        config = super().config()
+        del config["vendor"], config["mapping"]
+        config["targets"] = [self.file_target] + ([self.scim_target] if self.scim_target else [])
+        return config
+
+    @property
+    def delivered(self) -> Path:
+        return self.outbox / "users.csv"
+
+    def rows(self) -> list[list[str]]:
+        text = self.delivered.read_bytes().decode("utf-8")
+        table = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
+        assert table[0] == HEADER
+        return table[1:]
+
+
+def row(key: str, given: str, family: str, school: str = A, klass: str = "7A") -> list[str]:
+    email = f"{key.lower()}@edu.example.se"
+    return [email, given, family, email, "Elev", school, f"Skola {school}", "GR", klass]
+
+
+def uploads(result: Any) -> int:
+    return sum(1 for e in result.log_events() if e.get("event") == "delivery.uploaded")
+
+
+@pytest.fixture
+def space(tmp_path: Path) -> FileWorkspace:
+    return FileWorkspace(tmp_path)
+
+
+def test_the_first_sync_delivers_every_person_and_a_quiet_one_delivers_nothing(
+    space: FileWorkspace,
+) -> None:
+    space.students([student("E1", "Åsa", "Öberg"), student("E2", "Erik", "Ek", B, klass="8B")])
+    space.staff([staff("T1", "Per", "Lind", A, "Rektor")])
+
+    first = space.sync()
+
+    assert first.exit_code == 0, first.stdout + first.stderr
+    assert uploads(first) == 1
+    teacher = ["t1@edu.example.se", "Per", "Lind", "t1@edu.example.se", "Lärare", A]
+    assert sorted(space.rows()) == sorted(
+        [
+            row("E1", "Åsa", "Öberg"),
+            row("E2", "Erik", "Ek", B, "8B"),
+            [*teacher, f"Skola {A}", "GR", ""],
+        ]
+    )
+    assert oct(space.delivered.stat().st_mode & 0o777) == "0o600"
+    modified = space.delivered.stat().st_mtime_ns
+
+    quiet = space.sync()
+
+    assert quiet.exit_code == 0
+    assert uploads(quiet) == 0
+    assert space.delivered.stat().st_mtime_ns == modified
+    assert [p.name for p in space.outbox.iterdir()] == ["users.csv"]  # no temporary left
+
+
+def test_a_school_year_of_changes_is_delivered_row_for_row(space: FileWorkspace) -> None:
+    space.students(
+        [
+            student("E1", "Åsa", "Öberg"),
+            student("E2", "Erik", "Ek"),
+            student("E3", "Lina", "Berg"),
+            student("E4", "Noa", "Björk"),
+        ]
+    )
+    assert space.sync().exit_code == 0
+
+    # E1 moves to school B, E2 changes name, E3 leaves, E4 becomes protected.
+    space.students(
+        [
+            student("E1", "Åsa", "Öberg", B),
+            student("E2", "Erik", "Ekström"),
+            student("E4", "Noa", "Björk", marking="Ja"),
+        ]
+    )
+    changed = space.sync()
+
+    assert changed.exit_code == 0, changed.stdout
+    assert sorted(space.rows()) == sorted(
+        [row("E1", "Åsa", "Öberg", B), row("E2", "Erik", "Ekström")]
+    )
+    applied = changed.event("sync.finished")["applied"]
+    assert applied == {"changed": 2, "delivered": 1, "removed": 2}
+
+    # E3 returns; E4's marking is lifted.
+    space.students(
+        [
+            student("E1", "Åsa", "Öberg", B),
+            student("E2", "Erik", "Ekström"),
+            student("E3", "Lina", "Berg"),
+            student("E4", "Noa", "Björk"),
+        ]
+    )
+    assert space.sync().exit_code == 0
+    assert sorted(space.rows()) == sorted(
+        [
+            row("E1", "Åsa", "Öberg", B),
+            row("E2", "Erik", "Ekström"),
+            row("E3", "Lina", "Berg"),
+            row("E4", "Noa", "Björk"),
+        ]
+    )
+
+
+def test_a_protected_person_is_never_in_the_file_nor_in_the_state(space: FileWorkspace) -> None:
+    space.students([student("E1", "Åsa", "Öberg"), student("E9", "Hemlig", "Person", marking="Ja")])
+
+    assert space.sync().exit_code == 0
+
+    assert space.rows() == [row("E1", "Åsa", "Öberg")]
+    assert "Hemlig" not in space.state_path.read_bytes().decode("utf-8", "replace")
+
+
+def test_a_shrunken_roster_keeps_the_previous_rows_until_approved(space: FileWorkspace) -> None:
+    everyone = [student(f"E{i}", "Elev", f"Nummer{i}") for i in range(10)]
+    space.students(everyone)
+    space.overrides["safety"] = {
+        "min_source_percent": 0,
+        "max_deactivations": {"count": 3, "percent": 5},
+    }
+    assert space.sync().exit_code == 0
+    before = sorted(space.rows())
+
+    space.students(everyone[:2])
+    held = space.sync()
+
+    assert held.exit_code == 3, held.stdout
+    assert sorted(space.rows()) == before  # the removals are held: their rows stay
+    assert "8" in held.stdout
+
+    approved = space.run("approve", "--yes")
+
+    assert approved.exit_code == 0, approved.stdout + approved.stderr
+    assert sorted(space.rows()) == sorted(
+        [row("E0", "Elev", "Nummer0"), row("E1", "Elev", "Nummer1")]
+    )
+
+
+def test_a_failed_delivery_records_nothing_and_the_next_cycle_sends_it(
+    space: FileWorkspace,
+) -> None:
+    space.students([student("E1", "Åsa", "Öberg")])
+    assert space.sync().exit_code == 0
+    space.students([student("E1", "Åsa", "Öberg"), student("E2", "Erik", "Ek")])
+    os.chmod(space.outbox, 0o500)
+    if os.access(space.outbox, os.W_OK):  # root writes anywhere: take the folder away instead
+        os.chmod(space.outbox, 0o700)
+        space.outbox.rename(space.root / "away")
+    try:
+        failed = space.sync()
+    finally:
+        if (space.root / "away").exists():
+            (space.root / "away").rename(space.outbox)
+        os.chmod(space.outbox, 0o700)
+
+    assert failed.exit_code == 1
+    assert space.rows() == [row("E1", "Åsa", "Öberg")]
+
+    again = space.sync()
+
+    assert again.exit_code == 0, again.stdout
+    assert uploads(again) == 1
+    assert sorted(space.rows()) == sorted([row("E1", "Åsa", "Öberg"), row("E2", "Erik", "Ek")])
+
+
+def test_a_full_sync_delivers_the_file_again(space: FileWorkspace) -> None:
+    space.students([student("E1", "Åsa", "Öberg")])
+    assert space.sync().exit_code == 0
+
+    full = space.run("sync", "--full")
+
+    assert full.exit_code == 0
+    assert uploads(full) == 1
+
+
+def test_an_empty_picture_is_never_delivered(space: FileWorkspace) -> None:
+    space.students([student("E9", "Hemlig", "Person", marking="Ja")])
+
+    result = space.sync()
+
+    assert result.exit_code == 1
+    assert not space.delivered.exists()
+    assert "without rows" in result.stdout + result.stderr
+
+
+def test_one_run_keeps_a_scim_vendor_and_the_file_in_step(
+    space: FileWorkspace, scim_server: LocalScimServer
+) -> None:
+    url = scim_server.tenant_url("t" + uuid.uuid4().hex[:12])
+    space.scim_target = {
+        "name": "scim",
+        "base_url": url,
+        "token": "${TEST_SCIM_TOKEN}",
+        "mapping": str(DEFAULT_MAPPING),
+        "max_retries": 1,
+    }
+    space.students([student("E1", "Åsa", "Öberg"), student("E2", "Erik", "Ek")])
+
+    result = space.sync()
+
+    assert result.exit_code == 0, result.stdout
+    reads = [e for e in result.log_events() if e.get("event") == "source.read"]
+    assert len(reads) == 1  # one read of the roster served both targets
+    assert sorted(space.rows()) == sorted([row("E1", "Åsa", "Öberg"), row("E2", "Erik", "Ek")])
+    with ScimPeek(url) as peek:
+        names = sorted(peek.users())
+    assert names == ["e1@edu.example.se", "e2@edu.example.se"]
