@@ -35,10 +35,17 @@ from connector.state.store import StateStore
     is_flag=True,
     help="Compare with the vendor's real state (read-only) to show drift repairs.",
 )
+@click.option(
+    "--show-rows",
+    is_flag=True,
+    help="For a file target: show each person's rows in full (names and all), not just counts.",
+)
 @target_option()
 @click.pass_context
 @plain_errors
-def plan(ctx: click.Context, as_json: bool, full: bool, target_names: tuple[str, ...]) -> None:
+def plan(
+    ctx: click.Context, as_json: bool, full: bool, show_rows: bool, target_names: tuple[str, ...]
+) -> None:
     """Print the operations a sync would perform. Changes nothing anywhere."""
     config = load(ctx)
     targets = targets_of(config, target_names)
@@ -54,9 +61,10 @@ def plan(ctx: click.Context, as_json: bool, full: bool, target_names: tuple[str,
         indent = 2 if sys.stdout.isatty() else None
         click.echo(json.dumps(document, ensure_ascii=False, indent=indent))
     elif len(results) == 1:
-        click.echo(render_plan(results[0]))
+        click.echo(render_plan(results[0], show_rows=show_rows))
     else:
-        click.echo("\n\n".join(f"== Target {r.target}\n{render_plan(r)}" for r in results))
+        shown = (f"== Target {r.target}\n{render_plan(r, show_rows=show_rows)}" for r in results)
+        click.echo("\n\n".join(shown))
     sys.exit(exit_code_of(results))
 
 

@@ -60,10 +60,19 @@ def describe_counts(plan: Plan) -> str:
     return ", ".join(parts)
 
 
-def plan_rows(plan: Plan) -> list[tuple[str, str, str]]:
+def file_rows(rows: list[list[str]], show_rows: bool) -> str:
+    """A file target's rows for one person: how many, and with `show_rows` what they hold."""
+    counted = f"{len(rows)} row{'' if len(rows) == 1 else 's'}"
+    return f"{counted}: " + " | ".join(";".join(row) for row in rows) if show_rows else counted
+
+
+def plan_rows(plan: Plan, *, show_rows: bool = False) -> list[tuple[str, str, str]]:
     rows = []
     for op in plan.operations:
-        if op.kind in ("create_user", "create_group"):
+        if "rows" in op.attributes:  # a file target's person: their rows, names only if asked
+            name = str(op.attributes.get("userName") or "") if op.kind == "create_user" else ""
+            detail = f"{name} {file_rows(op.attributes['rows'], show_rows)}".strip()
+        elif op.kind in ("create_user", "create_group"):
             name = op.attributes.get("userName") or op.attributes.get("displayName") or ""
             detail = f"{name}"
         elif op.kind in ("add_members", "remove_members"):
@@ -120,8 +129,9 @@ def render_held(plan: Plan, known: Known) -> str:
     return "\n\n".join(parts)
 
 
-def render_plan(result: CycleResult) -> str:
-    rows = plan_rows(result.plan)
+def render_plan(result: CycleResult, *, show_rows: bool = False) -> str:
+    """`show_rows`: a file target's rows in full (names and all), for an operator."""
+    rows = plan_rows(result.plan, show_rows=show_rows)
     parts = []
     if rows:
         parts.append(table(("OPERATION", "REF", "DETAILS"), rows))

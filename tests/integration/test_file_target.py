@@ -261,3 +261,19 @@ def test_one_run_keeps_a_scim_vendor_and_the_file_in_step(
     with ScimPeek(url) as peek:
         names = sorted(peek.users())
     assert names == ["e1@edu.example.se", "e2@edu.example.se"]
+
+
+def test_plan_shows_row_counts_and_refs_and_the_rows_only_when_asked(space: FileWorkspace) -> None:
+    space.students([student("E1", "Åsa", "Öberg")])
+    assert space.sync().exit_code == 0
+    space.students([student("E1", "Åsa", "Öbergsson"), student("E2", "Erik", "Ek")])
+
+    plain = space.run("plan")
+    full = space.run("plan", "--show-rows")
+
+    assert plain.exit_code == 0, plain.stdout
+    assert "create user" in plain.stdout and "update user" in plain.stdout
+    assert "1 row" in plain.stdout
+    assert "Öbergsson" not in plain.stdout  # a changed person's values only when asked
+    assert "Öbergsson" in full.stdout and "Skola 11111111" in full.stdout
+    assert space.rows() == [row("E1", "Åsa", "Öberg")]  # plan changes nothing
