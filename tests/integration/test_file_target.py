@@ -137,6 +137,9 @@ def test_a_school_year_of_changes_is_delivered_row_for_row(space: FileWorkspace)
     )
     applied = changed.event("sync.finished")["applied"]
     assert applied == {"changed": 2, "delivered": 1, "removed": 2}
+    # Nothing of the newly protected person stays in the state file (nor its WAL).
+    stored = b"".join(p.read_bytes() for p in space.root.glob("state.db*"))
+    assert "Björk".encode() not in stored and b"e4@edu" not in stored
 
     # E3 returns; E4's marking is lifted.
     space.students(
