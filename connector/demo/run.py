@@ -1,7 +1,8 @@
 """`connector demo`: a real sync of the sample data in config/demo/ into a local SCIM server.
 
 The demo syncs twice, to show that the second cycle has nothing to do, and then prints the
-users and groups as the server holds them.
+users and groups as the server holds them - and, from the same reading of the sources, the CSV
+file Inläsningstjänst would receive (a file target delivering into a local folder).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 import click
 import httpx
 
-from connector.config import load_config
+from connector.cli.common import close_all
+from connector.config import FileTargetConfig, load_config
+from connector.cycle.result import CycleResult
 from connector.cycle.run import Options, run_cycle
 from connector.demo.localscim import LocalScimServer
 from connector.reports.render import render_summary, table
@@ -23,7 +26,9 @@ from connector.state.store import StateStore
 from connector.targets import build_target
 from connector.targets.scim.client import ScimClient
 
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "demo" / "connector.yaml"
+REPO = Path(__file__).resolve().parents[2]
+DEMO_CONFIG = REPO / "config" / "demo" / "connector.yaml"
+ILT_FILE_MAPPING = REPO / "mappings" / "ilt-file.yaml"
 
 
 def run_demo(config_path: Path = DEMO_CONFIG) -> int:
@@ -34,30 +39,68 @@ def run_demo(config_path: Path = DEMO_CONFIG) -> int:
         LocalScimServer(token) as server,
         tempfile.TemporaryDirectory(prefix="connector-demo-") as tmp,
     ):
-        # The sample's one vendor is this local server.
+        # The sample's SCIM vendor is this local server; ILT's file goes into a local folder.
         local = config.targets[0].model_copy(update={"base_url": server.base_url, "token": None})
+        outbox = Path(tmp) / "outbox"
+        outbox.mkdir()
+        ilt = FileTargetConfig.model_validate(
+            {
+                "name": "ilt-file",
+                "kind": "file",
+                "mapping": ILT_FILE_MAPPING,
+                "delivery": {"method": "local", "directory": outbox},
+            }
+        )
         config = config.model_copy(
             update={
-                "targets": [local],
+                "targets": [local, ilt],
                 "state": config.state.model_copy(update={"path": Path(tmp) / "state.db"}),
             }
         )
         click.echo(f"Local SCIM server: {server.base_url}\n")
         state = StateStore.open(config.state.path)
-        target = build_target(local, lambda _: ScimClient(server.base_url, token))
+        targets = [
+            build_target(local, lambda _: ScimClient(server.base_url, token)),
+            build_target(ilt),
+        ]
         exit_code = 0
         try:
             state.acquire_lock()
             for title in ("First sync", "Second sync (nothing should change)"):
                 click.echo(f"== {title} ==")
-                (result,) = run_cycle(config, [target], state, Options(command="demo"))
-                click.echo(render_summary(result) + "\n")
-                exit_code = max(exit_code, result.exit_code)
+                scim, file = run_cycle(config, targets, state, Options(command="demo"))
+                click.echo(render_summary(scim) + "\n")
+                click.echo(f"file for Inläsningstjänst: {render_applied(file)}\n")
+                exit_code = max(exit_code, scim.exit_code, file.exit_code)
         finally:
-            target.close()
+            close_all(targets)
             state.close()
         click.echo(show_server(server.base_url, token))
+        click.echo(show_file(outbox / ilt.format.file_name))
     return exit_code
+
+
+def render_applied(result: CycleResult) -> str:
+    applied = result.applied.counts if result.applied else {}
+    if not applied:
+        return "unchanged, not sent again" if result.exit_code == 0 else result.outcome
+    return ", ".join(f"{what} {count}" for what, count in sorted(applied.items()))
+
+
+def show_file(path: Path) -> str:
+    """The delivered file, as the vendor would receive it."""
+    text = path.read_bytes().decode("utf-8")
+    lines = text.splitlines()
+    return "\n".join(
+        [
+            "",
+            f"== The file Inläsningstjänst would receive: {path.name}, {len(lines) - 1} rows ==",
+            "(rendered by mappings/ilt-file.yaml; delivered here into a local folder, in",
+            " production by SFTP or FTPS)",
+            "",
+            *lines,
+        ]
+    )
 
 
 def _list_all(base_url: str, token: str, resource_type: str) -> list[dict[str, Any]]:
