@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 # Back-off between attempts: 2 s, 4 s, 8 s ... at most 60 s, plus up to 2 s of jitter.
-DEFAULT_WAIT: wait_base = wait_exponential_jitter(initial=2.0, max=60.0, jitter=2.0)
+DEFAULT_WAIT: wait_base = wait_exponential_jitter(multiplier=2.0, max=60.0, jitter=2.0)
 
 # A name the delivery writes: one plain file name, no folder, not hidden (the temporary names
 # are hidden ones), no control characters.

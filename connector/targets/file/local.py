@@ -85,7 +85,10 @@ class LocalDelivery(RetryingDelivery):
         if not self.directory.is_dir():
             return [("FAIL", f"{self.label}: the folder does not exist")]
         entries = sum(1 for _ in self.directory.iterdir())
-        lines = [("ok", f"{self.label}: the folder exists"), ("", f"{entries} entries in it")]
+        lines = [
+            ("ok", f"{self.label}: the folder exists"),
+            ("", f"{entries} entries in {self.directory}"),
+        ]
         probe = self.directory / probe_name(secrets.token_hex(6))
         try:
             _write_synced(probe, PROBE_CONTENT)

@@ -85,8 +85,12 @@ class SftpDelivery(RetryingDelivery):
                 )
                 sftp = client.open_sftp()
                 sftp.get_channel().settimeout(timeout)  # type: ignore[union-attr]
-            with sftp:
+            try:
                 yield sftp
+            finally:
+                # On a cut connection closing raises too; the error that matters is raised.
+                with contextlib.suppress(Exception):
+                    sftp.close()
         finally:
             client.close()
 
