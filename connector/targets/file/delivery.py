@@ -132,7 +132,7 @@ class RetryingDelivery(ABC):
         except DeliveryError as exc:
             log.error(
                 "delivery.failed",
-                target=self.label,
+                delivery=self.label,
                 file=file_name,
                 attempts=attempts,
                 error=exc.reason,
@@ -142,7 +142,7 @@ class RetryingDelivery(ABC):
         self.uploads += 1
         log.info(
             "delivery.uploaded",
-            target=self.label,
+            delivery=self.label,
             file=file_name,
             bytes=len(content),
             sha256=digest[:12],
@@ -154,7 +154,7 @@ class RetryingDelivery(ABC):
         exc = state.outcome.exception() if state.outcome else None
         log.warning(
             "delivery.retrying",
-            target=self.label,
+            delivery=self.label,
             attempt=state.attempt_number,
             error=exc.reason if isinstance(exc, DeliveryError) else type(exc).__name__,
             wait_seconds=round(state.upcoming_sleep, 2),

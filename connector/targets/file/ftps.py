@@ -59,7 +59,7 @@ def tls_context(config: FtpsDeliveryConfig, label: str) -> ssl.SSLContext:
         context.verify_mode = ssl.CERT_NONE
         log.warning(
             "tls.verification_disabled",
-            target=label,
+            delivery=label,
             consequence="the server's certificate is not checked: anyone in the path can "
             "read the password and the file",
         )
