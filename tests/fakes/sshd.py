@@ -108,6 +108,11 @@ class Sshd:
         self._process: subprocess.Popen[bytes] | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
+    def authorize(self, public_key_line: str) -> None:
+        """Let another client key log in as well (sshd reads authorized_keys per login)."""
+        with self.authorized_keys.open("a") as keys:
+            keys.write(public_key_line + "\n")
+
     def known_hosts_entry(self, port: int | None = None) -> str:
         """The known_hosts line that pins this server's host key (for `port`, say a proxy's
         in front of it; by default its own)."""

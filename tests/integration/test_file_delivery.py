@@ -23,7 +23,7 @@ from tenacity import wait_none
 from connector.demo.localscim import free_port
 from connector.targets.file.delivery import Delivery, DeliveryError, build_delivery
 from tests.fakes.ftps import FtpsServer
-from tests.fakes.sshd import Sshd
+from tests.fakes.sshd import Sshd, keygen
 from tests.fakes.tcp_cut import TcpCutProxy
 from tests.support.delivery import (
     entries,
@@ -194,8 +194,6 @@ def test_a_changed_host_key_is_refused_not_retried(
 def test_a_refused_login_is_not_retried(
     sshd: Sshd, tcp_cut: Callable[[int], TcpCutProxy], tmp_path: Path
 ) -> None:
-    from tests.fakes.sshd import keygen
-
     other_key = tmp_path / "not-authorized"
     keygen(other_key, "stranger")
     proxy = tcp_cut(sshd.port)
@@ -203,6 +201,26 @@ def test_a_refused_login_is_not_retried(
     assert "login refused" in str(error)
     assert proxy.connections == 1
     _no_secret_in(str(error), other_key)
+
+
+def test_an_encrypted_key_is_opened_with_its_passphrase_file(sshd: Sshd, tmp_path: Path) -> None:
+    passphrase = "correct horse battery 8e1f"
+    key = tmp_path / "encrypted_key"
+    sshd.authorize(keygen(key, "encrypted", passphrase=passphrase))
+    passphrase_file = tmp_path / "passphrase"
+    passphrase_file.write_text(passphrase + "\n")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = sftp_config(
+        sshd, inbox, private_key_file=key, private_key_passphrase_file=passphrase_file
+    )
+    _delivery(config).deliver(NAME, OLD)
+    assert (inbox / NAME).read_bytes() == OLD
+
+    passphrase_file.write_text("not the passphrase")
+    error = _refused(config)
+    assert "cannot load the private key" in str(error)
+    assert passphrase not in str(error) and "not the passphrase" not in str(error)
 
 
 def test_an_untrusted_certificate_is_refused_not_retried(

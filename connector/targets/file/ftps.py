@@ -35,6 +35,9 @@ from connector.targets.file.delivery import (
 
 log = structlog.get_logger(__name__)
 
+# TLS errors that mean the connection went away, not that TLS cannot work.
+_CUT = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+
 
 class _SessionReusingFtp(ftplib.FTP_TLS):
     """FTP_TLS whose data connections resume the control connection's TLS session."""
@@ -119,6 +122,9 @@ class FtpsDelivery(RetryingDelivery):
                 f"TLS certificate refused: {exc.verify_message or exc.reason} "
                 f"(verified against {self.config.ca_file or 'the system CAs'})",
             )
+        if isinstance(exc, ssl.SSLError) and not isinstance(exc, _CUT):
+            # A handshake that fails (no common protocol or cipher) fails again.
+            return DeliveryError(self.label, f"{doing}: TLS failed: {exc.reason or exc}")
         if isinstance(exc, ftplib.error_perm):
             return DeliveryError(self.label, f"{doing}: refused by the server: {_reply(exc)}")
         # A cut or refused connection, a timeout, a 4xx (try later), a garbled reply.
@@ -151,7 +157,7 @@ class FtpsDelivery(RetryingDelivery):
                     ftp.delete(temporary)
                 raise
             with contextlib.suppress(Exception):
-                for entry in ftp.nlst():
+                for entry in _listing(ftp):
                     if is_temporary_of(entry, file_name):
                         ftp.delete(entry)
 
@@ -172,7 +178,7 @@ class FtpsDelivery(RetryingDelivery):
             with self._session() as ftp:
                 lines.append(("ok", f"{self.label}: connected, certificate verified, logged in"))
                 with self._translated("listing the folder"):
-                    entries = ftp.nlst()
+                    entries = _listing(ftp)
                 lines.append(("", f"{len(entries)} entries in {self.directory}"))
                 lines.append(self._probe(ftp))
         except DeliveryError as exc:
@@ -189,6 +195,16 @@ class FtpsDelivery(RetryingDelivery):
             with contextlib.suppress(Exception):
                 ftp.delete(probe)
         return ("ok", f"{self.label}: writing works (a probe file written and removed)")
+
+
+def _listing(ftp: ftplib.FTP_TLS) -> list[str]:
+    """The folder's names; some servers answer an empty folder with 550 instead of nothing."""
+    try:
+        return ftp.nlst()
+    except ftplib.error_perm as exc:
+        if str(exc).startswith("550"):
+            return []
+        raise
 
 
 def _reply(exc: Any) -> str:

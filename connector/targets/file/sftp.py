@@ -115,7 +115,10 @@ class SftpDelivery(RetryingDelivery):
                 f"{self.config.private_key_passphrase_file}: {_short(exc)}",
             ) from None
         try:
-            return paramiko.PKey.from_path(self.config.private_key_file, password=passphrase)
+            # Positional: paramiko 3.x calls it `passphrase`, 5.x `password`; cryptography
+            # (which decrypts) wants bytes, whatever the annotation says.
+            secret = passphrase.encode() if passphrase is not None else None
+            return paramiko.PKey.from_path(self.config.private_key_file, secret)  # type: ignore[arg-type]
         except (OSError, paramiko.SSHException, ValueError) as exc:
             raise DeliveryError(
                 self.label,
@@ -190,7 +193,8 @@ class SftpDelivery(RetryingDelivery):
         try:
             sftp.posix_rename(source, target)
         except OSError as exc:
-            if exc.errno is not None or "unsupported" not in str(exc).lower():
+            said = str(exc).lower()
+            if exc.errno is not None or not ("unsupported" in said or "not supported" in said):
                 raise
             # No posix-rename extension: a plain SFTP rename refuses to replace.
             with contextlib.suppress(FileNotFoundError):
