@@ -129,7 +129,8 @@ class FtpsServer:
 
     def _serve(self) -> None:
         while not self._stopping.is_set():
-            self._server.serve_forever(timeout=0.02, blocking=False, handle_exit=False)
+            # The IO loop itself, once per turn (serve_forever logs a banner at every call).
+            self._server.ioloop.loop(timeout=0.02, blocking=False)
         self._server.close_all()
 
     def stop(self) -> None:

@@ -234,9 +234,21 @@ def test_an_untrusted_certificate_is_refused_not_retried(
 
 
 def test_a_wrong_ftps_password_is_refused_and_not_shown(ftps_server: FtpsServer) -> None:
-    error = _refused(ftps_config(ftps_server, password="wrong-password-91c3"))
+    with structlog.testing.capture_logs() as logs:
+        error = _refused(ftps_config(ftps_server, password="wrong-password-91c3"))
     assert "login refused" in str(error)
-    assert "wrong-password-91c3" not in str(error)
+    assert "wrong-password-91c3" not in str(error) + repr(logs)
+    assert [e["event"] for e in logs] == ["delivery.failed"]
+
+
+def test_log_lines_carry_neither_content_nor_password(ftps_server: FtpsServer) -> None:
+    content = b"marker-5f0c-in-the-file;" * 10
+    with structlog.testing.capture_logs() as logs:
+        _delivery(ftps_config(ftps_server)).deliver(NAME, content)
+    (uploaded,) = logs
+    assert uploaded["event"] == "delivery.uploaded"
+    assert uploaded["bytes"] == len(content) and len(uploaded["sha256"]) == 12
+    assert "marker-5f0c" not in repr(logs) and ftps_server.password not in repr(logs)
 
 
 def test_unchecked_tls_is_logged_as_a_warning(ftps_server: FtpsServer) -> None:
