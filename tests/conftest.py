@@ -1,5 +1,6 @@
-"""Shared test fixtures: a real SCIM server on loopback, a workspace with config and rosters, and
-a real OpenLDAP slapd per test.
+"""Shared test fixtures: a real SCIM server on loopback, a workspace with config and rosters, a
+real OpenLDAP slapd per test, and for the file deliveries a real OpenSSH sshd, an FTPS server
+(pyftpdlib) and a TCP proxy that cuts connections.
 
 A test whose server cannot be started skips on a laptop, but fails when CI=true, so CI can
 never pass by skipping (tests/support/servers.py).
@@ -14,7 +15,10 @@ from typing import Any
 import pytest
 
 from connector.demo.localscim import LocalScimServer
+from tests.fakes.ftps import FtpsServer
 from tests.fakes.slapd import Slapd, slapd_binary
+from tests.fakes.sshd import SSHD, Sshd, sshd_binary
+from tests.fakes.tcp_cut import TcpCutProxy
 from tests.support.scim import SCIM_TOKEN, ScimPeek, no_patch_service_provider_config
 from tests.support.servers import missing_server, started
 from tests.support.workspace import Workspace
@@ -90,3 +94,66 @@ def slapd_tls(slapd_factory: Callable[..., Slapd]) -> Slapd:
 def slapd_ad(slapd_factory: Callable[..., Slapd]) -> Slapd:
     """A started slapd with msuser.schema (AD attributes) and no memberof overlay."""
     return slapd_factory(active_directory_schema=True)
+
+
+# --- file delivery: a real sshd, an FTPS server, a cutting TCP proxy (tests/fakes/) ---------
+
+
+@pytest.fixture
+def sshd_factory(tmp_path) -> Iterator[Callable[..., Sshd]]:
+    """Call with Sshd's keyword arguments to get a started OpenSSH sshd (each in its own
+    folder); all are stopped after the test."""
+    if sshd_binary() is None:
+        missing_server(f"sshd is not installed (no {SSHD}; apt-get install openssh-server)")
+    running: list[Sshd] = []
+
+    def make(**options: Any) -> Sshd:
+        server = Sshd(tmp_path / f"sshd-{len(running)}", **options)
+        running.append(server)
+        return server.start()
+
+    yield make
+    for server in running:
+        server.stop()
+
+
+@pytest.fixture
+def sshd(sshd_factory: Callable[..., Sshd]) -> Sshd:
+    """A started sshd with SFTP, its host key pinned in `known_hosts`, a `client_key`."""
+    return sshd_factory()
+
+
+@pytest.fixture
+def ftps_factory(tmp_path) -> Iterator[Callable[..., FtpsServer]]:
+    """Call with FtpsServer's keyword arguments to get a started FTPS server."""
+    running: list[FtpsServer] = []
+
+    def make(**options: Any) -> FtpsServer:
+        server = FtpsServer(tmp_path / f"ftps-{len(running)}", **options)
+        running.append(server)
+        return server.start()
+
+    yield make
+    for server in running:
+        server.stop()
+
+
+@pytest.fixture
+def ftps_server(ftps_factory: Callable[..., FtpsServer]) -> FtpsServer:
+    """A started FTPS server (TLS required on both channels) with `ca_file`, `home`."""
+    return ftps_factory()
+
+
+@pytest.fixture
+def tcp_cut() -> Iterator[Callable[[int], TcpCutProxy]]:
+    """Call with an upstream port on loopback to get a started cutting proxy in front of it."""
+    running: list[TcpCutProxy] = []
+
+    def make(upstream_port: int) -> TcpCutProxy:
+        proxy = TcpCutProxy(upstream_port).start()
+        running.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in running:
+        proxy.stop()

@@ -1,7 +1,8 @@
 """A test whose server is missing may skip on a laptop, but fails when CI=true.
 
 The slapd tests are run in a child pytest whose slapd is hidden (a plugin makes
-`tests.fakes.slapd.slapd_binary` find none), once as on a laptop and once as in CI.
+`tests.fakes.slapd.slapd_binary` find none), once as on a laptop and once as in CI; the SFTP
+delivery tests likewise with sshd hidden.
 """
 
 from __future__ import annotations
@@ -22,9 +23,19 @@ import tests.fakes.slapd
 tests.fakes.slapd.slapd_binary = lambda: None
 """
 
+HIDE_SSHD = """\
+import tests.fakes.sshd
+
+tests.fakes.sshd.sshd_binary = lambda: None
+"""
+
 
 def outcomes_without_slapd(folder: Path, *, ci: bool) -> dict[str, int]:
-    (folder / "hide_slapd.py").write_text(HIDE_SLAPD, encoding="utf-8")
+    return outcomes_hiding(folder, HIDE_SLAPD, ["tests/integration/test_slapd_fixture.py"], ci=ci)
+
+
+def outcomes_hiding(folder: Path, plugin: str, tests: list[str], *, ci: bool) -> dict[str, int]:
+    (folder / "hide_server.py").write_text(plugin, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "PYTEST_ADDOPTS")}
     env["PYTHONPATH"] = os.pathsep.join([str(folder), str(REPO)])
     if ci:
@@ -38,8 +49,8 @@ def outcomes_without_slapd(folder: Path, *, ci: bool) -> dict[str, int]:
             "-p",
             "no:cacheprovider",
             "-p",
-            "hide_slapd",
-            "tests/integration/test_slapd_fixture.py",
+            "hide_server",
+            *tests,
         ],
         cwd=REPO,
         env=env,
@@ -64,6 +75,19 @@ def test_slapd_tests_skip_on_a_laptop_and_fail_in_ci_without_slapd(
     if ci:
         assert counts.get("skipped", 0) == 0, counts
         assert counts.get("failed", 0) + counts.get("error", 0) > 0, counts  # a fixture's: error
+    else:
+        assert counts.get("failed", 0) + counts.get("error", 0) == 0, counts
+        assert counts.get("skipped", 0) > 0, counts
+
+
+@pytest.mark.parametrize("ci", [False, True], ids=["laptop", "ci"])
+def test_sftp_tests_skip_on_a_laptop_and_fail_in_ci_without_sshd(tmp_path: Path, ci: bool) -> None:
+    tests = ["tests/integration/test_file_delivery.py", "-k", "sftp or host_key or login"]
+    counts = outcomes_hiding(tmp_path, HIDE_SSHD, tests, ci=ci)
+
+    if ci:
+        assert counts.get("skipped", 0) == 0, counts
+        assert counts.get("error", 0) > 0, counts
     else:
         assert counts.get("failed", 0) + counts.get("error", 0) == 0, counts
         assert counts.get("skipped", 0) > 0, counts
