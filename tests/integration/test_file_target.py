@@ -8,13 +8,17 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sqlite3
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connector.demo.localscim import LocalScimServer
+from tests.fakes.sshd import Sshd
+from tests.fakes.tcp_cut import TcpCutProxy
 from tests.support.paths import DEFAULT_MAPPING, ILT_FILE_MAPPING
 from tests.support.rosters import staff, student
 from tests.support.scim import ScimPeek
@@ -280,3 +284,91 @@ def test_plan_shows_row_counts_and_refs_and_the_rows_only_when_asked(space: File
     assert "Öbergsson" not in plain.stdout  # a changed person's values only when asked
     assert "Öbergsson" in full.stdout and "Skola 11111111" in full.stdout
     assert space.rows() == [row("E1", "Åsa", "Öberg")]  # plan changes nothing
+
+
+# -- over SFTP, to a real sshd -----------------------------------------------------------------
+
+
+def over_sftp(space: FileWorkspace, sshd: Sshd, port: int, known_hosts: Path) -> Path:
+    """Point the workspace's file target at `sshd` (through `port`); its inbox folder."""
+    inbox = space.root / "sftp-inbox"
+    inbox.mkdir(exist_ok=True)
+    space.file_target["delivery"] = {
+        "method": "sftp",
+        "host": "127.0.0.1",
+        "port": port,
+        "username": sshd.user,
+        "private_key_file": str(sshd.client_key),
+        "known_hosts_file": str(known_hosts),
+        "directory": str(inbox),
+        "timeout_seconds": 5,
+    }
+    return inbox
+
+
+def linked(space: FileWorkspace) -> int:
+    with sqlite3.connect(space.state_path) as db:
+        return int(db.execute("SELECT COUNT(*) FROM users").fetchone()[0])
+
+
+def test_over_sftp_a_changed_host_key_is_refused_and_nothing_recorded(
+    space: FileWorkspace, sshd: Sshd
+) -> None:
+    inbox = over_sftp(space, sshd, sshd.port, sshd.write_wrong_known_hosts(space.root / "kh"))
+    space.students([student("E1", "Åsa", "Öberg")])
+
+    refused = space.sync()
+
+    assert refused.exit_code == 1
+    assert "CHANGED" in refused.stdout + refused.stderr
+    assert not (inbox / "users.csv").exists()
+    assert linked(space) == 0
+
+    over_sftp(space, sshd, sshd.port, sshd.known_hosts)  # the right key, pinned
+    delivered = space.sync()
+
+    assert delivered.exit_code == 0, delivered.stdout
+    assert (inbox / "users.csv").read_bytes().decode().splitlines()[1].startswith("e1@edu")
+    assert linked(space) == 1
+
+
+def test_over_sftp_a_cut_upload_records_nothing_and_the_next_cycle_completes(
+    space: FileWorkspace, sshd: Sshd, tcp_cut: Callable[[int], TcpCutProxy]
+) -> None:
+    proxy = tcp_cut(sshd.port)
+    pinned = space.root / "known_hosts"
+    pinned.write_text(sshd.known_hosts_entry(proxy.port))
+    inbox = over_sftp(space, sshd, proxy.port, pinned)
+    town = [student(f"E{i:04}", "Elev", f"Efternamn{i:04}") for i in range(2000)]
+    space.students(town)
+    proxy.cut_after(64 * 1024)  # a file of ~200 KB: cut a third of the way
+
+    cut = space.sync()
+
+    assert cut.exit_code == 1, cut.stdout
+    assert proxy.cuts == 1
+    assert not (inbox / "users.csv").exists()  # nothing half-delivered under the real name
+    assert linked(space) == 0  # and nothing recorded as delivered
+
+    again = space.sync()
+
+    assert again.exit_code == 0, again.stdout
+    delivered = (inbox / "users.csv").read_bytes().decode().splitlines()
+    assert len(delivered) == 1 + 2000
+    assert linked(space) == 2000
+    assert not [p for p in inbox.iterdir() if p.name.endswith(".part")]
+
+
+def test_check_reaches_the_file_server_and_leaves_nothing_behind(
+    space: FileWorkspace, sshd: Sshd
+) -> None:
+    inbox = over_sftp(space, sshd, sshd.port, sshd.known_hosts)
+    space.students([student("E1", "Åsa", "Öberg")])
+
+    result = space.run("check")
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "ilt-file.yaml (9 columns, per school)" in result.stdout
+    assert "FAIL" not in result.stdout
+    assert "0 persons in the last delivered file" in result.stdout
+    assert list(inbox.iterdir()) == []
