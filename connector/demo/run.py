@@ -84,7 +84,7 @@ def render_applied(result: CycleResult) -> str:
     applied = result.applied.counts if result.applied else {}
     if not applied:
         return "unchanged, not sent again" if result.exit_code == 0 else result.outcome
-    return ", ".join(f"{what} {count}" for what, count in sorted(applied.items()))
+    return ", ".join(f"{what.replace('_', ' ')} {count}" for what, count in sorted(applied.items()))
 
 
 def show_file(path: Path) -> str:

@@ -17,6 +17,10 @@ _CHANGE_KEYS = (
     ("users_deleted", "deleted"),
     ("members_added", "+members"),
     ("members_removed", "-members"),
+    ("persons_added", "+persons"),
+    ("persons_changed", "~persons"),
+    ("persons_removed", "-persons"),
+    ("files_delivered", "file delivered"),
     ("failed", "failed"),
 )
 

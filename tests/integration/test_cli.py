@@ -32,7 +32,7 @@ def test_demo_syncs_the_sample_data_and_the_second_run_changes_nothing() -> None
     assert "13 users, 3 groups" in out
     assert "Group Ekeby skola (school unit 23456781): 6 members" in out
     # The same reading, as the file Inläsningstjänst would receive: sent once, then unchanged.
-    assert "file for Inläsningstjänst: added 13, delivered 1" in first
+    assert "file for Inläsningstjänst: files delivered 1, persons added 13" in first
     assert "file for Inläsningstjänst: unchanged, not sent again" in second
     assert "users.csv, 15 rows" in out
     assert "sven.ek@edu.example.se;Sven;Ek;sven.ek@edu.example.se;Elev;23456781;Ekeby skola" in out

@@ -140,7 +140,7 @@ def test_a_school_year_of_changes_is_delivered_row_for_row(space: FileWorkspace)
         [row("E1", "Åsa", "Öberg", B), row("E2", "Erik", "Ekström")]
     )
     applied = changed.event("sync.finished")["applied"]
-    assert applied == {"changed": 2, "delivered": 1, "removed": 2}
+    assert applied == {"files_delivered": 1, "persons_changed": 2, "persons_removed": 2}
     # Nothing of the newly protected person stays in the state file (nor its WAL).
     stored = b"".join(p.read_bytes() for p in space.root.glob("state.db*"))
     assert "Björk".encode() not in stored and b"e4@edu" not in stored
@@ -372,3 +372,15 @@ def test_check_reaches_the_file_server_and_leaves_nothing_behind(
     assert "FAIL" not in result.stdout
     assert "0 persons in the last delivered file" in result.stdout
     assert list(inbox.iterdir()) == []
+
+
+def test_status_shows_what_each_delivery_changed(space: FileWorkspace) -> None:
+    space.students([student("E1", "Åsa", "Öberg"), student("E2", "Erik", "Ek")])
+    assert space.sync().exit_code == 0
+    assert space.sync().exit_code == 0
+
+    status = space.run("status")
+
+    assert status.exit_code == 0, status.stdout
+    assert "+persons 2, file delivered 1" in status.stdout
+    assert "no changes" in status.stdout  # the quiet second cycle

@@ -35,10 +35,10 @@ log = structlog.get_logger(__name__)
 
 # What applying an operation means for a file, in the report's words.
 RESULTS = {
-    "create_user": "added",
-    "update_user": "changed",
-    "deactivate_user": "removed",
-    "delete_user": "removed",
+    "create_user": "persons_added",
+    "update_user": "persons_changed",
+    "deactivate_user": "persons_removed",
+    "delete_user": "persons_removed",
 }
 # A file that would remove everyone at the vendor is never sent, whatever the plan says.
 EMPTY_REFUSED = "nothing to deliver: a file without rows would remove every account"
@@ -127,7 +127,7 @@ class FileTarget:
             }
         )
         report.counts.update(RESULTS[op.kind] for op in plan.operations)
-        report.counts["delivered"] += 1
+        report.counts["files_delivered"] += 1
         report.succeeded = len(plan.operations) + 1
         self._archive(file_name, content, now)
         return report
