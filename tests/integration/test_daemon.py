@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,57 +14,15 @@ import yaml
 
 from connector.demo.localscim import LocalScimServer, free_port
 from tests.support.cli import run_module
+from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.ldap import directory_source
-from tests.support.paths import DEFAULT_MAPPING, REPO
+from tests.support.paths import DEFAULT_MAPPING
 from tests.support.rosters import student
 from tests.support.scim import SCIM_TOKEN, ScimPeek
 from tests.support.workspace import Workspace
 
 A = "11111111"
 PROTECTED = ("Hemlig", "Skyddadsson", "hemlig.skyddadsson", "E666")
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except (httpx.HTTPError, KeyError, OSError):
-            value = None
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class DaemonProcess:
-    def __init__(self, workspace: Workspace, env: dict[str, str]) -> None:
-        self.log_path = workspace.root / "daemon.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "connector", "--config", str(workspace.config_path), "run"],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            env={**os.environ, **env},
-        )
-
-    def lines(self) -> list[str]:
-        return self.log_path.read_text(encoding="utf-8").splitlines()
-
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.lines()]
-
-    def count(self, event: str) -> int:
-        return sum(1 for e in self.events() if e["event"] == event)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=20)
-        finally:
-            self._log.close()
 
 
 @pytest.fixture
