@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from connector.demo.localscim import LocalScimServer
-from tests.support.rosters import staff, student
 from tests.support.roles import grant_by_hand, mapping_with_values, recorded_grants, values_at
+from tests.support.rosters import staff, student
 from tests.support.scim import ScimPeek
 from tests.support.workspace import Workspace
 
@@ -75,7 +75,7 @@ def test_admin_granted_at_two_schools_and_revoked_at_one(
     assert "roles" not in peek.users()["p2@edu.example.se"]
 
     # No longer rector at B: grant-only by default, so the value stays (and is recorded).
-    workspace.staff(rector_rows(A) + [staff("P1", "Pia", "Persson", B, "Lärare", email=RECTOR)])
+    workspace.staff([*rector_rows(A), staff("P1", "Pia", "Persson", B, "Lärare", email=RECTOR)])
     quiet = workspace.sync()
     assert quiet.exit_code == 0
     assert values_at(peek.users()[RECTOR]) == {("admin", A), ("admin", B)}
