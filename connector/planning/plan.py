@@ -256,12 +256,17 @@ class _Planner:
             if seen is None:
                 self.add(Operation("create_user", ext, attributes=user.attributes))
                 continue
-            changes = changed_attributes(
-                _without_values(user.attributes), _without_values(seen.attributes)
+            owned = _has_values(user.attributes) or _has_values(seen.attributes)
+            desired, applied = (
+                (_without_values(user.attributes), _without_values(seen.attributes))
+                if owned
+                else (user.attributes, seen.attributes)
             )
+            changes = changed_attributes(desired, applied)
             if changes:
                 self.add(Operation("update_user", ext, seen.vendor_id, attributes=changes))
-            self.values(ext, seen, user.attributes)
+            if owned:
+                self.values(ext, seen, user.attributes)
 
     def values(self, ext: str, seen: KnownUser, desired: dict[str, Any]) -> None:
         """Values the connector owns: grant what is missing from what it granted; revoke (if
@@ -310,6 +315,10 @@ class _Planner:
                     "deactivate_user", ext, seen.vendor_id, {"active": False}, reason="protected"
                 )
             )
+
+
+def _has_values(attributes: dict[str, Any]) -> bool:
+    return any(path in attributes for path in VALUE_PATHS)
 
 
 def _without_values(attributes: dict[str, Any]) -> dict[str, Any]:
