@@ -22,6 +22,7 @@ from connector.config.policy import (
     SchoolConfig,
     ScopeConfig,
 )
+from connector.config.roles import DivisionConfig, RoleRule, RolesConfig
 from connector.config.service import DaemonConfig, HealthConfig, LoggingConfig, StateConfig
 from connector.config.sources import (
     SCHOOL_UNIT_PLACEHOLDER,
@@ -58,6 +59,7 @@ __all__ = [
     "CsvColumns",
     "CsvSourceConfig",
     "DaemonConfig",
+    "DivisionConfig",
     "ExternalIdConfig",
     "FileFormatConfig",
     "FileTargetConfig",
@@ -74,6 +76,8 @@ __all__ = [
     "LoggingConfig",
     "ProtectedIdentityConfig",
     "ReconcileConfig",
+    "RoleRule",
+    "RolesConfig",
     "RolloverHoldConfig",
     "SafetyConfig",
     "SchoolConfig",

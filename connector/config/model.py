@@ -17,6 +17,7 @@ from connector.config.policy import (
     SchoolConfig,
     ScopeConfig,
 )
+from connector.config.roles import RolesConfig
 from connector.config.service import DaemonConfig, HealthConfig, LoggingConfig, StateConfig
 from connector.config.sources import CsvSourceConfig, LdapSourceConfig, SourceConfig
 from connector.config.targets import DEFAULT_TARGET, ScimTargetConfig, TargetConfig, VendorConfig
@@ -33,6 +34,7 @@ class Config(_Strict):
     schools: list[SchoolConfig] = Field(default_factory=list)
     scope: ScopeConfig = Field(default_factory=ScopeConfig)
     join: JoinConfig | None = None
+    roles: RolesConfig = Field(default_factory=RolesConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
@@ -109,6 +111,9 @@ class Config(_Strict):
             if isinstance(source, LdapSourceConfig)
             for j, rule in enumerate(source.group_rules)
             if rule.is_template
+        ]
+        templates += [
+            f"roles.rules[{i}].group" for i, rule in enumerate(self.roles.rules) if rule.is_template
         ]
         if templates:
             raise ValueError(

@@ -114,6 +114,8 @@ class SafetyConfig(_Strict):
     max_deactivations: Limit = Field(default_factory=lambda: Limit(count=50, percent=5))
     max_deletions: Limit = Field(default_factory=lambda: Limit(count=50, percent=5))
     max_membership_removals: Limit = Field(default_factory=lambda: Limit(count=200, percent=5))
+    # Role and entitlement values the connector granted and takes away (`roles.revoke`).
+    max_revocations: Limit = Field(default_factory=lambda: Limit(count=50, percent=5))
     # Updates of accounts and groups in one cycle (a mapping edit can rewrite every account).
     max_updates: Limit = Field(default_factory=lambda: Limit(count=500, percent=10))
     # Persons with an account who are newly marked protected in one cycle. Below the limit

@@ -37,6 +37,7 @@ def plan_rules(config: Config, member_chunk_size: int, now: datetime) -> PlanRul
         else None,
         protected_policy=lifecycle.protected_policy,
         delete_empty_groups=lifecycle.delete_empty_groups and lifecycle.delete_accounts,
+        revoke_values=config.roles.revoke,
         now=now,
     )
 
@@ -139,7 +140,14 @@ def restrict_to(plan: Plan, users: frozenset[str], desired: Desired) -> Plan:
     schools = {code for code, group in desired.groups.items() if group.members & users}
     operations = []
     for op in plan.operations:
-        if op.kind in ("create_user", "update_user", "deactivate_user", "delete_user"):
+        if op.kind in (
+            "create_user",
+            "update_user",
+            "grant_values",
+            "revoke_values",
+            "deactivate_user",
+            "delete_user",
+        ):
             if op.target in users:
                 operations.append(op)
         elif op.kind in ("add_members", "remove_members"):

@@ -23,7 +23,7 @@ from connector.mapping.desired import Desired
 from connector.people.externalid import ExternalIdMaker
 from connector.people.lookup import external_ids_for
 from connector.planning.held import HeldPlan
-from connector.planning.objects import Known
+from connector.planning.objects import VALUE_PATHS, Known
 from connector.planning.plan import Plan
 from connector.service import memory
 from connector.state.store import StateStore
@@ -233,7 +233,10 @@ def scrub_protected(state: TargetState, known: Known, protected: frozenset[str])
         user = known.users[ext]
         if user.attributes.keys() - {"active"}:
             state.scrub_user(ext)
-            user.attributes = {"active": user.active}
+            # The values the connector granted them stay in memory, for this cycle only, so
+            # the plan can take them away from an account that is kept (deactivated).
+            granted = {p: user.attributes[p] for p in VALUE_PATHS if p in user.attributes}
+            user.attributes = {"active": user.active, **granted}
 
 
 def defer_backing_off(result: CycleResult, state: TargetState, now: datetime) -> None:

@@ -16,6 +16,7 @@ from connector.config import load_yaml, validation_problems
 from connector.errors import ConfigError
 from connector.mapping.paths import FREE_TEXT_USER_PATHS
 from connector.mapping.template import Template, TemplateError, TemplateSet, compile_template
+from connector.mapping.values import EntitlementsSection, RolesSection, ValueMapping
 from connector.people.model import Kind, Person, School, unsafe_text, unsafe_text_screen
 
 # SCIM User attributes a mapping may manage, as PATCH paths (RFC 7643 section 4.1): the free
@@ -54,13 +55,22 @@ class _MappingFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user: _UserSection
     group: _GroupSection
+    roles: RolesSection | None = None  # see mapping/values.py
+    entitlements: EntitlementsSection | None = None
 
 
 class Mapping:
     """A validated, compiled mapping file."""
 
-    def __init__(self, path: Path, user: _UserSection, group: _GroupSection) -> None:
+    def __init__(
+        self,
+        path: Path,
+        user: _UserSection,
+        group: _GroupSection,
+        values: ValueMapping | None = None,
+    ) -> None:
         self.path = path
+        self.values = values or ValueMapping(None, None)
         self.email_type = user.email_type
         self._teacher_roles = frozenset(r.casefold() for r in user.teacher_roles)
         problems: list[str] = []
@@ -127,6 +137,8 @@ class Mapping:
             attributes["emails"] = [
                 {"value": values["emails"], "type": self.email_type, "primary": True}
             ]
+        if self.values:
+            attributes.update(self.values.attributes(person, schools))
         return attributes
 
     def group_attributes(self, school: School) -> dict[str, Any]:
@@ -181,4 +193,5 @@ def load_mapping(path: Path) -> Mapping:
         parsed = _MappingFile.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(str(path), validation_problems(exc)) from None
-    return Mapping(path, parsed.user, parsed.group)
+    values = ValueMapping(parsed.roles, parsed.entitlements)
+    return Mapping(path, parsed.user, parsed.group, values)

@@ -31,6 +31,19 @@ class Placement:
 
 
 @dataclass(frozen=True, slots=True)
+class Grant:
+    """A role value granted to a person (see `roles:` in the config and people/roles.py):
+    `value` (e.g. "admin") at a school unit or a division, named by `type` (the school unit
+    code or the division's name) and `display` (the school's or division's name). `reasons`
+    say why (which group, duty or list), for `explain`; they are never sent or logged."""
+
+    value: str
+    type: str
+    display: str
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Person:
     """One person as the sources see them.
 
@@ -50,6 +63,11 @@ class Person:
     placements: tuple[Placement, ...] = field(default=())
     # A key shared with other sources (see `join:` in the config); in memory only, never sent.
     join_key: str | None = None
+    # The directory groups (normalised DNs) named by role rules that this person is in: only
+    # those, never a whole group list, and none for a protected person. In memory only.
+    groups: tuple[str, ...] = ()
+    # Role values granted, resolved once in the people stage (people/roles.py).
+    grants: tuple[Grant, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +86,12 @@ class SourceIssue:
     source: str
     location: str  # "students.csv:14", a DN, an object id
     reason: str
+
+
+def normalise_dn(dn: str) -> str:
+    """For comparing DNs written by people (group rules, role rules) with DNs returned by
+    directory servers."""
+    return ",".join(part.strip() for part in dn.split(",")).casefold()
 
 
 @dataclass(slots=True)

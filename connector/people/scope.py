@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from connector.config import Config
 from connector.people.join import Joined, join_persons
 from connector.people.model import Kind, Person, Placement, School, SourceIssue, SourceRead
+from connector.people.roles import with_roles
 
 EXCLUDED_PROTECTED = "protected identity"
 EXCLUDED_NO_PLACEMENT = "no placement in a school in scope"
@@ -50,7 +51,15 @@ def known_schools(config: Config, reads: list[SourceRead]) -> dict[str, School]:
 
 def apply_scope(config: Config, reads: list[SourceRead], joined: Joined | None = None) -> Scoped:
     """Who of the joined people is in scope (`joined`: the join's result, made here if not
-    given), with their placements narrowed to those in scope."""
+    given), with their placements narrowed to those in scope and the role values granted to
+    them (once for every target; a protected person never gets this far)."""
+    scoped = _in_scope(config, reads, joined)
+    schools = known_schools(config, reads)
+    scoped.persons = with_roles(config.roles, scoped.persons, schools, config.school_codes())
+    return scoped
+
+
+def _in_scope(config: Config, reads: list[SourceRead], joined: Joined | None) -> Scoped:
     scope = config.scope
     school_types = {t.casefold() for t in scope.school_types}
     school_units = set(scope.school_units)

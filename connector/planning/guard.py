@@ -21,7 +21,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from connector.config import Limit, RolloverHoldConfig, SafetyConfig
-from connector.planning.objects import Known
+from connector.planning.objects import VALUE_PATHS, Known, values_of
 from connector.planning.plan import CAUSED_BY_MISSING_PLACEMENTS, DEPROVISIONING, Operation, Plan
 
 SWEDEN = ZoneInfo("Europe/Stockholm")
@@ -192,6 +192,18 @@ def hold_for_thresholds(plan: Plan, safety: SafetyConfig, known: Known) -> tuple
             memberships,
             "memberships",
         ),
+        (
+            "role/entitlement revocations",
+            sum(
+                len(v)
+                for op in counted
+                if op.kind == "revoke_values"
+                for v in op.attributes.values()
+            ),
+            safety.max_revocations,
+            max(granted_values(known), 1),
+            "granted values",
+        ),
     )
     tripped = [
         f"{count} {what} ({_share(count, limit, base, of)})"
@@ -206,6 +218,11 @@ def hold_for_thresholds(plan: Plan, safety: SafetyConfig, known: Known) -> tuple
 
     kept, held = plan.split(hold)
     return kept, Held(held, "threshold: " + "; ".join(tripped))
+
+
+def granted_values(known: Known) -> int:
+    """How many role and entitlement values the connector granted, all users together."""
+    return sum(len(values_of(u.attributes, p)) for u in known.users.values() for p in VALUE_PATHS)
 
 
 def shrunken_sources(

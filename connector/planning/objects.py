@@ -51,6 +51,23 @@ class Known:
     groups: dict[str, KnownGroup] = field(default_factory=dict)
 
 
+# Multi-valued attributes the connector owns value by value (roles and entitlements it
+# granted): a value at the vendor that the connector did not grant is never touched. The
+# known state holds, under these paths, only the values the connector granted.
+VALUE_PATHS: tuple[str, ...] = ("roles", "entitlements")
+
+
+def value_key(value: dict[str, Any]) -> tuple[str, str]:
+    """What makes two values of a multi-valued attribute the same value: value and type."""
+    return str(value.get("value") or ""), str(value.get("type") or "")
+
+
+def values_of(attributes: dict[str, Any], path: str) -> list[dict[str, Any]]:
+    """The granted values under `path` (an empty list when there are none)."""
+    found = attributes.get(path)
+    return [v for v in found if isinstance(v, dict)] if isinstance(found, list) else []
+
+
 # What the state keeps of a person who became protected: whether the account is active.
 SCRUBBED: dict[str, Any] = {"active": False}
 

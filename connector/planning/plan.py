@@ -15,11 +15,14 @@ from typing import Any, Literal, get_args
 
 from connector.planning.objects import (
     SCRUBBED,
+    VALUE_PATHS,
     DesiredGroup,
     DesiredUser,
     Known,
     KnownUser,
     scrubbed,
+    value_key,
+    values_of,
 )
 
 # The kinds of operation, in the order they are applied: groups before users so members have
@@ -30,15 +33,17 @@ OperationKind = Literal[
     "update_group",
     "create_user",
     "update_user",
+    "grant_values",
     "add_members",
     "remove_members",
+    "revoke_values",
     "deactivate_user",
     "delete_user",
     "delete_group",
 ]
 ORDER: tuple[OperationKind, ...] = get_args(OperationKind)
 DEPROVISIONING: frozenset[OperationKind] = frozenset(
-    {"remove_members", "deactivate_user", "delete_user", "delete_group"}
+    {"remove_members", "revoke_values", "deactivate_user", "delete_user", "delete_group"}
 )
 
 # Why an operation takes something away. Safety rules hold back some reasons, never "protected":
@@ -58,6 +63,9 @@ class PlanRules:
     # is exactly what must not leak), or "deactivate" it and remove every membership.
     protected_policy: Literal["delete", "deactivate"] = "delete"
     delete_empty_groups: bool = False
+    # Take away role and entitlement values the connector granted that are no longer wanted
+    # (`roles.revoke`); off: grant-only. A protected person's values always go.
+    revoke_values: bool = False
     now: datetime | None = None  # for the grace period; None: never expired
 
 
@@ -66,7 +74,8 @@ class Operation:
     kind: OperationKind
     target: str  # externalId of the user or group
     vendor_id: str | None = None  # known for updates and deactivations
-    # create: every managed attribute; update: changed paths only (None = remove the value)
+    # create: every managed attribute; update: changed paths only (None = remove the value);
+    # grant/revoke_values: path -> the values to add or remove (see VALUE_PATHS)
     attributes: dict[str, Any] = field(default_factory=dict)
     members: tuple[str, ...] = ()  # user externalIds, for add/remove_members
     reason: Reason = ""
@@ -247,9 +256,33 @@ class _Planner:
             if seen is None:
                 self.add(Operation("create_user", ext, attributes=user.attributes))
                 continue
-            changes = changed_attributes(user.attributes, seen.attributes)
+            owned = _has_values(user.attributes) or _has_values(seen.attributes)
+            desired, applied = (
+                (_without_values(user.attributes), _without_values(seen.attributes))
+                if owned
+                else (user.attributes, seen.attributes)
+            )
+            changes = changed_attributes(desired, applied)
             if changes:
                 self.add(Operation("update_user", ext, seen.vendor_id, attributes=changes))
+            if owned:
+                self.values(ext, seen, user.attributes)
+
+    def values(self, ext: str, seen: KnownUser, desired: dict[str, Any]) -> None:
+        """Values the connector owns: grant what is missing from what it granted; revoke (if
+        allowed) what it granted and is no longer wanted. Nothing else is ever touched."""
+        grant, revoke = {}, {}
+        for path in VALUE_PATHS:
+            granted = {value_key(v): v for v in values_of(seen.attributes, path)}
+            wanted = {value_key(v): v for v in values_of(desired, path)}
+            if missing := [v for k, v in sorted(wanted.items()) if k not in granted]:
+                grant[path] = missing
+            if gone := [v for k, v in sorted(granted.items()) if k not in wanted]:
+                revoke[path] = gone
+        if grant:
+            self.add(Operation("grant_values", ext, seen.vendor_id, attributes=grant))
+        if revoke and self.rules.revoke_values:
+            self.add(Operation("revoke_values", ext, seen.vendor_id, attributes=revoke))
 
     def leavers(self) -> None:
         """Known users no longer desired: protected ones are taken off, leavers deactivated
@@ -271,12 +304,25 @@ class _Planner:
     def _protected(self, ext: str, seen: KnownUser) -> None:
         if self.rules.protected_policy == "delete" and seen.origin == "created":
             self.add(Operation("delete_user", ext, seen.vendor_id, reason="protected"))
-        elif seen.active or seen.attributes != SCRUBBED:
+            return
+        # An account that stays: the values the connector granted go (they name schools).
+        revoke = {p: values_of(seen.attributes, p) for p in VALUE_PATHS}
+        if revoke := {p: values for p, values in revoke.items() if values}:
+            self.add(Operation("revoke_values", ext, seen.vendor_id, revoke, reason="protected"))
+        if seen.active or seen.attributes != SCRUBBED:
             self.add(
                 Operation(
                     "deactivate_user", ext, seen.vendor_id, {"active": False}, reason="protected"
                 )
             )
+
+
+def _has_values(attributes: dict[str, Any]) -> bool:
+    return any(path in attributes for path in VALUE_PATHS)
+
+
+def _without_values(attributes: dict[str, Any]) -> dict[str, Any]:
+    return {p: v for p, v in attributes.items() if p not in VALUE_PATHS}
 
 
 def _grace_expired(user: KnownUser, rules: PlanRules) -> bool:

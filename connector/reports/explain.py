@@ -95,6 +95,7 @@ def describe(config: Config, targets: list[Target], sources: Sources, person: Pe
     for placement in scoped_person.placements:
         school = sources.scoped.schools.get(placement.school_unit_code)
         lines.append(f"    - {placement.school_unit_code} {school.name if school else ''}".rstrip())
+    lines += describe_grants(scoped_person)
     for target in targets:
         lines += describe_at(config, target, sources, scoped_person, external_id, len(targets) > 1)
     return lines
@@ -120,6 +121,7 @@ def describe_at(
             return [f"  excluded{where}: cannot be mapped ({exc})"]
     lines = [f"  SCIM attributes sent{where}:"]
     lines += [f"    {path}: {show_value(value)}" for path, value in sorted(user.attributes.items())]
+    lines += describe_values(target, person, sources)
     state = StateStore.open_readonly(config.state.path)
     link = (
         state.target(target.name).load_known_for([external_id]).users.get(external_id)
@@ -133,4 +135,29 @@ def describe_at(
     else:
         status = "active" if link.active else "deactivated"
         lines.append(f"  vendor: id {link.vendor_id} ({link.origin} by the connector, {status})")
+    return lines
+
+
+def describe_grants(person: Person) -> list[str]:
+    """The role values `roles:` grants this person, each with why."""
+    if not person.grants:
+        return ["  roles: none"]
+    lines = ["  roles:"]
+    for grant in person.grants:
+        where = f"{grant.type} ({grant.display})" if grant.display != grant.type else grant.type
+        lines.append(f"    - {grant.value} at {where}: {'; '.join(grant.reasons)}")
+    return lines
+
+
+def describe_values(target: Target, person: Person, sources: Sources) -> list[str]:
+    """Roles and entitlements as this target's mapping sends them, each with why; only the
+    values the connector granted are ever changed by it (see planning/objects.VALUE_PATHS)."""
+    values = getattr(target.mapping, "values", None)
+    if not values:
+        return []
+    lines = []
+    for path, explained in values.explained(person, sources.scoped.schools).items():
+        lines.append(f"  {path}, granted and owned by the connector value by value:")
+        for value, reasons in explained:
+            lines.append(f"    - {show_value(value)}: {'; '.join(reasons)}")
     return lines

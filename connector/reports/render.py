@@ -20,6 +20,8 @@ _OP_LABELS = {
     "update_group": "update group",
     "create_user": "create user",
     "update_user": "update user",
+    "grant_values": "grant values",
+    "revoke_values": "revoke values",
     "add_members": "add members",
     "remove_members": "remove members",
     "deactivate_user": "deactivate user",
@@ -163,6 +165,14 @@ def _notes(result: CycleResult) -> list[str]:
     return notes
 
 
+def _value_lines(applied: dict[str, int]) -> list[str]:
+    """Role and entitlement values, where a cycle granted or revoked any."""
+    granted, revoked = applied.get("values_granted", 0), applied.get("values_revoked", 0)
+    if not granted and not revoked:
+        return []
+    return [f"  values granted       {granted} (revoked: {revoked}; roles and entitlements)"]
+
+
 def render_summary(result: CycleResult) -> str:
     summary = result.summary()
     applied = summary["applied"]
@@ -183,6 +193,7 @@ def render_summary(result: CycleResult) -> str:
         f" linked: {applied.get('groups_linked', 0)}; updated: {applied.get('groups_updated', 0)})",
         f"  memberships added    {applied.get('members_added', 0)}",
         f"  memberships removed  {applied.get('members_removed', 0)}",
+        *_value_lines(applied),
         f"  skipped records      {summary['skipped_records']}",
         f"  failed               {applied.get('failed', 0) + applied.get('conflict', 0)}",
         f"  postponed            {applied.get('postponed', 0)} (left for the next cycle)",

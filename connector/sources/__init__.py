@@ -26,7 +26,9 @@ def build_sources(config: Config) -> list[Source]:
         if source_config.type == "csv":
             sources.append(CsvRosterSource(source_config))
         elif source_config.type == "ldap":
-            sources.append(LdapDirectorySource(source_config, config.school_codes()))
+            codes = config.school_codes()
+            role_groups = config.roles.group_dns(codes)
+            sources.append(LdapDirectorySource(source_config, codes, role_groups))
         else:
             sources.append(Ss12000Source(source_config))
     return sources

@@ -21,8 +21,8 @@ from ldap3.utils.conv import escape_filter_chars
 
 from connector.config import LdapGroupRule, LdapSourceConfig
 from connector.errors import SourceError
-from connector.people.model import ReadContext, SourceIssue, SourceRead
-from connector.sources.ldap_entries import EntryError, EntryReader, normalise_dn
+from connector.people.model import ReadContext, SourceIssue, SourceRead, normalise_dn
+from connector.sources.ldap_entries import EntryError, EntryReader
 from connector.sources.ldap_search import (
     Counts,
     DirectorySearch,
@@ -53,11 +53,19 @@ class DirectoryCheck:
 
 
 class LdapDirectorySource:
-    def __init__(self, config: LdapSourceConfig, school_codes: Iterable[str] = ()) -> None:
-        """`school_codes`: the school units under `schools:`, for group rule templates."""
+    def __init__(
+        self,
+        config: LdapSourceConfig,
+        school_codes: Iterable[str] = (),
+        role_groups: frozenset[str] = frozenset(),
+    ) -> None:
+        """`school_codes`: the school units under `schools:`, for group rule templates.
+        `role_groups`: the (normalised) group DNs role rules name: a person carries those of
+        them they are in, and no other group."""
         self.config = config
         self.name = config.name
-        self.search = DirectorySearch(config)
+        self.role_groups = role_groups
+        self.search = DirectorySearch(config, member_of=bool(role_groups))
         # Group DN -> its rules (one group may place people at several school units).
         self._group_rules: dict[str, list[LdapGroupRule]] = {}
         for rule in config.expanded_group_rules(school_codes):
@@ -72,6 +80,7 @@ class LdapDirectorySource:
         entries = EntryReader(
             self.config,
             self._group_rules,
+            self.role_groups,
             MarkingReader(
                 marking.not_protected_values, assume_not_protected=marking.assume_not_protected
             ),

@@ -12,7 +12,7 @@ import uuid
 
 from connector.config import LdapGroupRule, LdapSourceConfig
 from connector.people.emails import normalize_email
-from connector.people.model import Person, Placement, unsafe_text
+from connector.people.model import Person, Placement, normalise_dn, unsafe_text
 from connector.sources.marking import MarkingReader
 
 # userAccountControl flag ACCOUNTDISABLE (MS-ADTS 2.2.16).
@@ -44,11 +44,6 @@ def account_disabled(user_account_control: str | None) -> bool:
         raise EntryError("userAccountControl is not a number") from None
 
 
-def normalise_dn(dn: str) -> str:
-    """For comparing DNs written by people with DNs returned by servers."""
-    return ",".join(part.strip() for part in dn.split(",")).casefold()
-
-
 def split_ranged(attributes: Raw) -> dict[str, tuple[int, str]]:
     """Attributes the server returned only in part (AD range retrieval): name -> (next, high)."""
     ranged = {}
@@ -66,10 +61,12 @@ class EntryReader:
         self,
         config: LdapSourceConfig,
         group_rules: dict[str, list[LdapGroupRule]],
+        role_groups: frozenset[str],
         marking: MarkingReader,
     ) -> None:
         self.config = config
         self.group_rules = group_rules  # normalised group DN -> its rules
+        self.role_groups = role_groups  # normalised group DNs that role rules name
         self.marking = marking
 
     def rule_groups_of(self, raw: Raw) -> set[str]:
@@ -158,7 +155,15 @@ class EntryReader:
             protected=protected,
             placements=self._placements(raw),
             join_key=self.first(raw, attributes.join_key) or None,
+            groups=() if protected else self._role_groups(raw),
         )
+
+    def _role_groups(self, raw: Raw) -> tuple[str, ...]:
+        """The groups role rules name that this entry is in: those alone."""
+        if not self.role_groups:
+            return ()
+        found = (normalise_dn(dn) for dn in self.text(raw, "memberOf"))
+        return tuple(sorted({dn for dn in found if dn in self.role_groups}))
 
     def _placements(self, raw: Raw) -> tuple[Placement, ...]:
         attributes = self.config.attributes

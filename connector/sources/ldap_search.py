@@ -53,9 +53,11 @@ def raw_attributes(response_entry: dict) -> Raw:  # type: ignore[type-arg]
 class DirectorySearch:
     """One source's way into the directory (its servers, bind, TLS, bases and page size)."""
 
-    def __init__(self, config: LdapSourceConfig) -> None:
+    def __init__(self, config: LdapSourceConfig, *, member_of: bool = False) -> None:
+        """`member_of`: read memberOf even without group rules (role rules name groups)."""
         self.config = config
         self.name = config.name
+        self.member_of = member_of or bool(config.group_rules)
 
     def _tls(self) -> Tls:
         config = self.config
@@ -105,7 +107,7 @@ class DirectorySearch:
         names = [v for v in config.attributes.model_dump().values() if v]
         if config.protected_identity.attribute:
             names.append(config.protected_identity.attribute)
-        if config.group_rules:
+        if self.member_of:
             names.append("memberOf")
         if config.active_directory:
             names.append("userAccountControl")

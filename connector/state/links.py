@@ -13,7 +13,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from connector.planning.objects import Known, KnownGroup, KnownUser, addresses
+from connector.planning.objects import (
+    Known,
+    KnownGroup,
+    KnownUser,
+    addresses,
+    value_key,
+    values_of,
+)
 from connector.state.database import Database
 
 _USER_COLUMNS = "external_id, vendor_id, origin, active, attributes, deactivated_at, version"
@@ -172,6 +179,38 @@ class Links:
                 ),
             )
             self._clear_intent(external_id)
+
+    def record_values(
+        self,
+        external_id: str,
+        *,
+        add: dict[str, list[dict[str, Any]]],
+        remove: dict[str, list[dict[str, Any]]],
+        version: str | None,
+    ) -> None:
+        """Role or entitlement values the connector granted (`add`) or took away (`remove`) at
+        the vendor: the user's record of what it granted, nothing else, follows."""
+        row = self._db.execute(
+            "SELECT attributes FROM users WHERE target = ? AND external_id = ?",
+            (self.target, external_id),
+        ).fetchone()
+        if row is None:
+            return
+        attributes = json.loads(row[0])
+        for path in add.keys() | remove.keys():
+            gone = {value_key(v) for v in remove.get(path, [])}
+            values = [v for v in values_of(attributes, path) if value_key(v) not in gone]
+            present = {value_key(v) for v in values}
+            values += [v for v in add.get(path, []) if value_key(v) not in present]
+            attributes[path] = sorted(values, key=value_key)
+            if not values:
+                del attributes[path]
+        with self.transaction():
+            self._db.execute(
+                "UPDATE users SET attributes = ?, version = COALESCE(?, version), updated_at = ? "
+                "WHERE target = ? AND external_id = ?",
+                (json.dumps(attributes), version, now_utc(), self.target, external_id),
+            )
 
     def scrub_user(self, external_id: str) -> None:
         """Keep only the link and whether the account is active (a person now protected)."""

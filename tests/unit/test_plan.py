@@ -106,7 +106,8 @@ def test_empty_known_creates_groups_then_users_then_members() -> None:
 
 def test_operations_follow_plan_order_for_every_kind() -> None:
     now = datetime(2026, 3, 1, tzinfo=UTC)
-    stay = desired_user("stay")
+    admin_a = {"value": "admin", "display": "A", "type": SCHOOL_A}
+    stay = desired_user("stay", roles=[admin_a])  # a role value to grant
     changed = desired_user("changed", **{"name.familyName": "Ny"})
     leaver = desired_user("leaver")
     expired = desired_user("expired")
@@ -118,8 +119,8 @@ def test_operations_follow_plan_order_for_every_kind() -> None:
     }
     known = Known(
         users={
-            "stay": known_user(stay),
-            "changed": known_user(desired_user("changed")),
+            "stay": known_user(desired_user("stay")),
+            "changed": known_user(desired_user("changed", roles=[admin_a])),  # one to revoke
             "leaver": known_user(leaver),
             "expired": known_user(expired, active=False, deactivated_at=now - timedelta(days=200)),
         },
@@ -128,7 +129,7 @@ def test_operations_follow_plan_order_for_every_kind() -> None:
             "33333333": known_group(desired_group("33333333"), set()),
         },
     )
-    rules = PlanRules(now=now, delete_empty_groups=True)
+    rules = PlanRules(now=now, delete_empty_groups=True, revoke_values=True)
     plan = make_plan(users, groups, known, rules=rules)
     assert_in_order(plan)
     assert set(kinds(plan)) == set(ORDER)

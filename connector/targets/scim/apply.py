@@ -41,13 +41,14 @@ from connector.targets.scim.outcome import (
 )
 from connector.targets.scim.recording import RecordingMixin
 from connector.targets.scim.resources import PayloadError
+from connector.targets.scim.values import ValuesMixin
 
 log = structlog.get_logger(__name__)
 
 __all__ = ["Applier", "ApplyReport", "Outcome", "VendorIndex", "failure_key"]
 
 
-class Applier(BulkMixin, RecordingMixin):
+class Applier(BulkMixin, ValuesMixin, RecordingMixin):
     def __init__(
         self,
         client: ScimClient,
@@ -138,8 +139,10 @@ class Applier(BulkMixin, RecordingMixin):
             "update_group": self._update_group,
             "create_user": self._create_user,
             "update_user": self._update_user,
+            "grant_values": self._grant_values,
             "add_members": self._add_members,
             "remove_members": self._remove_members,
+            "revoke_values": self._revoke_values,
             "deactivate_user": self._deactivate_user,
             "delete_user": self._delete_user,
             "delete_group": self._delete_group,

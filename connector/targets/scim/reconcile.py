@@ -22,7 +22,14 @@ import structlog
 from connector.config import Limit
 from connector.errors import TargetError
 from connector.mapping.desired import Desired
-from connector.planning.objects import Known, KnownGroup, KnownUser
+from connector.planning.objects import (
+    VALUE_PATHS,
+    Known,
+    KnownGroup,
+    KnownUser,
+    value_key,
+    values_of,
+)
 from connector.state.target import TargetState
 from connector.targets.scim.client import ScimClient
 from connector.targets.scim.resources import flatten, quote_filter_value, same_value
@@ -83,7 +90,13 @@ def _observed_attributes(
     paths = set(wanted) | set(recorded)
     actual = flatten(resource, paths)
     observed = {}
-    for path in paths:
+    for path in paths & set(VALUE_PATHS):
+        # Owned value by value: of the values the connector granted, those still there. A
+        # value granted by hand is not the connector's, so it is never part of what it knows.
+        there = {value_key(v) for v in values_of(actual, path)}
+        if still := [v for v in values_of(recorded, path) if value_key(v) in there]:
+            observed[path] = still
+    for path in paths - set(VALUE_PATHS):
         value = actual.get(path)
         if value is None:
             continue

@@ -51,7 +51,12 @@ class RecordingMixin:
             ref=ref(op.target),
             error=outcome.error,
         )
-        if outcome.gone and op.kind in ("update_user", "deactivate_user"):
+        if outcome.gone and op.kind in (
+            "update_user",
+            "grant_values",
+            "revoke_values",
+            "deactivate_user",
+        ):
             # Deleted at the vendor: forget the link so the next cycle re-creates it.
             self.state.forget_user(op.target)
         return
@@ -78,6 +83,11 @@ class RecordingMixin:
             origin = seen_group.origin if seen_group else origin_of(outcome.result)
             self.state.record_group(op.target, outcome.vendor_id, origin, outcome.applied)
             self.group_ids[op.target] = outcome.vendor_id
+        elif op.kind in ("grant_values", "revoke_values"):
+            # A protected person's record holds no values (scrubbed): none are written back.
+            recorded = {} if op.reason == "protected" else op.attributes
+            add, remove = (recorded, {}) if op.kind == "grant_values" else ({}, recorded)
+            self.state.record_values(op.target, add=add, remove=remove, version=outcome.version)
         elif op.kind == "add_members":
             self.state.add_memberships(op.target, outcome.members)
         elif op.kind == "remove_members":
@@ -91,12 +101,20 @@ class RecordingMixin:
             "deactivate_user": "users_deactivated",
             "create_group": f"groups_{outcome.result}",
             "update_group": "groups_updated",
+            "grant_values": "values_granted",
+            "revoke_values": "values_revoked",
             "add_members": "members_added",
             "remove_members": "members_removed",
             "delete_user": "users_deleted",
             "delete_group": "groups_deleted",
         }[op.kind]
-        report.counts[count_key] += len(outcome.members) if op.members else 1
+        report.counts[count_key] += (
+            len(outcome.members)
+            if op.members
+            else sum(map(len, op.attributes.values()))
+            if op.kind in ("grant_values", "revoke_values")
+            else 1
+        )
         if not op.members or outcome.members:
             # A membership change with no member to send reached nobody: no sign of health.
             report.succeeded += 1

@@ -10,7 +10,14 @@ from typing import Any
 
 import structlog
 
-from connector.planning.objects import SCRUBBED, Known, account_names
+from connector.planning.objects import (
+    SCRUBBED,
+    VALUE_PATHS,
+    Known,
+    account_names,
+    value_key,
+    values_of,
+)
 from connector.planning.plan import Operation
 from connector.targets.scim.client import ScimClient, ScimError, VendorError
 from connector.targets.scim.lookup import LookupMixin
@@ -30,6 +37,19 @@ from connector.targets.scim.resources import (
 log = structlog.get_logger(__name__)
 
 REPLACE_ATTEMPTS = 3
+
+
+def keeping_theirs(existing: dict[str, Any], attributes: dict[str, Any]) -> dict[str, Any]:
+    """Owned multi-valued attributes (roles, entitlements) as the vendor holds them, with ours
+    added: linking or re-reading an account never takes away a value someone else granted."""
+    merged = {}
+    for path in VALUE_PATHS:
+        if path in attributes:
+            values = values_of(existing, path)
+            present = {value_key(v) for v in values}
+            ours = [v for v in values_of(attributes, path) if value_key(v) not in present]
+            merged[path] = values + ours
+    return merged
 
 
 class WritesMixin(LookupMixin):
@@ -109,6 +129,7 @@ class WritesMixin(LookupMixin):
         attributes: dict[str, Any],
     ) -> str | None:
         """Change only the managed attributes that differ from `existing`; the new version."""
+        attributes = {**attributes, **keeping_theirs(existing, attributes)}
         current = flatten(existing, frozenset(attributes))
         changes = {p: v for p, v in attributes.items() if not same_value(p, v, current.get(p))}
         if not changes:
