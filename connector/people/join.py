@@ -45,6 +45,7 @@ def merge_by_key(persons: list[Person]) -> list[Person]:
                 placements=tuple(dict.fromkeys(seen.placements + person.placements)),
                 email=seen.email or person.email,
                 username=seen.username or person.username,
+                mobile=seen.mobile or person.mobile,
             )
     return list(merged.values())
 
@@ -71,6 +72,7 @@ def _merge_entries(join: JoinConfig, key: str, present: list[tuple[str, Person]]
         protected=any(person.protected for _, person in present),
         placements=placements,
         join_key=key,
+        mobile=first("mobile"),
     )
 
 

@@ -50,6 +50,8 @@ class Person:
     placements: tuple[Placement, ...] = field(default=())
     # A key shared with other sources (see `join:` in the config); in memory only, never sent.
     join_key: str | None = None
+    # E.164 (connector.people.phones); sent only where a mapping opts in (`mobile_opt_in`).
+    mobile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
