@@ -79,6 +79,7 @@ class ScimTarget:
             protected=desired.protected_ids,
             keep=desired.held_ids,
             rules=rules,
+            create_only=self.mapping.create_only,
         )
 
     def apply(
@@ -106,6 +107,7 @@ class ScimTarget:
             max_retry_delay=config.safety.max_retry_delay_seconds,
             index=index,
             bulk_max_operations=config.bulk_max_operations if config.bulk else None,
+            create_only=self.mapping.create_only,
         )
         return applier.apply(plan)
 
