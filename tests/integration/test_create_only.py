@@ -84,4 +84,3 @@ def test_a_create_only_username_stays_when_the_person_changes_and_others_follow(
     assert after["displayName"] == "Åsa Lind"
     assert [e["value"] for e in after["emails"]] == ["asa.lind@edu.example.se"]
     assert len(peek.users()) == 1
-
