@@ -4,11 +4,12 @@ vendor's. A username an admin shortened at the vendor is kept through `sync --fu
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from tests.support.rosters import student
+from tests.support.rosters import student, write_csv
 from tests.support.scim import ScimPeek
 from tests.support.workspace import Workspace
 
@@ -84,3 +85,61 @@ def test_a_create_only_username_stays_when_the_person_changes_and_others_follow(
     assert after["displayName"] == "Åsa Lind"
     assert [e["value"] for e in after["emails"]] == ["asa.lind@edu.example.se"]
     assert len(peek.users()) == 1
+
+
+def staff_with_mobiles(workspace: Workspace, mobile: str) -> None:
+    """A staff list with a `Mobil` column, as its own source."""
+    path = write_csv(
+        workspace.root / "personal.csv",
+        ["Personal-ID", "Förnamn", "Efternamn", "E-post", "Skolenhetskod", "Mobil"],
+        [["P1", "Karin", "Sjöberg", "karin@edu.example.se", A, mobile]],
+    )
+    workspace.extra_sources = [
+        {
+            "name": "staff",
+            "type": "csv",
+            "kind": "staff",
+            "path": str(path),
+            "columns": {
+                "key": "Personal-ID",
+                "given_name": "Förnamn",
+                "family_name": "Efternamn",
+                "email": "E-post",
+                "school_unit_code": "Skolenhetskod",
+                "mobile": "Mobil",
+            },
+            "protected_identity": {"assume_not_protected": True},
+        }
+    ]
+
+
+def test_a_mobile_number_reaches_the_vendor_only_with_the_opt_in(
+    workspace: Workspace, peek: ScimPeek
+) -> None:
+    path = workspace.root / "mobile.yaml"
+    mapping: dict[str, Any] = {
+        "user": {
+            "attributes": {"userName": "{email|lower}", "phoneNumbers": "{mobile}"},
+            "mobile_opt_in": True,
+        },
+        "group": {"attributes": {"displayName": "{school_name}"}},
+    }
+    path.write_text(yaml.safe_dump(mapping), encoding="utf-8")
+    workspace.overrides["mapping"] = str(path)
+    staff_with_mobiles(workspace, "070-123 45 67")
+
+    assert workspace.sync().exit_code == 0
+    (user,) = peek.users().values()
+    assert [(p["value"], p["type"]) for p in user["phoneNumbers"]] == [("+46701234567", "mobile")]
+    # A new number is a PATCH of the same account; the next full reconcile finds nothing to do.
+    staff_with_mobiles(workspace, "+46 70 765 43 21")
+    assert workspace.sync().exit_code == 0
+    assert workspace.run("sync", "--full").event("sync.finished")["requests"].get("PATCH") is None
+    (user,) = peek.users().values()
+    assert [p["value"] for p in user["phoneNumbers"]] == ["+46707654321"]
+
+    mapping["user"].pop("mobile_opt_in")
+    path.write_text(yaml.safe_dump(mapping), encoding="utf-8")
+    refused = workspace.sync()
+    assert refused.exit_code == 2
+    assert "mobile_opt_in" in refused.stdout + refused.stderr
