@@ -25,6 +25,7 @@ from connector.planning.objects import DesiredUser, Known, KnownUser
 from connector.planning.plan import make_plan
 from connector.state.store import StateStore
 from connector.targets.scim.resources import user_payload
+from tests.support.paths import ILT_SCIM_MAPPING
 
 A = "11111111"
 IDS = ExternalIdMaker(ExternalIdConfig(key="test-key"))
@@ -274,3 +275,30 @@ def test_a_version_2_state_file_gets_the_usernames_table(tmp_path: Path) -> None
         assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
             "3",
         )
+
+
+# -- the ILT profile --------------------------------------------------------------------------
+
+
+def test_the_ilt_profile_sets_its_username_once_and_names_roles_in_swedish() -> None:
+    ilt = load_mapping(ILT_SCIM_MAPPING)
+    assert ilt.create_only == frozenset({"userName"})
+    teacher = Person(
+        "P1",
+        Kind.STAFF,
+        "Karin",
+        "Sjöberg",
+        "karin@s.se",
+        None,
+        False,
+        (Placement(A, role="Lärare"),),
+    )
+    attributes = ilt.user_attributes(teacher, "x")
+    assert (attributes["displayName"], attributes["userType"]) == ("Sjöberg, Karin", "Lärare")
+    assert ilt.user_attributes(person(email="a@s.se"), "x")["userType"] == "Elev"
+    with pytest.raises(UsernameNeeded) as needed:
+        ilt.user_attributes(person(given_name="Anna Maria", family_name="D'Souza"), "x")
+    assert list(ilt.username_rule.candidates(needed.value.base))[:2] == [  # type: ignore[union-attr]
+        "anna.dsouza@elev.kommun.se",
+        "anna.dsouza2@elev.kommun.se",
+    ]
