@@ -120,11 +120,14 @@ def test_plan_shows_a_generated_username_but_keeps_nothing(
     )
 
     planned = workspace.run("plan", "--json")
+    explained = {key: workspace.run("explain", key).stdout for key in ("E1", "E2")}
 
     assert planned.exit_code == 0, planned.stdout + planned.stderr
     assert f"erik.lind2{DOMAIN}" in planned.stdout
     assert stored_names(workspace) == [f"erik.lind{DOMAIN}"]
     assert len(peek.users()) == 1
+    assert f"userName: erik.lind{DOMAIN}" in explained["E1"]
+    assert "the next sync generates one" in explained["E2"]
 
 
 def test_a_person_who_becomes_protected_keeps_no_generated_name_in_the_state(
