@@ -1,5 +1,6 @@
-"""Attributes set once (`on: create` in the mapping): set when the account is created, then the
-vendor's. A username an admin shortened at the vendor is kept through `sync --full`."""
+"""Mapping options against a real SCIM server: attributes set once (`on: create`: set when the
+account is created, then the vendor's; a username an admin shortened at the vendor is kept
+through `sync --full`), and the mobile number, sent only with `mobile_opt_in`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.ldap import directory_source
 from tests.support.rosters import student, write_csv
 from tests.support.scim import ScimPeek
 from tests.support.workspace import Workspace
@@ -143,3 +145,39 @@ def test_a_mobile_number_reaches_the_vendor_only_with_the_opt_in(
     refused = workspace.sync()
     assert refused.exit_code == 2
     assert "mobile_opt_in" in refused.stdout + refused.stderr
+
+
+def test_a_directory_mobile_attribute_reaches_the_vendor_with_the_opt_in(
+    workspace: Workspace, peek: ScimPeek, slapd_factory: Any
+) -> None:
+    slapd = slapd_factory()
+    slapd.add_ou("people")
+    slapd.add_person(
+        "karin",
+        "Karin",
+        "Sjöberg",
+        mail="karin@edu.example.se",
+        mobile="+46 70 111 22 33",
+        departmentNumber=A,
+    )
+    slapd.add_person("olle", "Olle", "Ek", mail="olle@edu.example.se", departmentNumber=A)
+    source = directory_source(slapd)
+    source["attributes"]["mobile"] = "mobile"
+    workspace.extra_sources = [source]
+    path = workspace.root / "mobile.yaml"
+    mapping = {
+        "user": {
+            "attributes": {"userName": "{email|lower}", "phoneNumbers": "{mobile}"},
+            "mobile_opt_in": True,
+        },
+        "group": {"attributes": {"displayName": "{school_name}"}},
+    }
+    path.write_text(yaml.safe_dump(mapping), encoding="utf-8")
+    workspace.overrides["mapping"] = str(path)
+
+    result = workspace.sync()
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    users = peek.users()
+    assert users["karin@edu.example.se"]["phoneNumbers"][0]["value"] == "+46701112233"
+    assert not users["olle@edu.example.se"].get("phoneNumbers")
