@@ -85,11 +85,14 @@ def report_duplicates(ctx: click.Context, target_names: tuple[str, ...]) -> None
 
 
 def duplicates_of(config: Config, target: Target, sources: Sources) -> str:
-    desired = desire(config, target, sources)
     state = StateStore.open_readonly(config.state.path)
-    known = state.target(target.name).load_known() if state else Known()
-    if state:
-        state.close()
+    try:
+        tstate = state.target(target.name) if state else None
+        desired = desire(config, target, sources, tstate, dry_run=True)
+        known = tstate.load_known() if tstate else Known()
+    finally:
+        if state:
+            state.close()
     observation = target.observe(known, desired)
     if not isinstance(observation, ScimObservation):
         return f"Target {target.name} cannot list its accounts for this report."

@@ -38,7 +38,7 @@ class ExternalIdConfig(_Strict):
         return value.encode()
 
 
-JoinField = Literal["given_name", "family_name", "email", "username"]
+JoinField = Literal["given_name", "family_name", "email", "username", "mobile"]
 
 
 class JoinConfig(_Strict):

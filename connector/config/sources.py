@@ -16,6 +16,28 @@ CsvRequired = Literal["given_name", "family_name", "email", "username", "school_
 LdapRequired = Literal["given_name", "family_name", "email", "username"]
 
 
+# A personnummer may be a source's key or join key (neither is ever sent); no other field
+# may come from a column or attribute whose name says it holds one: every other field can
+# reach a vendor through a mapping template.
+NOT_MAPPED_FIELDS = frozenset({"key", "join_key"})
+_PERSONNUMMER_NAME = re.compile(
+    r"person\W*(nummer|number|nr|id\W*nr)|^p\W*nr$|civic|social\W*security|ssn$|nin$|"
+    r"f[öo]delse\W*(nummer|nr)|samordning|personalunique",
+    re.IGNORECASE,
+)
+
+
+def refuse_personnummer_fields(fields: object, allowed: frozenset[str]) -> None:
+    """Raise ValueError for a mapped field read from a column/attribute named like a
+    personnummer (`Personnummer`, `PNR`, `norEduPersonNIN`, `civicNo`)."""
+    for name, value in vars(fields).items():
+        if name not in allowed and isinstance(value, str) and _PERSONNUMMER_NAME.search(value):
+            raise ValueError(
+                f"{name}: {value!r} looks like a personnummer, which is never sent to a vendor "
+                "(it may only be the key or the join key)"
+            )
+
+
 class CsvColumns(_Strict):
     """Which column (by header name) holds each field. Unused fields stay unset."""
 
@@ -30,9 +52,16 @@ class CsvColumns(_Strict):
     school_year: str | None = None
     class_name: str | None = None
     role: str | None = None
+    # A mobile number (sent only where a mapping opts in: `mobile_opt_in`).
+    mobile: str | None = None
     # A value present in another source too (a student id, a personnummer) that joins this
     # person with their entry there (see `join:`). Never sent to the vendor.
     join_key: str | None = None
+
+    @model_validator(mode="after")
+    def _no_personnummer_in_mapped_fields(self) -> CsvColumns:
+        refuse_personnummer_fields(self, NOT_MAPPED_FIELDS)
+        return self
 
 
 class _MarkingConfig(_Strict):
@@ -93,7 +122,13 @@ class LdapAttributes(_Strict):
     # A (multi-valued) attribute holding school unit codes: one placement per value.
     school_unit_codes: str | None = None
     role: str | None = None
+    mobile: str | None = None  # e.g. `mobile`; sent only where a mapping opts in
     join_key: str | None = None
+
+    @model_validator(mode="after")
+    def _no_personnummer_in_mapped_fields(self) -> LdapAttributes:
+        refuse_personnummer_fields(self, NOT_MAPPED_FIELDS)
+        return self
 
 
 SCHOOL_UNIT_PLACEHOLDER = "{school_unit_code}"

@@ -28,14 +28,21 @@ def preview(config: Config, targets: list[Target], *, full: bool = False) -> lis
     try:
         known = {t.name: state.target(t.name).load_known() if state else Known() for t in targets}
         last_good = state.source_counts() if state else {}
+        memory.planning()
+        sources = read_all(config)
+        # Generated usernames: those given before, and what would be given now (not kept).
+        desires = {
+            t.name: desire(
+                config, t, sources, state.target(t.name) if state else None, dry_run=True
+            )
+            for t in targets
+        }
     finally:
         if state:
             state.close()
-    memory.planning()
-    sources = read_all(config)
     results = []
     for target in targets:
-        desired = desire(config, target, sources)
+        desired = desires[target.name]
         seen = known[target.name]
         if full:
             seen = target.observe(seen, desired, page_size=config.reconcile.page_size).known

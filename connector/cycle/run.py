@@ -60,9 +60,17 @@ def full_reconcile_due(config: Config, state: TargetState | None, now: datetime)
     return now - last >= timedelta(hours=hours)
 
 
-def desire(config: Config, target: Target, sources: Sources) -> Desired:
+def desire(
+    config: Config,
+    target: Target,
+    sources: Sources,
+    state: TargetState | None = None,
+    *,
+    dry_run: bool = False,
+) -> Desired:
     """What this target should hold: the people in scope, through its own mapping."""
-    desired = target.desire(sources.scoped, ExternalIdMaker(config.external_id))
+    ids = ExternalIdMaker(config.external_id)
+    desired = target.desire(sources.scoped, ids, state, dry_run=dry_run)
     for issue in desired.issues:
         if issue.source == "join":
             event = "join.conflict"
@@ -163,7 +171,7 @@ def _sync_target(
     full: bool,
     options: Options,
 ) -> CycleResult:
-    desired = desire(config, target, sources)
+    desired = desire(config, target, sources, tstate)
     known, observation, problem = recall(config, target, sources, tstate, desired, full, options)
     scrub_protected(tstate, known, desired.protected_ids)
     plan = target.plan(desired, known, plan_rules(config, target.config.member_chunk_size, now))
@@ -229,6 +237,7 @@ def scrub_protected(state: TargetState, known: Known, protected: frozenset[str])
     """A person the sources now mark protected keeps, in the state file, only what taking
     their account off the vendor needs (its id, whether it is active) - at once, not only once
     that succeeded, which may take cycles or an approval."""
+    state.drop_usernames(protected)  # a generated name is theirs: not kept either
     for ext in protected & known.users.keys():
         user = known.users[ext]
         if user.attributes.keys() - {"active"}:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from connector.mapping.usernames import AssignedName, UsernameNeeded
 from connector.people.externalid import ExternalIdMaker
 from connector.people.model import Person, School, SourceIssue, unsafe_text
 from connector.people.scope import Scoped
@@ -26,6 +28,17 @@ class Desired:
     protected_ids: frozenset[str] = frozenset()
     # externalIds of people neither in scope nor gone: nothing is deprovisioned for them.
     held_ids: frozenset[str] = frozenset()
+    # People without a userName who are to get a generated one (the target picks it).
+    pending_usernames: dict[str, PendingUser] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingUser:
+    """A person mapped but for their userName, which is to be generated from `base`."""
+
+    base: str
+    attributes: dict[str, Any]
+    schools: tuple[str, ...]  # school unit codes: the groups they are a member of
 
 
 class PersonMapping(Protocol):
@@ -46,7 +59,14 @@ class PersonMapping(Protocol):
     def group_attributes(self, school: School) -> dict[str, Any]: ...
 
 
-def build_desired(scoped: Scoped, mapping: PersonMapping, ids: ExternalIdMaker) -> Desired:
+def build_desired(
+    scoped: Scoped,
+    mapping: PersonMapping,
+    ids: ExternalIdMaker,
+    usernames: Mapping[str, AssignedName] | None = None,
+) -> Desired:
+    """`usernames`: the names generated earlier for people without a userName (by
+    externalId); people who need one and have none are left in `pending_usernames`."""
     desired = Desired(excluded=Counter(scoped.excluded), issues=list(scoped.issues))
     desired.protected_ids = _ids_of(scoped.protected, ids)
     held = set(_ids_of(scoped.held, ids))
@@ -57,9 +77,19 @@ def build_desired(scoped: Scoped, mapping: PersonMapping, ids: ExternalIdMaker) 
     owner_of_username: dict[str, str] = {}
     for person in scoped.persons:
         external_id = ""
+        schools = tuple(p.school_unit_code for p in person.placements)
         try:
             external_id = ids.for_person(person)
             attributes = mapping.user_attributes(person, external_id, scoped.schools)
+        except UsernameNeeded as need:
+            assigned = (usernames or {}).get(external_id)
+            rule = getattr(mapping, "username_rule", None)
+            if assigned is None or (rule is not None and rule.wants_new(assigned, need.base)):
+                desired.pending_usernames[external_id] = PendingUser(
+                    need.base, need.attributes, schools
+                )
+                continue
+            attributes = {**need.attributes, "userName": assigned.name}
         except ValueError as exc:
             desired.excluded[EXCLUDED_MAPPING] += 1
             where = f"user {external_id[:12]}" if external_id else f"a {person.kind.value}"
@@ -67,27 +97,40 @@ def build_desired(scoped: Scoped, mapping: PersonMapping, ids: ExternalIdMaker) 
             if external_id:
                 held.add(external_id)  # like an unreadable row: not gone, so not deprovisioned
             continue
-        username = str(attributes["userName"]).casefold()
-        if username in owner_of_username and owner_of_username[username] != external_id:
-            # Vendors key accounts on userName: two people cannot share one. Neither guess is
-            # safe, but the first keeps its account, the clash is reported and the other is
-            # held (not gone: an account of theirs stays until the clash is fixed).
-            desired.excluded[EXCLUDED_DUPLICATE_USERNAME] += 1
-            desired.issues.append(
-                SourceIssue(
-                    "mapping",
-                    f"user {external_id[:12]}",
-                    f"userName also used by user {owner_of_username[username][:12]}",
-                )
-            )
+        if not add_user(desired, external_id, attributes, schools, owner_of_username):
             held.add(external_id)
-            continue
-        owner_of_username[username] = external_id
-        desired.users[external_id] = DesiredUser(external_id=external_id, attributes=attributes)
-        for placement in person.placements:
-            desired.groups[placement.school_unit_code].members.add(external_id)
     desired.held_ids = frozenset(held)
     return desired
+
+
+def add_user(
+    desired: Desired,
+    external_id: str,
+    attributes: dict[str, Any],
+    schools: tuple[str, ...],
+    owner_of_username: dict[str, str],
+) -> bool:
+    """Add one mapped person and their memberships; False (reported) if their userName is
+    another's. `owner_of_username`: case-folded userName -> externalId, kept up to date."""
+    username = str(attributes["userName"]).casefold()
+    if username in owner_of_username and owner_of_username[username] != external_id:
+        # Vendors key accounts on userName: two people cannot share one. Neither guess is
+        # safe, but the first keeps its account, the clash is reported and the other is
+        # held (not gone: an account of theirs stays until the clash is fixed).
+        desired.excluded[EXCLUDED_DUPLICATE_USERNAME] += 1
+        desired.issues.append(
+            SourceIssue(
+                "mapping",
+                f"user {external_id[:12]}",
+                f"userName also used by user {owner_of_username[username][:12]}",
+            )
+        )
+        return False
+    owner_of_username[username] = external_id
+    desired.users[external_id] = DesiredUser(external_id=external_id, attributes=attributes)
+    for code in schools:
+        desired.groups[code].members.add(external_id)
+    return True
 
 
 def _group_attributes(

@@ -19,8 +19,29 @@ from connector.people.model import Person
 _PERSONAL_IDENTITY_NUMBER = re.compile(r"^(\d{2})?\d{6}[-+]?[0-9A-Za-z]\d{3}$")
 
 
+# The same, anywhere in a text ("200101011234@skola.se"), with a real month and day (a
+# samordningsnummer adds 60 to the day), and a valid check digit: a value a mapping made.
+_PERSONAL_IDENTITY_NUMBER_IN_TEXT = re.compile(
+    r"(?<![0-9])(?:19|20)?(\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]|6[1-9]|[78]\d|9[01]))"
+    r"[-+]?(\d{4})(?![0-9])"
+)
+
+
 def looks_like_personal_identity_number(value: str) -> bool:
     return bool(_PERSONAL_IDENTITY_NUMBER.match(value.strip()))
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for position, digit in enumerate(int(d) for d in digits):
+        product = digit * (2 - position % 2)
+        total += product - 9 if product > 9 else product
+    return total % 10 == 0
+
+
+def contains_personal_identity_number(text: str) -> bool:
+    """Whether a text holds what is, by its date and check digit, a personnummer."""
+    return any(_luhn(m[1] + m[2]) for m in _PERSONAL_IDENTITY_NUMBER_IN_TEXT.finditer(text))
 
 
 class ExternalIdMaker:

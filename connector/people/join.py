@@ -46,6 +46,7 @@ def merge_by_key(persons: list[Person]) -> list[Person]:
                 email=seen.email or person.email,
                 username=seen.username or person.username,
                 groups=tuple(dict.fromkeys(seen.groups + person.groups)),
+                mobile=seen.mobile or person.mobile,
             )
     return list(merged.values())
 
@@ -73,6 +74,7 @@ def _merge_entries(join: JoinConfig, key: str, present: list[tuple[str, Person]]
         placements=placements,
         join_key=key,
         groups=tuple(dict.fromkeys(g for _, person in present for g in person.groups)),
+        mobile=first("mobile"),
     )
 
 

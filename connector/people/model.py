@@ -68,6 +68,8 @@ class Person:
     groups: tuple[str, ...] = ()
     # Role values granted, resolved once in the people stage (people/roles.py).
     grants: tuple[Grant, ...] = ()
+    # E.164 (connector.people.phones); sent only where a mapping opts in (`mobile_opt_in`).
+    mobile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

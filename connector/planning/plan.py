@@ -169,10 +169,12 @@ def make_plan(
     keep: frozenset[str] = frozenset(),
     rules: PlanRules | None = None,
     member_chunk_size: int | None = None,
+    create_only: frozenset[str] = frozenset(),
 ) -> Plan:
     """`protected`: externalIds of people the sources now mark protected (never desired).
     `keep`: externalIds of people neither in scope nor gone (unreadable, in a join conflict):
-    their accounts and memberships are left as they are."""
+    their accounts and memberships are left as they are. `create_only`: user attributes set
+    when an account is created and never updated after (`on: create` in the mapping)."""
     rules = rules or PlanRules()
     # A user whose record was scrubbed for protected identity stays protected until the
     # sources show them unprotected (desired) again: an incremental source mentions them only
@@ -181,6 +183,7 @@ def make_plan(
         ext for ext, user in known.users.items() if ext not in users and scrubbed(user)
     }
     planner = _Planner(users, known, protected, keep, rules, member_chunk_size)
+    planner.create_only = create_only
     planner.groups(groups)
     planner.users()
     planner.leavers()
@@ -206,6 +209,7 @@ class _Planner:
         self.rules = rules
         self.chunk = chunk or rules.member_chunk_size
         self.ops: dict[OperationKind, list[Operation]] = {kind: [] for kind in ORDER}
+        self.create_only: frozenset[str] = frozenset()
 
     def add(self, op: Operation) -> None:
         self.ops[op.kind].append(op)
@@ -263,6 +267,8 @@ class _Planner:
                 else (user.attributes, seen.attributes)
             )
             changes = changed_attributes(desired, applied)
+            for path in self.create_only & changes.keys():
+                del changes[path]  # set once, then the vendor's: never updated, nor reverted
             if changes:
                 self.add(Operation("update_user", ext, seen.vendor_id, attributes=changes))
             if owned:

@@ -111,8 +111,19 @@ def describe_at(
 ) -> list[str]:
     """What one target is sent for this person, and its link in the state file."""
     where = f" to {target.name}" if several else ""
-    desired = build_desired(sources.scoped, target.mapping, ExternalIdMaker(config.external_id))
+    state = StateStore.open_readonly(config.state.path)
+    try:
+        tstate = state.target(target.name) if state else None
+        usernames = tstate.generated_usernames() if tstate else {}
+        link = tstate.load_known_for([external_id]).users.get(external_id) if tstate else None
+    finally:
+        if state:
+            state.close()
+    ids = ExternalIdMaker(config.external_id)
+    desired = build_desired(sources.scoped, target.mapping, ids, usernames)
     user = desired.users.get(external_id)
+    if external_id in desired.pending_usernames:
+        return [f"  userName{where}: none yet; the next sync generates one"]
     if user is None:
         try:
             target.mapping.user_attributes(person, external_id)
@@ -122,14 +133,6 @@ def describe_at(
     lines = [f"  SCIM attributes sent{where}:"]
     lines += [f"    {path}: {show_value(value)}" for path, value in sorted(user.attributes.items())]
     lines += describe_values(target, person, sources)
-    state = StateStore.open_readonly(config.state.path)
-    link = (
-        state.target(target.name).load_known_for([external_id]).users.get(external_id)
-        if state
-        else None
-    )
-    if state:
-        state.close()
     if link is None:
         lines.append("  vendor: not linked yet (the next sync creates or links the account)")
     else:

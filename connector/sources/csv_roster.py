@@ -166,6 +166,7 @@ class CsvRosterSource:
                     if len(placements) == 1
                     else tuple(dict.fromkeys(placements)),
                     join_key=builder.join_key,
+                    mobile=builder.mobile,
                 )
             )
         for key, join_key in rows.protected_keys.items():

@@ -13,6 +13,7 @@ from operator import itemgetter
 from connector.config import CsvSourceConfig
 from connector.people.emails import normalize_email
 from connector.people.model import Placement, School, unsafe_text, unsafe_text_screen
+from connector.people.phones import normalize_mobile
 from connector.sources.csv_decoding import has_undecodable
 from connector.sources.marking import MarkingReader
 
@@ -42,7 +43,8 @@ class Layout:
     marking: int | None  # the protected-identity column; None: the source carries none
     join_key: int | None
     # Getters of a row with one empty cell appended, where unset columns read: given_name,
-    # family_name, email, username, school unit; and type, year, class, role, join key, name.
+    # family_name, email, username, school unit; and type, year, class, role, join key, name,
+    # mobile.
     named: Callable[[list[str]], tuple[str, ...]]
     optional: Callable[[list[str]], tuple[str, ...]]
     required: tuple[tuple[str, int], ...]  # a required field's name and place in `named`
@@ -78,6 +80,7 @@ class Layout:
                 columns.role,
                 columns.join_key,
                 columns.school_name,
+                columns.mobile,
             ),
             required=tuple((name, _TEXT_FIELDS.index(name)) for name in config.required),
         )
@@ -93,6 +96,7 @@ class PersonBuilder:
     protected: bool
     join_key: str | None = None
     placements: list[Placement] = field(default_factory=list)
+    mobile: str | None = None
 
 
 class RowReader:
@@ -160,7 +164,7 @@ class RowReader:
             if not named[at]:
                 raise RowError(f"the required field {required} is empty")
         optional = tuple(cell.strip() for cell in self.layout.optional(padded))
-        school_type, school_year, class_name, role, join_key, school_name = optional
+        school_type, school_year, class_name, role, join_key, school_name, mobile = optional
         texts = (*named, school_name, school_type, class_name, role)
         if _SCREEN.search(_SEPARATOR + _SEPARATOR.join(texts)):
             _refuse_unsafe(texts)
@@ -170,6 +174,7 @@ class RowReader:
             builder = self.builders[key_cell] = PersonBuilder(
                 line, given_name, family_name, email, username or None, protected, join_key or None
             )
+            builder.mobile = _mobile(mobile) if mobile else None
         elif (builder.given_name, builder.family_name, builder.email) != (
             given_name,
             family_name,
@@ -197,6 +202,14 @@ def _email(cell: str) -> str:
         return normalize_email(cell)
     except ValueError:
         raise RowError("the e-mail address is not valid") from None
+
+
+def _mobile(cell: str) -> str:
+    # Checked as a phone number (stricter than the text rule, which refuses a leading +).
+    try:
+        return normalize_mobile(cell)
+    except ValueError:
+        raise RowError("the mobile number is not valid") from None
 
 
 def _refuse_unsafe(texts: tuple[str, ...]) -> None:

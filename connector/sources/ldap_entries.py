@@ -13,6 +13,7 @@ import uuid
 from connector.config import LdapGroupRule, LdapSourceConfig
 from connector.people.emails import normalize_email
 from connector.people.model import Person, Placement, normalise_dn, unsafe_text
+from connector.people.phones import normalize_mobile
 from connector.sources.marking import MarkingReader
 
 # userAccountControl flag ACCOUNTDISABLE (MS-ADTS 2.2.16).
@@ -81,7 +82,7 @@ class EntryReader:
 
     def is_protected(self, raw: Raw) -> bool:
         attribute = self.config.protected_identity.attribute
-        values = raw.get(attribute.casefold()) or [] if attribute else []
+        values = (raw.get(attribute.casefold()) or []) if attribute else []
         try:
             decoded = [v.decode("utf-8") for v in values]
         except UnicodeDecodeError:
@@ -156,6 +157,7 @@ class EntryReader:
             placements=self._placements(raw),
             join_key=self.first(raw, attributes.join_key) or None,
             groups=() if protected else self._role_groups(raw),
+            mobile=self._mobile(raw),
         )
 
     def _role_groups(self, raw: Raw) -> tuple[str, ...]:
@@ -164,6 +166,17 @@ class EntryReader:
             return ()
         found = (normalise_dn(dn) for dn in self.text(raw, "memberOf"))
         return tuple(sorted({dn for dn in found if dn in self.role_groups}))
+
+    def _mobile(self, raw: Raw) -> str | None:
+        """Checked as a phone number (stricter than the text rule, which refuses a leading +)."""
+        attribute = self.config.attributes.mobile
+        values = (raw.get(attribute.casefold()) or []) if attribute else []
+        if not values or not values[0].strip():
+            return None
+        try:
+            return normalize_mobile(values[0].decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise EntryError(f"{attribute} is not a mobile number") from None
 
     def _placements(self, raw: Raw) -> tuple[Placement, ...]:
         attributes = self.config.attributes

@@ -1,5 +1,8 @@
 """The state file's tables, and the migrations that bring an older file up to date.
 
+Version 3 adds `usernames`: the usernames the connector generated, per target and person, so
+a name once given is never generated again (see connector/mapping/usernames.py).
+
 Version 2 keys every vendor-side record by its target (`targets:` in the config), so one file
 serves several vendors, each in its own namespace. A version-1 file (one vendor) is migrated
 in place, its records becoming those of the target `default` - the name a config written
@@ -11,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LEGACY_TARGET = "default"
 
 TABLES = """
@@ -66,6 +69,17 @@ CREATE TABLE IF NOT EXISTS failures (
     next_attempt_at TEXT NOT NULL,
     PRIMARY KEY (target, key)
 ) WITHOUT ROWID;
+-- Usernames the connector generated (for people without an e-mail): kept for good, also
+-- after the account is gone, so nobody else is ever given the same name.
+CREATE TABLE IF NOT EXISTS usernames (
+    target TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    base TEXT NOT NULL,
+    assigned_at TEXT NOT NULL,
+    PRIMARY KEY (target, external_id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS usernames_by_name ON usernames (target, user_name);
 -- One row per target a cycle ran for (the cycle's run_id is shared by its targets).
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT NOT NULL,
@@ -138,7 +152,12 @@ def _v1_to_v2(db: sqlite3.Connection) -> None:
         )
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2}
+def _v2_to_v3(db: sqlite3.Connection) -> None:
+    """The usernames table is new; nothing else changes."""
+    create_tables(db)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(db: sqlite3.Connection) -> int:

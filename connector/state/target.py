@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connector.mapping.usernames import AssignedName
 from connector.planning.held import HeldPlan
 from connector.state.links import Links, now_utc
 from connector.state.schema import target_meta_key
@@ -139,6 +140,42 @@ class TargetState(Links):
 
     def set_delivered_file(self, delivered: dict[str, Any]) -> None:
         self._set_meta("delivered_file", json.dumps(delivered, sort_keys=True))
+
+    # -- generated usernames -----------------------------------------------------------------
+
+    def generated_usernames(self) -> dict[str, AssignedName]:
+        """externalId -> the username generated for that person, and its base."""
+        rows = self._db.execute(
+            "SELECT external_id, user_name, base FROM usernames WHERE target = ?", (self.target,)
+        )
+        return {ext: AssignedName(name, base) for ext, name, base in rows}
+
+    def usernames_in_use(self) -> set[str]:
+        """Every userName this target's records hold or reserve, case-folded."""
+        rows = self._db.execute(
+            "SELECT json_extract(attributes, '$.userName') FROM users WHERE target = ? "
+            "UNION SELECT user_name FROM usernames WHERE target = ?",
+            (self.target, self.target),
+        )
+        return {str(name).casefold() for (name,) in rows if name}
+
+    def assign_username(self, external_id: str, assigned: AssignedName) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO usernames (target, external_id, user_name, base, assigned_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (target, external_id) DO UPDATE SET "
+                "user_name = excluded.user_name, base = excluded.base, "
+                "assigned_at = excluded.assigned_at",
+                (self.target, external_id, assigned.name, assigned.base, now_utc()),
+            )
+
+    def drop_usernames(self, external_ids: Iterable[str]) -> None:
+        """A person now protected keeps no name in the state file."""
+        with self.transaction():
+            self._db.executemany(
+                "DELETE FROM usernames WHERE target = ? AND external_id = ?",
+                [(self.target, ext) for ext in external_ids],
+            )
 
     # -- runs --------------------------------------------------------------------------------
 

@@ -64,8 +64,17 @@ class Target(Protocol):
     @property
     def mapping(self) -> PersonMapping: ...
 
-    def desire(self, scoped: Scoped, ids: ExternalIdMaker) -> Desired:
-        """What this target should hold of the people in scope, through its own mapping."""
+    def desire(
+        self,
+        scoped: Scoped,
+        ids: ExternalIdMaker,
+        state: TargetState | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> Desired:
+        """What this target should hold of the people in scope, through its own mapping.
+        `state`: what the target gave before (generated usernames); `dry_run`: give nothing
+        new for good (`connector plan`)."""
 
     def resolve_interrupted(self, state: TargetState, desired: Desired) -> None:
         """Link what creates of an interrupted run left at the target."""

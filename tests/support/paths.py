@@ -7,3 +7,4 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MAPPING = REPO / "mappings" / "default.yaml"
 ILT_FILE_MAPPING = REPO / "mappings" / "ilt-file.yaml"
+ILT_SCIM_MAPPING = REPO / "mappings" / "ilt.yaml"

@@ -63,7 +63,14 @@ class FileTarget:
         self.mapping = mapping
         self.delivery = delivery
 
-    def desire(self, scoped: Scoped, ids: ExternalIdMaker) -> Desired:
+    def desire(
+        self,
+        scoped: Scoped,
+        ids: ExternalIdMaker,
+        state: TargetState | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> Desired:
         desired = build_desired(scoped, self.mapping, ids)
         desired.groups = {}  # the rows carry the schools
         return desired

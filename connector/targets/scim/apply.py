@@ -61,8 +61,11 @@ class Applier(BulkMixin, ValuesMixin, RecordingMixin):
         max_retry_delay: float = 6 * 3600.0,
         index: VendorIndex | None = None,
         bulk_max_operations: int | None = None,
+        create_only: frozenset[str] = frozenset(),
     ) -> None:
         self.client = client
+        # User attributes set on create only: an existing account's values are left alone.
+        self.create_only = create_only
         # Bulk requests, if the config allows them (None: never) and the vendor does too.
         self.bulk_max_operations = bulk_max_operations
         # Set on shutdown: operations not yet started are left for the next cycle.

@@ -27,6 +27,7 @@ from connector.targets.scim.reconcile import (
     observe_vendor,
     resolve_interrupted_creates,
 )
+from connector.targets.scim.usernames import assign_usernames
 
 log = structlog.get_logger(__name__)
 
@@ -58,8 +59,21 @@ class ScimTarget:
         self.mapping = mapping
         self.client = client
 
-    def desire(self, scoped: Scoped, ids: ExternalIdMaker) -> Desired:
-        return build_desired(scoped, self.mapping, ids)
+    def desire(
+        self,
+        scoped: Scoped,
+        ids: ExternalIdMaker,
+        state: TargetState | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> Desired:
+        rule = self.mapping.username_rule
+        if rule is None:
+            return build_desired(scoped, self.mapping, ids)
+        usernames = state.generated_usernames() if state else {}
+        desired = build_desired(scoped, self.mapping, ids, usernames)
+        assign_usernames(desired, rule, state, self.client, store=not dry_run)
+        return desired
 
     def resolve_interrupted(self, state: TargetState, desired: Desired) -> None:
         if state.intents():
@@ -79,6 +93,7 @@ class ScimTarget:
             protected=desired.protected_ids,
             keep=desired.held_ids,
             rules=rules,
+            create_only=self.mapping.create_only,
         )
 
     def apply(
@@ -106,6 +121,7 @@ class ScimTarget:
             max_retry_delay=config.safety.max_retry_delay_seconds,
             index=index,
             bulk_max_operations=config.bulk_max_operations if config.bulk else None,
+            create_only=self.mapping.create_only,
         )
         return applier.apply(plan)
 

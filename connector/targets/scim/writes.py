@@ -60,6 +60,7 @@ class WritesMixin(LookupMixin):
     user_ids: dict[str, str]
     group_ids: dict[str, str]
     prior_intents: set[str]
+    create_only: frozenset[str]
     _lock: threading.Lock
     _writers: dict[tuple[str, str], threading.Lock]
 
@@ -132,6 +133,11 @@ class WritesMixin(LookupMixin):
         attributes = {**attributes, **keeping_theirs(existing, attributes)}
         current = flatten(existing, frozenset(attributes))
         changes = {p: v for p, v in attributes.items() if not same_value(p, v, current.get(p))}
+        if resource_type == "Users":
+            # An account's create-only values (`on: create`) are the vendor's once it has them.
+            changes = {
+                p: v for p, v in changes.items() if p not in self.create_only or not current.get(p)
+            }
         if not changes:
             return version_of(existing)
         return self._send_changes(
