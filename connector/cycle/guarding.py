@@ -16,6 +16,7 @@ from connector.planning.guard import (
     Held,
     hold_for_failed_sources,
     hold_for_newly_protected,
+    hold_for_rekeys,
     hold_for_rollover,
     hold_for_thresholds,
     hold_for_updates,
@@ -87,6 +88,8 @@ def hold(
     """Every safety rule in turn: (what may run, what each rule held back)."""
     safety = target.safety
     held: list[Held | None] = []
+    plan, one = hold_for_rekeys(plan, config.lifecycle.rekey == "ask", unhealthy)
+    held.append(one)
     plan, one = hold_for_newly_protected(plan, safety.max_newly_protected, known)
     held.append(one)
     plan, one = hold_for_failed_sources(plan, unhealthy)
@@ -139,7 +142,13 @@ def restrict_to(plan: Plan, users: frozenset[str], desired: Desired) -> Plan:
     schools = {code for code, group in desired.groups.items() if group.members & users}
     operations = []
     for op in plan.operations:
-        if op.kind in ("create_user", "update_user", "deactivate_user", "delete_user"):
+        if op.kind in (
+            "create_user",
+            "rekey_user",
+            "update_user",
+            "deactivate_user",
+            "delete_user",
+        ):
             if op.target in users:
                 operations.append(op)
         elif op.kind in ("add_members", "remove_members"):

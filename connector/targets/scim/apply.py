@@ -137,6 +137,7 @@ class Applier(BulkMixin, RecordingMixin):
             "create_group": self._create_group,
             "update_group": self._update_group,
             "create_user": self._create_user,
+            "rekey_user": self._rekey_user,
             "update_user": self._update_user,
             "add_members": self._add_members,
             "remove_members": self._remove_members,

@@ -79,6 +79,7 @@ class ScimTarget:
             protected=desired.protected_ids,
             keep=desired.held_ids,
             rules=rules,
+            rekeys=desired.rekeys,
         )
 
     def apply(
