@@ -9,12 +9,15 @@ no deactivation, memberships carried over rather than removed and added.
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 from connector.planning.guard import approval_keys, hold_for_rekeys, split_approved
 from connector.planning.objects import DesiredGroup, DesiredUser, Known, KnownGroup, KnownUser
 from connector.planning.plan import Operation, Plan, make_plan
 from connector.planning.rekey import Rekey, find_rekeys, fingerprint, protected_accounts
+from connector.state.store import StateStore
 
 A, B = "11111111", "22222222"
 
@@ -195,3 +198,36 @@ def test_a_held_rekey_keeps_its_source_and_why() -> None:
     op = Operation("rekey_user", "new", "v-old", {"externalId": "new"}, previous="old", why="x")
     assert Operation.from_dict(op.as_dict(values=False)).previous == "old"
     assert Operation.from_dict(op.as_dict()) == op
+
+
+def test_the_state_moves_the_link_with_its_origin_and_memberships(tmp_path: Path) -> None:
+    store = StateStore.open(tmp_path / "state.db")
+    try:
+        state = store.target("default")
+        state.record_user("old", "v1", "linked", {"userName": "a", "active": False})
+        state.record_user("other", "v2", "created", {"userName": "b", "active": True})
+        state.add_memberships(A, ["old", "other"])
+        state.add_memberships(B, ["old"])
+        state.add_memberships(A, ["new"])  # recorded twice over: one row is kept
+        state.rekey_user("old", "new", "v1", {"userName": "a", "active": True}, "W/1")
+        known = state.load_known()
+    finally:
+        store.close()
+    assert set(known.users) == {"new", "other"}
+    moved = known.users["new"]
+    assert (moved.vendor_id, moved.origin, moved.active, moved.version) == (
+        "v1",
+        "linked",
+        True,
+        "W/1",
+    )
+    assert moved.deactivated_at is None
+    assert {code: g.members for code, g in known.groups.items()} == {}  # no group rows recorded
+    memberships = state_memberships(tmp_path / "state.db")
+    assert memberships == {(A, "new"), (A, "other"), (B, "new")}
+
+
+def state_memberships(path: Path) -> set[tuple[str, str]]:
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT group_external_id, user_external_id FROM memberships")
+        return {(group, user) for group, user in rows}
