@@ -10,11 +10,13 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
+import uuid
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from connector.demo.localscim import LocalScimServer
 from tests.support.ids import opaque_id
 from tests.support.paths import DEFAULT_MAPPING, ILT_FILE_MAPPING
 from tests.support.rosters import STUDENT_HEADER, student, write_csv
@@ -145,6 +147,28 @@ def test_auto_moves_the_account_at_once_with_a_school_move(
     assert account["id"] not in {m["value"] for m in groups[A].get("members") or []}
     assert state_members(workspace.state_path, opaque_id("E9")) == {B}
     assert "users re-keyed       1" in result.stdout
+
+
+def test_a_vendor_without_patch_gets_the_rekey_by_read_modify_replace(
+    tmp_path: Path, no_patch_scim_server: LocalScimServer
+) -> None:
+    url = no_patch_scim_server.tenant_url("t" + uuid.uuid4().hex[:12])
+    workspace = Workspace(tmp_path, url)
+    workspace.overrides["lifecycle"] = {"rekey": "auto"}
+    with ScimPeek(url) as peek:
+        workspace.students(roster(student("E1", "Åsa", "Öberg", A)))
+        assert workspace.sync().exit_code == 0
+        account = peek.users()[ASA]
+        move_to_e9(workspace, school=B)
+
+        result = workspace.sync()
+
+        assert result.exit_code == 0, result.stdout + result.stderr
+        assert result.event("sync.finished")["requests"].get("PATCH") is None
+        after = peek.users()[ASA]
+        assert (after["id"], after["externalId"]) == (account["id"], opaque_id("E9"))
+        assert after["name"] == account["name"]  # everything else put back as it was
+        assert account["id"] in {m["value"] for m in peek.groups()[B]["members"]}
 
 
 def test_never_keeps_todays_behaviour(workspace: Workspace, peek: ScimPeek) -> None:
