@@ -278,26 +278,31 @@ class _Planner:
     def users(self) -> None:
         for ext, user in sorted(self.desired_users.items()):
             seen = self.known.users.get(ext)
-            found = self.rekeys.get(ext)
-            if found is not None:
-                moving = self.known.users[found.old]
-                changes = changed_attributes(user.attributes, moving.attributes)
-                self.add(
-                    Operation(
-                        "rekey_user",
-                        ext,
-                        moving.vendor_id,
-                        changes,
-                        previous=found.old,
-                        why=found.why,
-                    )
-                )
-            elif seen is None:
+            if ext in self.rekeys:
+                self.rekey_user(user, self.rekeys[ext])
+                continue
+            if seen is None:
                 self.add(Operation("create_user", ext, attributes=user.attributes))
-            else:
-                changes = changed_attributes(user.attributes, seen.attributes)
-                if changes:
-                    self.add(Operation("update_user", ext, seen.vendor_id, attributes=changes))
+                continue
+            changes = changed_attributes(user.attributes, seen.attributes)
+            if changes:
+                self.add(Operation("update_user", ext, seen.vendor_id, attributes=changes))
+
+    def rekey_user(self, user: DesiredUser, found: Rekey) -> None:
+        """The gone person's account, changed to the new person: its externalId, `active`, and
+        whatever else differs from what was last applied to it."""
+        moving = self.known.users[found.old]
+        changes = changed_attributes(user.attributes, moving.attributes)
+        self.add(
+            Operation(
+                "rekey_user",
+                user.external_id,
+                moving.vendor_id,
+                changes,
+                previous=found.old,
+                why=found.why,
+            )
+        )
 
     def leavers(self) -> None:
         """Known users no longer desired: protected ones are taken off, leavers deactivated
