@@ -1,4 +1,4 @@
-"""Read-only commands: status, explain, report duplicates - and the demo."""
+"""Read-only commands: status, explain, report duplicates and rekeys - and the demo."""
 
 from __future__ import annotations
 
@@ -115,6 +115,35 @@ def duplicates_of(config: Config, target: Target, sources: Sources) -> str:
         + f"\n\n{len(pairs)} possible duplicate(s). "
         "The connector never changes or deletes accounts it does not own."
     )
+
+
+@report.command("rekeys")
+@target_option()
+@click.pass_context
+@plain_errors
+def report_rekeys(ctx: click.Context, target_names: tuple[str, ...]) -> None:
+    """List accounts that could move to their person's new source key (re-keying)."""
+    from connector.cycle.rekeying import examine
+    from connector.reports.rekeys import render_rekeys
+
+    config = load(ctx)
+    sources = read_all(config)
+    targets = targets_of(config, target_names)
+    state = StateStore.open_readonly(config.state.path)
+    try:
+        for target in targets:
+            if len(targets) > 1:
+                click.echo(f"== Target {target.name}")
+            desired = desire(config, target, sources)
+            known = state.target(target.name).load_known() if state else Known()
+            protected, findings = examine(desired, known, sources.scoped)
+            click.echo(render_rekeys(findings, len(protected), config.lifecycle.rekey))
+    finally:
+        close_all(targets)
+        if state:
+            state.close()
+    for failure in sources.failures:
+        click.echo(f"warning: source {failure.source} failed ({failure.reason})")
 
 
 @click.command()

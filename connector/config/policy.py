@@ -91,6 +91,11 @@ class LifecycleConfig(_Strict):
     # Delete a school's group (one the connector created) once nobody in scope is left in it.
     delete_empty_groups: bool = False
     rollover_hold: RolloverHoldConfig | None = None
+    # A new person whose userName or e-mail is that of an account whose person is gone (a new
+    # source key: a move to another student information system, a new student id) keeps that
+    # account: "ask" holds the re-key until `connector approve`, "auto" does it at once,
+    # "never" deactivates the old account and creates a new one (if the vendor lets it).
+    rekey: Literal["ask", "auto", "never"] = "ask"
 
 
 class ReconcileConfig(_Strict):

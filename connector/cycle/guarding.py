@@ -16,6 +16,7 @@ from connector.planning.guard import (
     Held,
     hold_for_failed_sources,
     hold_for_newly_protected,
+    hold_for_rekeys,
     hold_for_rollover,
     hold_for_thresholds,
     hold_for_updates,
@@ -88,6 +89,8 @@ def hold(
     """Every safety rule in turn: (what may run, what each rule held back)."""
     safety = target.safety
     held: list[Held | None] = []
+    plan, one = hold_for_rekeys(plan, config.lifecycle.rekey == "ask", unhealthy)
+    held.append(one)
     plan, one = hold_for_newly_protected(plan, safety.max_newly_protected, known)
     held.append(one)
     plan, one = hold_for_failed_sources(plan, unhealthy)
@@ -142,6 +145,7 @@ def restrict_to(plan: Plan, users: frozenset[str], desired: Desired) -> Plan:
     for op in plan.operations:
         if op.kind in (
             "create_user",
+            "rekey_user",
             "update_user",
             "grant_values",
             "revoke_values",

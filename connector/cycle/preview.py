@@ -9,6 +9,7 @@ import structlog
 
 from connector.config import Config
 from connector.cycle.guarding import guard, plan_rules
+from connector.cycle.rekeying import recognise_rekeys
 from connector.cycle.result import CycleResult
 from connector.cycle.run import desire, new_run_id
 from connector.cycle.sources import read_all
@@ -46,6 +47,7 @@ def preview(config: Config, targets: list[Target], *, full: bool = False) -> lis
         seen = known[target.name]
         if full:
             seen = target.observe(seen, desired, page_size=config.reconcile.page_size).known
+        recognise_rekeys(config, desired, seen, sources.scoped)
         plan = target.plan(desired, seen, plan_rules(config, target.config.member_chunk_size, now))
         result = CycleResult(run_id, plan, desired, sources.reads, sources.failures, target.name)
         guard(result, config, target.config, seen, now, last_good=last_good)

@@ -16,6 +16,7 @@ import structlog
 
 from connector.config import Config
 from connector.cycle.guarding import guard, plan_rules, restrict_to
+from connector.cycle.rekeying import recognise_rekeys
 from connector.cycle.result import CycleResult
 from connector.cycle.sources import Sources, read_all, remember
 from connector.errors import TargetError
@@ -173,6 +174,7 @@ def _sync_target(
 ) -> CycleResult:
     desired = desire(config, target, sources, tstate)
     known, observation, problem = recall(config, target, sources, tstate, desired, full, options)
+    recognise_rekeys(config, desired, known, sources.scoped)
     scrub_protected(tstate, known, desired.protected_ids)
     plan = target.plan(desired, known, plan_rules(config, target.config.member_chunk_size, now))
     if options.only is not None:

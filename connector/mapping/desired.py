@@ -13,6 +13,7 @@ from connector.people.externalid import ExternalIdMaker
 from connector.people.model import Person, School, SourceIssue, unsafe_text
 from connector.people.scope import Scoped
 from connector.planning.objects import DesiredGroup, DesiredUser
+from connector.planning.rekey import Rekey
 
 EXCLUDED_MAPPING = "cannot be mapped"
 EXCLUDED_DUPLICATE_USERNAME = "userName shared with another person"
@@ -28,6 +29,8 @@ class Desired:
     protected_ids: frozenset[str] = frozenset()
     # externalIds of people neither in scope nor gone: nothing is deprovisioned for them.
     held_ids: frozenset[str] = frozenset()
+    # New externalId -> the re-key moving a gone person's account to it (cycle/rekeying.py).
+    rekeys: dict[str, Rekey] = field(default_factory=dict)
     # People without a userName who are to get a generated one (the target picks it).
     pending_usernames: dict[str, PendingUser] = field(default_factory=dict)
 

@@ -11,6 +11,8 @@
 - A newly protected person is taken off the vendor at once, whatever the other rules say -
   unless so many become protected in one cycle that the marking itself is suspect (an export
   whose values changed): then nothing about them is sent until an admin approves it.
+- A re-key (an account moving to its person's new key) waits for an admin's approval under
+  `lifecycle.rekey: ask`, and always while a source is unhealthy.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def hold_for_rollover(
 
 
 # What a safety rule can hold back, and an approval release: one key per step (see below).
-GUARDED: frozenset[str] = DEPROVISIONING | {"update_user", "update_group"}
+GUARDED: frozenset[str] = DEPROVISIONING | {"update_user", "update_group", "rekey_user"}
 
 
 def approval_keys(plan: Plan) -> frozenset[str]:
@@ -223,6 +225,38 @@ def hold_for_thresholds(plan: Plan, safety: SafetyConfig, known: Known) -> tuple
 def granted_values(known: Known) -> int:
     """How many role and entitlement values the connector granted, all users together."""
     return sum(len(values_of(u.attributes, p)) for u in known.users.values() for p in VALUE_PATHS)
+
+
+def hold_for_rekeys(plan: Plan, ask: bool, unhealthy: dict[str, str]) -> tuple[Plan, Held | None]:
+    """Hold re-keys for approval (`ask`), or while a source is unhealthy (its people may seem
+    gone only because it failed): each re-key with the memberships of its new key. The old
+    account and the new person stay as they are meanwhile (the plan has neither a deactivation
+    nor a create for them)."""
+    rekeyed = {op.target for op in plan.operations if op.kind == "rekey_user"}
+    if not rekeyed or not (ask or unhealthy):
+        return plan, None
+    kept, held = Plan(), Plan()
+    for op in plan.operations:
+        theirs = tuple(m for m in op.members if m in rekeyed)
+        if op.kind == "rekey_user":
+            held.operations.append(op)
+        elif theirs:
+            held.operations.append(replace(op, members=theirs))
+            others = tuple(m for m in op.members if m not in rekeyed)
+            if others:
+                kept.operations.append(replace(op, members=others))
+        else:
+            kept.operations.append(op)
+    if unhealthy:
+        reason = "unhealthy source, re-keys wait: " + "; ".join(
+            f"{name} {why}" for name, why in unhealthy.items()
+        )
+    else:
+        reason = (
+            f"re-key: {len(rekeyed)} account(s) would move to their person's new key "
+            "(lifecycle.rekey: ask); `connector approve` shows them"
+        )
+    return kept, Held(held, reason)
 
 
 def shrunken_sources(

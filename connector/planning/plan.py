@@ -19,19 +19,23 @@ from connector.planning.objects import (
     DesiredGroup,
     DesiredUser,
     Known,
+    KnownGroup,
     KnownUser,
     scrubbed,
     value_key,
     values_of,
 )
+from connector.planning.rekey import Rekey
 
 # The kinds of operation, in the order they are applied: groups before users so members have
 # somewhere to go; additions before removals so a person moving school is never in no group at
-# all; deprovisioning last, memberships before the accounts they point at.
+# all; deprovisioning last, memberships before the accounts they point at. A re-key (an account
+# moving to its person's new key, planning/rekey.py) comes before the memberships it carries.
 OperationKind = Literal[
     "create_group",
     "update_group",
     "create_user",
+    "rekey_user",
     "update_user",
     "grant_values",
     "add_members",
@@ -79,6 +83,9 @@ class Operation:
     attributes: dict[str, Any] = field(default_factory=dict)
     members: tuple[str, ...] = ()  # user externalIds, for add/remove_members
     reason: Reason = ""
+    # rekey_user: the externalId the account moves from, and which names matched (paths)
+    previous: str = ""
+    why: str = ""
 
     def as_dict(self, *, values: bool = True) -> dict[str, Any]:
         """As JSON. `values=False` (a held plan kept in the state file) names the attributes
@@ -95,6 +102,8 @@ class Operation:
                 out["paths"] = sorted(self.attributes)
         if self.members:
             out["members"] = list(self.members)
+        if self.previous:
+            out["from"], out["why"] = self.previous, self.why
         return out
 
     @classmethod
@@ -108,6 +117,8 @@ class Operation:
             attributes=attributes,
             members=tuple(data.get("members", ())),
             reason=data.get("reason", ""),
+            previous=data.get("from", ""),
+            why=data.get("why", ""),
         )
 
 
@@ -170,11 +181,14 @@ def make_plan(
     rules: PlanRules | None = None,
     member_chunk_size: int | None = None,
     create_only: frozenset[str] = frozenset(),
+    rekeys: dict[str, Rekey] | None = None,
 ) -> Plan:
     """`protected`: externalIds of people the sources now mark protected (never desired).
     `keep`: externalIds of people neither in scope nor gone (unreadable, in a join conflict):
     their accounts and memberships are left as they are. `create_only`: user attributes set
-    when an account is created and never updated after (`on: create` in the mapping)."""
+    when an account is created and never updated after (`on: create` in the mapping).
+    `rekeys`: new externalId -> the re-key that moves a gone person's account to it
+    (planning/rekey.py)."""
     rules = rules or PlanRules()
     # A user whose record was scrubbed for protected identity stays protected until the
     # sources show them unprotected (desired) again: an incremental source mentions them only
@@ -184,6 +198,7 @@ def make_plan(
     }
     planner = _Planner(users, known, protected, keep, rules, member_chunk_size)
     planner.create_only = create_only
+    planner.rekey(rekeys or {})
     planner.groups(groups)
     planner.users()
     planner.leavers()
@@ -210,6 +225,26 @@ class _Planner:
         self.chunk = chunk or rules.member_chunk_size
         self.ops: dict[OperationKind, list[Operation]] = {kind: [] for kind in ORDER}
         self.create_only: frozenset[str] = frozenset()
+        self.rekeys: dict[str, Rekey] = {}
+        self.moved: dict[str, str] = {}  # old externalId -> new, for re-keyed accounts
+
+    def rekey(self, rekeys: dict[str, Rekey]) -> None:
+        """Accounts moving to their person's new key: the account is the old one's (its
+        memberships count as the new key's), and neither is created nor deactivated."""
+        left_alone = self.protected | self.kept
+        for new, found in rekeys.items():
+            old = found.old
+            fresh = new in self.desired_users and new not in self.known.users
+            gone = old in self.known.users and old not in self.desired_users
+            if fresh and gone and old not in left_alone and old not in self.moved:
+                self.rekeys[new] = found
+                self.moved[old] = new
+
+    def members(self, group: KnownGroup) -> set[str]:
+        """A known group's members, re-keyed accounts under their new key."""
+        if not self.moved:
+            return group.members
+        return {self.moved.get(member, member) for member in group.members}
 
     def add(self, op: Operation) -> None:
         self.ops[op.kind].append(op)
@@ -240,7 +275,7 @@ class _Planner:
                 changes = changed_attributes(group.attributes, seen.attributes)
                 if changes:
                     self.add(Operation("update_group", ext, seen.vendor_id, attributes=changes))
-                recorded = seen.members
+                recorded = self.members(seen)
             for part in _chunks(group.members - recorded, self.chunk):
                 self.add(Operation("add_members", ext, members=part))
             self.removals(ext, recorded - group.members)
@@ -249,7 +284,7 @@ class _Planner:
         for ext, seen in sorted(self.known.groups.items()):
             if ext in groups:
                 continue
-            self.removals(ext, seen.members)
+            self.removals(ext, self.members(seen))
             still_held = seen.members & self.kept
             if self.rules.delete_empty_groups and seen.origin == "created" and not still_held:
                 self.add(Operation("delete_group", ext, seen.vendor_id, reason="empty"))
@@ -257,6 +292,9 @@ class _Planner:
     def users(self) -> None:
         for ext, user in sorted(self.desired_users.items()):
             seen = self.known.users.get(ext)
+            if ext in self.rekeys:
+                self.rekey_user(user, self.rekeys[ext])
+                continue
             if seen is None:
                 self.add(Operation("create_user", ext, attributes=user.attributes))
                 continue
@@ -290,11 +328,32 @@ class _Planner:
         if revoke and self.rules.revoke_values:
             self.add(Operation("revoke_values", ext, seen.vendor_id, attributes=revoke))
 
+    def rekey_user(self, user: DesiredUser, found: Rekey) -> None:
+        """The gone person's account, changed to the new person: its externalId, `active`, and
+        whatever else differs from what was last applied to it."""
+        moving = self.known.users[found.old]
+        # Values the connector owns follow value by value next cycle; what is set once stays.
+        changes = changed_attributes(
+            _without_values(user.attributes), _without_values(moving.attributes)
+        )
+        for path in self.create_only & changes.keys():
+            del changes[path]
+        self.add(
+            Operation(
+                "rekey_user",
+                user.external_id,
+                moving.vendor_id,
+                changes,
+                previous=found.old,
+                why=found.why,
+            )
+        )
+
     def leavers(self) -> None:
         """Known users no longer desired: protected ones are taken off, leavers deactivated
         (and deleted after the grace period), kept ones left alone."""
         for ext, seen in sorted(self.known.users.items()):
-            if ext in self.desired_users or ext in self.kept:
+            if ext in self.desired_users or ext in self.kept or ext in self.moved:
                 continue
             if ext in self.protected:
                 self._protected(ext, seen)

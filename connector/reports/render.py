@@ -19,6 +19,7 @@ _OP_LABELS = {
     "create_group": "create group",
     "update_group": "update group",
     "create_user": "create user",
+    "rekey_user": "re-key user",
     "update_user": "update user",
     "grant_values": "grant values",
     "revoke_values": "revoke values",
@@ -71,7 +72,11 @@ def file_rows(rows: list[list[str]], show_rows: bool) -> str:
 def plan_rows(plan: Plan, *, show_rows: bool = False) -> list[tuple[str, str, str]]:
     rows = []
     for op in plan.operations:
-        if "rows" in op.attributes:  # a file target's person: their rows, names only if asked
+        if op.kind == "rekey_user":
+            changes = "; ".join(f"{p}={show_value(v)}" for p, v in sorted(op.attributes.items()))
+            detail = f"account of {op.previous[:12]} (same {op.why})"
+            detail += f": {changes}" if changes and "rows" not in op.attributes else ""
+        elif "rows" in op.attributes:  # a file target's person: their rows, names only if asked
             name = str(op.attributes.get("userName") or "") if op.kind == "create_user" else ""
             detail = f"{name} {file_rows(op.attributes['rows'], show_rows)}".strip()
         elif op.kind in ("create_user", "create_group"):
@@ -110,6 +115,10 @@ def render_held(plan: Plan, known: Known) -> str:
         for op in rest:
             if op.members:
                 detail = f"{len(op.members)} member(s)"
+            elif op.kind == "rekey_user":
+                user = known.users.get(op.previous)
+                name = str(user.attributes.get("userName", "")) if user else ""
+                detail = f"{name} (account of {op.previous[:12]}, same {op.why})".strip()
             else:
                 user = known.users.get(op.target)
                 detail = str(user.attributes.get("userName", "")) if user else ""
@@ -185,6 +194,8 @@ def render_summary(result: CycleResult) -> str:
         f"  users created        {applied.get('users_created', 0)}"
         f" (found after an interrupted create: {applied.get('users_recovered', 0)};"
         f" linked to existing accounts: {applied.get('users_linked', 0)})",
+        f"  users re-keyed       {applied.get('users_rekeyed', 0)}"
+        " (accounts moved to their person's new key)",
         f"  users updated        {applied.get('users_updated', 0)}",
         f"  users deactivated    {applied.get('users_deactivated', 0)}",
         f"  users deleted        {applied.get('users_deleted', 0)}",

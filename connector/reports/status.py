@@ -12,6 +12,7 @@ _CHANGE_KEYS = (
     ("users_created", "created"),
     ("users_recovered", "found"),
     ("users_linked", "linked"),
+    ("users_rekeyed", "re-keyed"),
     ("users_updated", "updated"),
     ("users_deactivated", "deactivated"),
     ("users_deleted", "deleted"),

@@ -222,6 +222,49 @@ class Links:
                 (now_utc(), self.target, external_id),
             )
 
+    def rekey_user(
+        self,
+        old: str,
+        new: str,
+        vendor_id: str,
+        attributes: dict[str, Any],
+        version: str | None = None,
+    ) -> None:
+        """An account moved to its person's new key: its link and memberships follow (the
+        link keeps its origin), with what was last applied."""
+        active = bool(attributes.get("active", True))
+        with self.transaction():
+            self._db.execute(
+                "DELETE FROM users WHERE target = ? AND external_id = ?", (self.target, new)
+            )
+            self._db.execute(
+                "UPDATE users SET external_id = ?, vendor_id = ?, active = ?, attributes = ?, "
+                "version = ?, updated_at = ?, "
+                "deactivated_at = CASE WHEN ? THEN NULL ELSE deactivated_at END "
+                "WHERE target = ? AND external_id = ?",
+                (
+                    new,
+                    vendor_id,
+                    active,
+                    json.dumps(attributes),
+                    version,
+                    now_utc(),
+                    active,
+                    self.target,
+                    old,
+                ),
+            )
+            self._db.execute(
+                "UPDATE OR IGNORE memberships SET user_external_id = ? "
+                "WHERE target = ? AND user_external_id = ?",
+                (new, self.target, old),
+            )
+            self._db.execute(
+                "DELETE FROM memberships WHERE target = ? AND user_external_id = ?",
+                (self.target, old),
+            )
+            self._clear_intent(new)
+
     def relink_user(self, external_id: str, vendor_id: str) -> None:
         with self.transaction():
             self._db.execute(

@@ -17,6 +17,7 @@ from connector.planning.plan import (
     changed_attributes,
     make_plan,
 )
+from connector.planning.rekey import Rekey
 
 SCHOOL_A = "11111111"
 SCHOOL_B = "22222222"
@@ -112,7 +113,8 @@ def test_operations_follow_plan_order_for_every_kind() -> None:
     leaver = desired_user("leaver")
     expired = desired_user("expired")
     new = desired_user("new")
-    users = {"stay": stay, "changed": changed, "new": new}
+    moved = desired_user("moved", userName="moving@skola.example.se")
+    users = {"stay": stay, "changed": changed, "new": new, "moved": moved}
     groups = {
         SCHOOL_A: desired_group(SCHOOL_A, {"stay", "changed", "new"}, name="Nytt namn"),
         SCHOOL_B: desired_group(SCHOOL_B, {"new"}),
@@ -123,6 +125,7 @@ def test_operations_follow_plan_order_for_every_kind() -> None:
             "changed": known_user(desired_user("changed", roles=[admin_a])),  # one to revoke
             "leaver": known_user(leaver),
             "expired": known_user(expired, active=False, deactivated_at=now - timedelta(days=200)),
+            "moving": known_user(desired_user("moving", userName="moving@skola.example.se")),
         },
         groups={
             SCHOOL_A: known_group(desired_group(SCHOOL_A), {"stay", "changed", "leaver"}),
@@ -130,7 +133,8 @@ def test_operations_follow_plan_order_for_every_kind() -> None:
         },
     )
     rules = PlanRules(now=now, delete_empty_groups=True, revoke_values=True)
-    plan = make_plan(users, groups, known, rules=rules)
+    rekeys = {"moved": Rekey("moving", "moved", "userName")}
+    plan = make_plan(users, groups, known, rules=rules, rekeys=rekeys)
     assert_in_order(plan)
     assert set(kinds(plan)) == set(ORDER)
 

@@ -36,6 +36,7 @@ log = structlog.get_logger(__name__)
 # What applying an operation means for a file, in the report's words.
 RESULTS = {
     "create_user": "persons_added",
+    "rekey_user": "persons_rekeyed",
     "update_user": "persons_changed",
     "deactivate_user": "persons_removed",
     "delete_user": "persons_removed",
@@ -89,6 +90,7 @@ class FileTarget:
             protected=desired.protected_ids,
             keep=desired.held_ids,
             rules=rules,
+            rekeys=desired.rekeys,
         )
 
     def apply(
@@ -167,6 +169,12 @@ def _after(plan: Plan, known: Known) -> dict[str, dict[str, Any]]:
         if op.kind in ("create_user", "update_user"):
             merged = {**people.get(op.target, {}), **op.attributes}
             people[op.target] = {k: v for k, v in merged.items() if v is not None}
+        elif op.kind == "rekey_user":
+            # The same row at the vendor (same username), now the new key's: the file is
+            # what it would be had the person never changed key.
+            people.pop(op.previous, None)
+            merged = {**known.users[op.previous].attributes, **op.attributes}
+            people[op.target] = {k: v for k, v in merged.items() if v is not None}
         elif op.kind in ("deactivate_user", "delete_user"):
             people.pop(op.target, None)
     return people
@@ -176,7 +184,9 @@ def _record(plan: Plan, state: TargetState, people: dict[str, dict[str, Any]]) -
     """The delivered file, person by person, as the next plan's known state."""
     with state.batch():
         for op in plan.operations:
-            if op.target in people:
+            if op.kind == "rekey_user" and op.target in people:
+                state.rekey_user(op.previous, op.target, op.target, people[op.target])
+            elif op.target in people:
                 state.record_user(op.target, op.target, "created", people[op.target])
             else:
                 state.forget_user(op.target)

@@ -141,6 +141,7 @@ class Applier(BulkMixin, ValuesMixin, RecordingMixin):
             "create_group": self._create_group,
             "update_group": self._update_group,
             "create_user": self._create_user,
+            "rekey_user": self._rekey_user,
             "update_user": self._update_user,
             "grant_values": self._grant_values,
             "add_members": self._add_members,

@@ -18,7 +18,8 @@ class Conflict(Exception):
 @dataclass(slots=True)
 class Outcome:
     op: Operation
-    # created | recovered | linked | updated | deactivated | added | removed | failed | conflict
+    # created | recovered | linked | rekeyed | updated | deactivated | added | removed | failed
+    # | conflict
     result: str
     vendor_id: str | None = None
     applied: dict[str, Any] | None = None

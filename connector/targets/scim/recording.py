@@ -53,12 +53,13 @@ class RecordingMixin:
         )
         if outcome.gone and op.kind in (
             "update_user",
+            "rekey_user",
             "grant_values",
             "revoke_values",
             "deactivate_user",
         ):
             # Deleted at the vendor: forget the link so the next cycle re-creates it.
-            self.state.forget_user(op.target)
+            self.state.forget_user(op.previous or op.target)
         return
 
     def _record_change(self, outcome: Outcome) -> None:
@@ -69,6 +70,13 @@ class RecordingMixin:
         elif op.kind == "delete_group":
             self.state.forget_group(op.target)
             self.group_ids.pop(op.target, None)
+        elif op.kind == "rekey_user":
+            assert outcome.vendor_id is not None and outcome.applied is not None
+            self.state.rekey_user(
+                op.previous, op.target, outcome.vendor_id, outcome.applied, outcome.version
+            )
+            self.user_ids.pop(op.previous, None)
+            self.user_ids[op.target] = outcome.vendor_id
         elif op.kind in ("create_user", "update_user", "deactivate_user"):
             assert outcome.vendor_id is not None and outcome.applied is not None
             seen = self.known.users.get(op.target)
@@ -97,6 +105,7 @@ class RecordingMixin:
         op = outcome.op
         count_key = {
             "create_user": f"users_{outcome.result}",
+            "rekey_user": "users_rekeyed",
             "update_user": "users_updated",
             "deactivate_user": "users_deactivated",
             "create_group": f"groups_{outcome.result}",
@@ -130,4 +139,5 @@ class RecordingMixin:
             ref=ref(op.target),
             reason=op.reason or None,
             members=len(outcome.members) if op.members else None,
+            previous=op.previous[:12] or None,
         )

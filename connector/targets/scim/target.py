@@ -94,6 +94,7 @@ class ScimTarget:
             keep=desired.held_ids,
             rules=rules,
             create_only=self.mapping.create_only,
+            rekeys=desired.rekeys,
         )
 
     def apply(

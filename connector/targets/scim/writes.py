@@ -201,6 +201,27 @@ class WritesMixin(LookupMixin):
         wanted = {k: v for k, v in merged.items() if v is not None}
         return Outcome(op, "updated", op.vendor_id, wanted, version=version)
 
+    def _rekey_user(self, op: Operation) -> Outcome:
+        """Move the gone person's account to the new key: PATCH its externalId (and whatever
+        else differs: active, the new person's attributes) at the version we last saw."""
+        assert op.vendor_id is not None
+        moving = self.known.users[op.previous]
+        merged = {**moving.attributes, **op.attributes}
+        wanted = {k: v for k, v in merged.items() if v is not None}
+        version = moving.version
+        if op.attributes:
+            try:
+                version = self._send_changes("Users", op.vendor_id, op.attributes, version=version)
+            except ScimError as exc:
+                if exc.status != 412:
+                    raise
+                log.info(
+                    "apply.replanned", op=op.kind, ref=ref(op.target), why="changed at the vendor"
+                )
+                current = self.client.get("Users", op.vendor_id)
+                version = self._bring_in_line("Users", current, wanted)
+        return Outcome(op, "rekeyed", op.vendor_id, wanted, version=version)
+
     def _deactivate_user(self, op: Operation) -> Outcome:
         version = self._update_known_user(op, {"active": False}, {"active": False})
         return self._deactivated(op, version)
