@@ -14,9 +14,11 @@ never the file's content, a password or a key.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -112,6 +114,21 @@ class RetryingDelivery(ABC):
         self.uploads = 0
         self._max_retries = max_retries
         self._wait = wait if wait is not None else DEFAULT_WAIT
+
+    @contextlib.contextmanager
+    def _translated(self, doing: str) -> Iterator[None]:
+        """Any failure while `doing` something becomes a DeliveryError, as `_error` judges it
+        (transient or not); one that already is one passes as it is."""
+        try:
+            yield
+        except DeliveryError:
+            raise
+        except Exception as exc:
+            raise self._error(doing, exc) from None
+
+    def _error(self, doing: str, exc: Exception) -> DeliveryError:
+        """What a method's failure means; by default worth another try."""
+        return DeliveryError(self.label, f"{doing}: {type(exc).__name__}", transient=True)
 
     def deliver(self, file_name: str, content: bytes) -> Delivered:
         check_file_name(self.label, file_name)

@@ -106,15 +106,6 @@ class FtpsDelivery(RetryingDelivery):
         finally:
             ftp.close()
 
-    @contextlib.contextmanager
-    def _translated(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except DeliveryError:
-            raise
-        except Exception as exc:
-            raise self._error(doing, exc) from None
-
     def _error(self, doing: str, exc: Exception) -> DeliveryError:
         if isinstance(exc, ssl.SSLCertVerificationError):
             return DeliveryError(

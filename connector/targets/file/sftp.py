@@ -125,15 +125,6 @@ class SftpDelivery(RetryingDelivery):
                 f"cannot load the private key {self.config.private_key_file}: {type(exc).__name__}",
             ) from None
 
-    @contextlib.contextmanager
-    def _translated(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except DeliveryError:
-            raise
-        except Exception as exc:
-            raise self._error(doing, exc) from None
-
     def _error(self, doing: str, exc: Exception) -> DeliveryError:
         known_hosts = self.config.known_hosts_file
         if isinstance(exc, _UnknownHostKey):
