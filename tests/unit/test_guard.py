@@ -294,3 +294,12 @@ def test_a_tripped_threshold_says_which_limits_and_by_how_much() -> None:
 def test_a_source_just_below_its_share_is_unhealthy() -> None:
     assert set(shrunken_sources({"sis": 499}, {"sis": 1000}, 50)) == {"sis"}
     assert shrunken_sources({"sis": 500}, {"sis": 1000}, 50) == {}
+
+
+def test_with_one_value_granted_the_percentage_is_of_one() -> None:
+    state = known(1)
+    state.users["u0"].attributes["roles"] = [{"value": "admin", "type": "11111111"}]
+    revoke = Operation("revoke_values", "u0", "v0", {"roles": [{"value": "admin"}]}, reason="left")
+    safety = SafetyConfig(max_revocations=Limit(count=0, percent=60))
+    kept, held = hold_for_thresholds(Plan([revoke]), safety, state)
+    assert held is not None and kept.operations == []

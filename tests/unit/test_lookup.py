@@ -198,6 +198,37 @@ def test_with_a_listing_the_vendor_is_not_asked_unless_fresh() -> None:
     assert len(vendor.asked) == 1
 
 
+def test_the_listing_links_by_external_id_and_by_name() -> None:
+    renamed = user("1", "e1", "old@school.se")
+    anna = user("2", None, "anna@school.se")
+    finder = Finder(FakeVendor([]), index=VendorIndex([renamed, anna], []))
+    assert finder._find_existing("Users", "e1", NAMES) == renamed
+    assert finder._find_existing("Users", "e2", NAMES) == anna
+
+
+def test_a_combined_filter_links_an_account_found_by_external_id_alone() -> None:
+    renamed = user("1", "e1", "old@school.se")
+    assert Finder(FakeVendor([renamed]))._find_existing("Users", "e1", NAMES) == renamed
+
+
+def test_without_an_external_id_filter_our_own_account_found_by_name_is_linked() -> None:
+    # The state was lost, and the vendor cannot filter on externalId: the account by userName
+    # carries our externalId, so it is ours, not a conflict.
+    mine = user("1", "e1", "anna@school.se")
+    vendor = FakeVendor([mine], refused=frozenset({"externalId"}))
+    assert Finder(vendor, combined=False)._find_existing("Users", "e1", NAMES) == mine
+
+
+def test_an_account_without_the_attribute_matches_no_name_not_even_none() -> None:
+    bare = {"id": "1", "emails": [{"type": "work"}]}
+    names = {"userName": "None", "emails.value": "None"}
+    assert VendorIndex.classify([bare], "e1", names) == {
+        "externalId": [],
+        "userName": [],
+        "emails.value": [],
+    }
+
+
 def test_one_combined_filter_asks_for_every_attribute_at_once() -> None:
     anna = user("1", None, "anna@school.se")
     vendor = FakeVendor([anna, user("2", "e2", "bertil")])
@@ -325,3 +356,4 @@ def test_search_one_links_one_and_refuses_several() -> None:
     with pytest.raises(Conflict) as raised:
         Finder(vendor)._search_one("Users", 'externalId eq "e1"', "externalId")
     assert str(raised.value) == "2 vendor users match the same externalId"
+    assert vendor.asked == [("Users", 'externalId eq "e1"')]

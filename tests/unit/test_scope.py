@@ -134,6 +134,13 @@ def test_school_units_narrow_the_placements_and_leave_out_who_has_none() -> None
     assert result.excluded == Counter({EXCLUDED_NO_PLACEMENT: 1})
 
 
+def test_a_placement_out_of_scope_does_not_hide_the_ones_after_it() -> None:
+    conf = config(scope={"school_units": [A], "staff_roles": ["Lärare"]})
+    pupil = student("E1", Placement(B), Placement(A))
+    teacher = staff("P1", Placement(A, role="Rektor"), Placement(A, "GR", role="Lärare"))
+    assert scoped_keys(scope(conf, pupil, teacher).persons) == {"E1": (A,), "P1": (A,)}
+
+
 def test_a_placement_s_own_school_type_counts_whatever_its_case() -> None:
     person = student("E1", Placement(A, "gr"), Placement(B, "GY"), Placement(C, "Gr"))
     result = scope(config(scope={"school_types": ["GR"]}), person)
