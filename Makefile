@@ -39,7 +39,7 @@ bench: $(STAMP)
 
 # Mutation testing of the safety rules (guard, plan, scope, the protected-identity marking,
 # lookup before create) with mutmut; what survives is listed and answered in
-# mutation/SURVIVORS.md. Not part of `make test` or CI: about 10 minutes on 2 cores.
+# mutation/SURVIVORS.md. Not part of `make test` or CI: 7 to 11 minutes on 2 cores.
 mutate: $(STAMP)
 	rm -rf mutants
 	$(BIN)/mutmut run
