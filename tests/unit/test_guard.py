@@ -225,3 +225,81 @@ def test_in_the_window_a_leavers_membership_removal_waits_with_their_deactivatio
     assert kept.operations == []
     assert holding is not None and holding.plan == plan
     assert holding.reason == "school-year rollover window 06-10 to 08-20"
+
+
+# -- found by mutation testing (mutation/SURVIVORS.md) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("when", "inside"),
+    [("2027-06-10T12:00", True), ("2027-06-09T12:00", False), ("2027-06-11T12:00", False)],
+)
+def test_a_one_day_window_is_that_day_only(when: str, inside: bool) -> None:
+    window = RolloverHoldConfig(start="06-10", end="06-10")
+    assert in_rollover_window(window, stockholm(when)) is inside
+
+
+def test_a_window_across_new_year_starts_on_its_first_day() -> None:
+    window = RolloverHoldConfig(start="12-20", end="01-10")
+    assert in_rollover_window(window, stockholm("2027-12-20T00:00")) is True
+
+
+def test_in_the_window_with_nothing_to_hold_nothing_is_held() -> None:
+    window = RolloverHoldConfig(start="06-10", end="08-20")
+    plan = Plan(deactivations(3, "protected"))
+    assert hold_for_rollover(plan, window, stockholm("2027-07-01T12:00")) == (plan, None)
+
+
+def test_with_one_user_known_the_percentage_is_of_one() -> None:
+    # 1 of 1 is 100%: past a 60% limit (a floor of 2 would make it 50%).
+    state = known(1, memberships=1)
+    limit = Limit(count=0, percent=60)
+    safety = SafetyConfig(max_deactivations=limit, max_membership_removals=limit)
+    for operations in (deactivations(1), removals(1)):
+        kept, held = hold_for_thresholds(Plan(operations), safety, state)
+        assert held is not None and kept.operations == []
+        assert "(more than 0, and 100.0% of 1 " in held.reason
+
+
+def test_a_tripped_threshold_says_which_limits_and_by_how_much() -> None:
+    state = known(100, memberships=100)
+    for user in state.users.values():
+        user.attributes["roles"] = [{"value": "admin", "type": "11111111"}]
+    revoke = Operation(
+        "revoke_values",
+        "u1",
+        "v1",
+        {"roles": [{"value": "admin", "type": "11111111"}] * 21},
+        reason="left",
+    )
+    plan = Plan([*deactivations(11), *deletions(12), *removals(21), revoke])
+    safety = SafetyConfig(
+        max_deactivations=Limit(count=10, percent=5),
+        max_deletions=Limit(count=10, percent=5),
+        max_membership_removals=Limit(count=20, percent=5),
+        max_revocations=Limit(count=20, percent=5.5),
+    )
+    _, held = hold_for_thresholds(plan, safety, state)
+    assert held is not None
+    assert held.reason == (
+        "threshold: "
+        "11 deactivations (more than 10, and 11.0% of 100 users is more than 5%); "
+        "12 deletions (more than 10, and 12.0% of 100 users is more than 5%); "
+        "21 membership removals (more than 20, and 21.0% of 100 memberships is more than 5%); "
+        "21 role/entitlement revocations "
+        "(more than 20, and 21.0% of 100 granted values is more than 5.5%)"
+    )
+
+
+def test_a_source_just_below_its_share_is_unhealthy() -> None:
+    assert set(shrunken_sources({"sis": 499}, {"sis": 1000}, 50)) == {"sis"}
+    assert shrunken_sources({"sis": 500}, {"sis": 1000}, 50) == {}
+
+
+def test_with_one_value_granted_the_percentage_is_of_one() -> None:
+    state = known(1)
+    state.users["u0"].attributes["roles"] = [{"value": "admin", "type": "11111111"}]
+    revoke = Operation("revoke_values", "u0", "v0", {"roles": [{"value": "admin"}]}, reason="left")
+    safety = SafetyConfig(max_revocations=Limit(count=0, percent=60))
+    kept, held = hold_for_thresholds(Plan([revoke]), safety, state)
+    assert held is not None and kept.operations == []

@@ -153,3 +153,59 @@ def test_an_approval_releases_only_the_approved_members_of_a_removal() -> None:
 
     assert released.operations == [replace(removal, members=("u2",))]
     assert rest.operations == [replace(removal, members=("u1", "u3"))]
+
+
+# -- found by mutation testing (mutation/SURVIVORS.md) ---------------------------------------
+
+
+def test_protected_deactivations_and_deletions_count_without_memberships() -> None:
+    # Persons in no group: only their own deactivation or deletion shows them.
+    deletes = [Operation("delete_user", f"u{i}", f"v{i}", reason="protected") for i in range(6)]
+    deactivates = [
+        Operation("deactivate_user", f"u{i}", f"v{i}", {"active": False}, reason="protected")
+        for i in range(6, 12)
+    ]
+    plan = Plan([*deletes, *deactivates])
+    kept, held = hold_for_newly_protected(plan, LIMIT, known(100))
+    assert kept.operations == []
+    assert held is not None and held.plan == plan
+    assert held.reason == (
+        "12 newly protected persons (more than 10, and 12.0% of 100 users is more than 2%): "
+        "has the export's protected-identity marking changed? Nothing is sent about them "
+        "until approved"
+    )
+
+
+def test_leavers_removals_and_deactivations_do_not_make_protected_persons_suspect() -> None:
+    leavers = tuple(f"u{i}" for i in range(20, 40))
+    protected = Operation("delete_user", "u1", "v1", reason="protected")
+    plan = Plan(
+        [
+            Operation("remove_members", "g", members=leavers, reason="left"),
+            protected,
+            *(
+                Operation("deactivate_user", ext, "v", {"active": False}, reason="left")
+                for ext in leavers
+            ),
+            Operation("delete_group", "g", "vg", reason="empty"),
+        ]
+    )
+    assert hold_for_newly_protected(plan, LIMIT, known(100)) == (plan, None)
+
+
+def test_updates_held_say_how_many_and_of_what() -> None:
+    updates = [Operation("update_user", f"u{i}", f"v{i}", {"displayName": "x"}) for i in range(6)]
+    _, held = hold_for_updates(Plan(updates), Limit(count=5, percent=10), known(20))
+    assert held is not None
+    assert held.reason == (
+        "threshold: 6 updates (more than 5, and 28.6% of 21 users and groups is more than 10%): "
+        "a changed mapping or source? `connector approve` shows what would change"
+    )
+
+
+def test_one_update_of_one_known_object_is_all_of_them() -> None:
+    # 1 of 1 is 100%, past a 60% limit: the percentage is of one, not of a floor of two.
+    state = Known(users={"u0": KnownUser("u0", "v0", "created", True, {})})
+    plan = Plan([Operation("update_user", "u0", "v0", {"displayName": "x"})])
+    kept, held = hold_for_updates(plan, Limit(count=0, percent=60), state)
+    assert kept.operations == [] and held is not None

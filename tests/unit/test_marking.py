@@ -69,3 +69,35 @@ def test_too_few_records_to_judge_do_not_fail() -> None:
     reader = MarkingReader(["Ingen"])
     reader.protected([None])
     reader.require_present("sis", "securityMarking", at_least=10)
+
+
+# -- found by mutation testing (mutation/SURVIVORS.md) ---------------------------------------
+
+
+def test_unreadable_markings_are_counted_as_records_read_and_marked() -> None:
+    reader = MarkingReader(["Nej"])
+    reader.protected([None])
+    reader.unreadable()
+    reader.unreadable()
+    assert (reader.records, reader.marked) == (3, 2)
+
+
+def test_a_single_record_without_a_marking_fails_the_source_and_names_it() -> None:
+    reader = MarkingReader(["Nej"])
+    reader.protected([""])
+    with pytest.raises(SourceError) as raised:
+        reader.require_present("students", "column 'Skyddad'")
+    assert raised.value.source == "students"
+    assert raised.value.reason == (
+        "the protected-identity marking (column 'Skyddad') is empty or missing in all 1 records: "
+        "nobody can be shown not to be protected, so nothing is sent or taken away for anyone "
+        "from this source"
+    )
+
+
+def test_exactly_as_many_records_as_needed_to_judge_are_judged() -> None:
+    reader = MarkingReader(["Ingen"])
+    for _ in range(10):
+        reader.protected([None])
+    with pytest.raises(SourceError):
+        reader.require_present("sis", "securityMarking", at_least=10)

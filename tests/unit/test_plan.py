@@ -474,3 +474,36 @@ def test_a_user_scrubbed_for_protected_identity_stays_protected_when_the_source_
         ("delete_user", "p1", "protected")
     ]
     assert make_plan({}, {}, known, keep=frozenset({"p1"})).operations[0].reason == "protected"
+
+
+# -- found by mutation testing (mutation/SURVIVORS.md) ---------------------------------------
+
+
+def test_an_inactive_user_without_a_deactivation_time_is_never_deleted() -> None:
+    # The grace period cannot be counted from an unknown start: the account stays.
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    known = Known(users={"gone": known_user(desired_user("gone"), active=False)})
+    assert make_plan({}, {}, known, rules=PlanRules(now=now)).operations == []
+
+
+def test_an_operation_survives_a_round_trip_through_its_dict() -> None:
+    ops = [
+        Operation("remove_members", "g1", members=("u1", "u2"), reason="protected"),
+        Operation("update_user", "u1", "v1", {"displayName": "Åsa", "title": None}),
+        Operation("deactivate_user", "u2", "v2", {"active": False}, reason="left"),
+    ]
+    assert [op.as_dict() for op in ops] == [
+        {"op": "remove_members", "target": "g1", "reason": "protected", "members": ["u1", "u2"]},
+        {"op": "update_user", "target": "u1", "vendor_id": "v1", "attributes": ops[1].attributes},
+        {
+            "op": "deactivate_user",
+            "target": "u2",
+            "reason": "left",
+            "vendor_id": "v2",
+            "attributes": {"active": False},
+        },
+    ]
+    assert [Operation.from_dict(op.as_dict()) for op in ops] == ops
+    assert Operation.from_dict({"op": "create_group", "target": "g2"}) == Operation(
+        "create_group", "g2"
+    )

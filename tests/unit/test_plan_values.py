@@ -103,3 +103,24 @@ def test_revocations_beyond_the_threshold_are_held_and_approvable() -> None:
     assert "revoke_values:u3" in approval_keys(held.plan)
     relaxed = SafetyConfig.model_validate({"max_revocations": {"count": 10, "percent": 5}})
     assert hold_for_thresholds(plan, relaxed, Known(users=granted))[1] is None
+
+
+# -- found by mutation testing (mutation/SURVIVORS.md) ---------------------------------------
+
+
+def test_grants_and_revocations_name_the_user_and_the_vendor_account() -> None:
+    users, state = desired(roles=[ADMIN_B]), known(roles=[ADMIN_A])
+    assert ops(users, state, revoke_values=True) == [
+        Operation("grant_values", "u1", "v-u1", {"roles": [ADMIN_B]}),
+        Operation("revoke_values", "u1", "v-u1", {"roles": [ADMIN_A]}),
+    ]
+    kept = known(roles=[ADMIN_A], origin="linked")
+    assert ops({}, kept, frozenset({"u1"}), protected_policy="deactivate")[0] == Operation(
+        "revoke_values", "u1", "v-u1", {"roles": [ADMIN_A]}, reason="protected"
+    )
+
+
+def test_a_user_with_roles_and_entitlements_is_granted_value_by_value() -> None:
+    users = desired(roles=[ADMIN_A, ADMIN_B], entitlements=[BEGREPPA])
+    state = known(roles=[ADMIN_A], entitlements=[BEGREPPA])
+    assert ops(users, state) == [Operation("grant_values", "u1", "v-u1", {"roles": [ADMIN_B]})]
