@@ -79,6 +79,15 @@ class Delivery(Protocol):
     def close(self) -> None: ...
 
 
+def remote_place(
+    scheme: str, username: str, host: str, port: int, directory: str
+) -> tuple[str, str]:
+    """A server's folder as used (no trailing slash, `/` for the root) and the label that
+    names the place in errors and logs (no secret in it)."""
+    folder = directory.rstrip("/") or "/"
+    return folder, f"{scheme}://{username}@{host}:{port}/{folder.lstrip('/')}"
+
+
 def temporary_name(file_name: str, token: str) -> str:
     """The hidden name a file is written under before it is renamed into place."""
     return f".{file_name}.{token}.part"

@@ -30,6 +30,7 @@ from connector.targets.file.delivery import (
     RetryingDelivery,
     is_temporary_of,
     probe_name,
+    remote_place,
     temporary_name,
 )
 
@@ -74,8 +75,9 @@ class FtpsDelivery(RetryingDelivery):
         self, config: FtpsDeliveryConfig, *, max_retries: int, wait: wait_base | None = None
     ) -> None:
         self.config = config
-        directory = config.directory.rstrip("/") or "/"
-        label = f"ftps://{config.username}@{config.host}:{config.port}/{directory.lstrip('/')}"
+        directory, label = remote_place(
+            "ftps", config.username, config.host, config.port, config.directory
+        )
         super().__init__(label, max_retries=max_retries, wait=wait)
         self.directory = directory
         self._context = tls_context(config, label)

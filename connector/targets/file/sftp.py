@@ -31,6 +31,7 @@ from connector.targets.file.delivery import (
     RetryingDelivery,
     is_temporary_of,
     probe_name,
+    remote_place,
     temporary_name,
 )
 
@@ -54,8 +55,9 @@ class SftpDelivery(RetryingDelivery):
         self, config: SftpDeliveryConfig, *, max_retries: int, wait: wait_base | None = None
     ) -> None:
         self.config = config
-        directory = config.directory.rstrip("/") or "/"
-        label = f"sftp://{config.username}@{config.host}:{config.port}/{directory.lstrip('/')}"
+        directory, label = remote_place(
+            "sftp", config.username, config.host, config.port, config.directory
+        )
         super().__init__(label, max_retries=max_retries, wait=wait)
         self.directory = directory
 
