@@ -145,7 +145,8 @@ def test_daemon_syncs_reloads_and_stops_cleanly(
         exit_code = daemon.stop()
 
     assert exit_code == 0
-    events = daemon.events()  # every line is JSON
+    assert daemon.stray_lines() == []  # every line is JSON
+    events = daemon.events()
     assert events[-1]["event"] == "daemon.stopped"
     daemon_level = {
         "daemon.started",

@@ -43,10 +43,17 @@ class DaemonProcess:
         )
 
     def lines(self) -> list[str]:
-        return self.log_path.read_text(encoding="utf-8").splitlines()
+        """The whole lines written so far (not one the daemon is still writing)."""
+        text = self.log_path.read_text(encoding="utf-8")
+        return text[: text.rfind("\n") + 1].splitlines()
 
     def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.lines()]
+        """The JSON log events (see `stray_lines` for the rest)."""
+        return [json.loads(line) for line in self.lines() if line.startswith("{")]
+
+    def stray_lines(self) -> list[str]:
+        """Lines that are not JSON log events (in `logging.format: json`, there should be none)."""
+        return [line for line in self.lines() if not line.startswith("{")]
 
     def count(self, event: str) -> int:
         return sum(1 for e in self.events() if e["event"] == event)
