@@ -38,7 +38,7 @@ from connector.targets import Target, build_targets
 log = structlog.get_logger(__name__)
 
 FILE_CHECK_SECONDS = 2.0
-# A degraded vendor gets slower cycles: the interval doubles each cycle, up to this.
+# When every target is degraded, cycles slow down: the interval doubles each cycle, up to this.
 SLOWEST_INTERVAL_SECONDS = 3600.0
 
 
@@ -69,7 +69,9 @@ class Daemon:
                 options = Options(command="run", full=full, stop=self.stop_event)
                 results = run_cycle(config, targets, self.state, options)
                 self.metrics.observe(results, [s.name for s in config.sources])
-                degraded = any(result.degraded for result in results)
+                # Only when every target is degraded: one vendor down must not slow the others
+                # (its requests are cut off after a few failures in a row each cycle).
+                degraded = bool(results) and all(result.degraded for result in results)
                 self._slowdown = min(self._slowdown * 2, 1 << 10) if degraded else 1
             except Exception:
                 # One broken cycle must not end the daemon; the next cycle tries again.
@@ -83,7 +85,7 @@ class Daemon:
         if self.stop_event.is_set() or self._scheduler is None:
             return
         interval = self.config.daemon.interval_seconds
-        # A degraded vendor gets slower cycles (doubling, at most hourly) instead of a hammering.
+        # Degraded vendors get slower cycles (doubling, at most hourly) instead of a hammering.
         seconds = min(interval * self._slowdown, max(interval, SLOWEST_INTERVAL_SECONDS))
         when = datetime.now(UTC) + timedelta(seconds=seconds)
         self._scheduler.modify_job("cycle", next_run_time=when)

@@ -61,7 +61,14 @@ def test_one_daemon_serves_two_vendors_and_a_file_from_one_read_each_cycle(
         workspace.overrides = {
             "targets": [
                 {"name": "scim", "base_url": scim_url, "mapping": str(DEFAULT_MAPPING), **common},
-                {"name": "other", "base_url": other_url, "mapping": str(other_mapping), **common},
+                {
+                    "name": "other",
+                    "base_url": other_url,
+                    "mapping": str(other_mapping),
+                    # Degraded after one failing cycle: the others must not slow down with it.
+                    "safety": {"degraded_after_cycles": 1},
+                    **common,
+                },
                 {
                     "name": "ilt-file",
                     "kind": "file",
@@ -101,6 +108,14 @@ def test_one_daemon_serves_two_vendors_and_a_file_from_one_read_each_cycle(
                     in httpx.get(f"http://{listen}/metrics").text
                 ),
                 what="the other target's failure in the metrics",
+            )
+            # The other vendor is degraded now; the healthy targets keep their interval (1 s)
+            # rather than slowing down with it (2, 4, 8 s... would give 3 cycles at most).
+            degraded_at = daemon.count("sync.finished")
+            wait_for(
+                lambda: daemon.count("sync.finished") >= degraded_at + 3 * 5,
+                timeout=12,
+                what="five more cycles at the configured interval",
             )
             assert daemon.process.poll() is None  # still running
         finally:
