@@ -1,5 +1,9 @@
 """The state file's tables, and the migrations that bring an older file up to date.
 
+Version 4 adds `approvals` (an operator's approval of a held plan, with who and when, so a
+running daemon can apply it) and `history` (every change applied, per object, for the audit
+trail: names of attributes only, never their values).
+
 Version 3 adds `usernames`: the usernames the connector generated, per target and person, so
 a name once given is never generated again (see connector/mapping/usernames.py).
 
@@ -14,7 +18,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 LEGACY_TARGET = "default"
 
 TABLES = """
@@ -91,6 +95,34 @@ CREATE TABLE IF NOT EXISTS runs (
     summary TEXT,
     PRIMARY KEY (run_id, target)
 );
+-- An approval of a held plan: recorded by `connector approve` (beside a running daemon too),
+-- applied by the next cycle of that target. `keys` is the JSON list of approved operations.
+CREATE TABLE IF NOT EXISTS approvals (
+    id TEXT PRIMARY KEY,
+    target TEXT NOT NULL,
+    held_run_id TEXT NOT NULL,
+    keys TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'applied', 'expired')),
+    applied_at TEXT,
+    applied_run_id TEXT
+);
+CREATE INDEX IF NOT EXISTS approvals_by_status ON approvals (target, status);
+-- What was done to each object, when, in which run (and under which approval): the names of
+-- the attributes changed, never their values. Scrubbed with the object's person.
+CREATE TABLE IF NOT EXISTS history (
+    target TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    op TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    approval_id TEXT
+);
+CREATE INDEX IF NOT EXISTS history_by_object ON history (target, external_id, at);
+CREATE INDEX IF NOT EXISTS history_by_time ON history (at);
 """
 
 # Version 1's vendor-wide meta keys, now kept per target.
@@ -157,7 +189,16 @@ def _v2_to_v3(db: sqlite3.Connection) -> None:
     create_tables(db)
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(db: sqlite3.Connection) -> None:
+    """The approvals and history tables are new; nothing else changes."""
+    create_tables(db)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+    3: _v3_to_v4,
+}
 
 
 def migrate(db: sqlite3.Connection) -> int:

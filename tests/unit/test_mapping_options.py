@@ -23,6 +23,7 @@ from connector.people.phones import normalize_mobile
 from connector.people.scope import Scoped
 from connector.planning.objects import DesiredUser, Known, KnownUser
 from connector.planning.plan import make_plan
+from connector.state.schema import SCHEMA_VERSION
 from connector.state.store import StateStore
 from connector.targets.scim.resources import user_payload
 from tests.support.paths import ILT_SCIM_MAPPING
@@ -273,7 +274,7 @@ def test_a_version_2_state_file_gets_the_usernames_table(tmp_path: Path) -> None
     state.close()
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
-            "3",
+            str(SCHEMA_VERSION),
         )
 
 

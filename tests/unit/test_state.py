@@ -199,3 +199,25 @@ def test_a_version_1_file_is_read_without_being_changed(tmp_path: Path) -> None:
     assert state.target("default").load_known().users.keys() == {"u1"}
     state.close()
     assert path.read_bytes() == before
+
+
+def test_a_version_3_file_gets_the_approvals_and_history_tables(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    StateStore.open(path).close()
+    with sqlite3.connect(path) as db:  # as a version-3 connector left it
+        db.execute("DROP TABLE approvals")
+        db.execute("DROP TABLE history")
+        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+        db.execute(
+            "INSERT INTO runs (run_id, target, command, started_at) VALUES ('r1', 'ilt', 'run', 't')"
+        )
+
+    StateStore.open(path).close()
+
+    with sqlite3.connect(path) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"approvals", "history"} <= tables
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            "4",
+        )
+        assert db.execute("SELECT run_id FROM runs").fetchall() == [("r1",)]
