@@ -223,7 +223,8 @@ def apply_plan(
     operations left undone makes the run `interrupted`: the rest is planned again next cycle
     (a create's intent is recorded before it is sent, so none is ever sent twice)."""
     progress = options.progress or Progress()
-    progress.begin(target.name, "apply", len(result.plan.operations))
+    # Counted as the plan counts them (plan.computed, sync.finished): a membership per member.
+    progress.begin(target.name, "apply", sum(result.plan.counts().values()))
     try:
         report = target.apply(result.plan, tstate, known, observation, options.stop, progress)
     finally:
@@ -315,7 +316,8 @@ def record(
     track_vendor_health(
         state, result, vendor_failed, target.config.safety.degraded_after_cycles, now
     )
-    if result.full_reconcile and not sources.failures:
+    # Cut short, the repairs it found are not all made: the next cycle lists the vendor again.
+    if result.full_reconcile and not sources.failures and not result.interrupted:
         state.set_last_full_reconcile(now)
     if options.only is None:
         held = None

@@ -104,8 +104,9 @@ class Target(Protocol):
         progress: Progress | None = None,
     ) -> ApplyReport:
         """Carry out the plan, recording each outcome in the target's state. Each operation
-        done (or failed) advances `progress` by one; once `stop` is set, nothing new starts and
-        what did not start is counted `postponed`."""
+        done (or failed) advances `progress` as the plan counts it (a membership change by its
+        members); once `stop` is set, nothing new starts and what did not start is counted
+        `postponed`."""
 
     def check(self, linked: tuple[int, int]) -> CheckReport:
         """For `connector check`: reach the target, say what it offers, and whether what it

@@ -118,7 +118,7 @@ class FileTarget:
             return report
         report = self._deliver(plan, state, known, observation)
         if report.succeeded and progress is not None:
-            progress.advance(len(plan.operations))
+            progress.advance(sum(plan.counts().values()))
         return report
 
     def _deliver(

@@ -66,7 +66,8 @@ class Applier(BulkMixin, ValuesMixin, RecordingMixin):
         progress: Progress | None = None,
     ) -> None:
         self.client = client
-        # Told of each operation done (or failed); not of those postponed.
+        # Told of each operation done (or failed; a membership change counts its members), not
+        # of those postponed.
         self.progress = progress or Progress()
         # User attributes set on create only: an existing account's values are left alone.
         self.create_only = create_only
@@ -129,7 +130,7 @@ class Applier(BulkMixin, ValuesMixin, RecordingMixin):
                         for outcome in future.result():
                             self._record(outcome, report)
                             if outcome.result != "postponed":
-                                self.progress.advance()
+                                self.progress.advance(len(outcome.op.members) or 1)
         report.vendor_unavailable = self._vendor_down.is_set()
         report.vendor_error = self._vendor_error
         if report.succeeded and not report.vendor_unavailable:
