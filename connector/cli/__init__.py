@@ -1,5 +1,6 @@
 """The command line. Exit codes: 0 success, 1 failure, 2 bad config or usage, 3 finished but
-something was held back by a safety rule.
+something was held back by a safety rule, 4 interrupted (Ctrl-C or SIGTERM stopped a `sync` or
+`approve` with planned operations not sent; the next cycle plans them again).
 
 One module per group of commands: check.py (check), cycle.py (plan, sync, approve, run),
 reports.py (status, explain, report, demo); common.py is what they share.

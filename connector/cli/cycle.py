@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
-from typing import Any
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any, TextIO, cast
 
 import click
+import structlog
 
 from connector.cli.common import (
     close_all,
@@ -17,15 +23,19 @@ from connector.cli.common import (
     target_option,
     targets_of,
 )
-from connector.config import load_config
+from connector.config import Config, load_config
 from connector.cycle.preview import preview
 from connector.cycle.result import CycleResult, exit_code_of
 from connector.cycle.run import Options, run_cycle
 from connector.planning.guard import approval_keys
 from connector.planning.held import HeldPlan
+from connector.progress import Progress
+from connector.reports.progressbar import LogLines, TerminalBar
 from connector.reports.render import render_held, render_plan
 from connector.service.logs import configure_logging
 from connector.state.store import StateStore
+
+log = structlog.get_logger(__name__)
 
 
 @click.command()
@@ -123,7 +133,8 @@ def sync(
     try:
         state.acquire_lock()
         targets = targets_of(config, target_names)
-        results = run_cycle(config, targets, state, options)
+        with interruptible(config, options):
+            results = run_cycle(config, targets, state, options)
     finally:
         close_all(targets)
         state.close()
@@ -164,11 +175,54 @@ def approve(ctx: click.Context, yes: bool, target_names: tuple[str, ...]) -> Non
             return
         approved = {name: approval_keys(one.plan) for name, one in held.items()}
         targets = targets_of(config, tuple(held))
-        results = run_cycle(config, targets, state, Options(command="approve", approved=approved))
+        options = Options(command="approve", approved=approved)
+        with interruptible(config, options):
+            results = run_cycle(config, targets, state, options)
     finally:
         close_all(targets)
         state.close()
     finish(results)
+
+
+@contextmanager
+def interruptible(config: Config, options: Options) -> Iterator[None]:
+    """A cycle run from the command line. SIGINT (Ctrl-C) or SIGTERM stops it as it stops the
+    daemon: the requests in flight finish and are recorded, nothing new starts, the run ends
+    `interrupted` (exit 4) and the next cycle plans the rest; a second signal ends it at once.
+    At a terminal, a progress bar on stderr."""
+    options.stop = stop = threading.Event()
+    bar = TerminalBar(sys.stderr) if sys.stderr.isatty() else None
+    if bar is not None:
+        lines = cast(TextIO, LogLines(sys.stderr))
+        configure_logging(config.logging.format, config.logging.level, lines)
+    options.progress = Progress(config.logging.progress_seconds, [bar] if bar else [])
+    previous: dict[int, Any] = {}
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)  # a second signal: at once
+        # Not logged here: the main thread may be inside the logger, holding its lock.
+        threading.Thread(target=_say_stopping, args=(signum,), daemon=True).start()
+
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if bar is not None:
+            bar.close()
+
+
+def _say_stopping(signum: int) -> None:
+    log.warning(
+        "sync.stopping",
+        signal=signal.Signals(signum).name,
+        consequence="the requests in flight finish and are recorded; the rest waits for the "
+        "next cycle (another signal stops at once)",
+    )
 
 
 @click.command()

@@ -56,6 +56,8 @@ class HealthConfig(_Strict):
 class LoggingConfig(_Strict):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
+    # While a plan is applied (or the vendor listed): a `sync.progress` event this often.
+    progress_seconds: float = Field(default=5.0, gt=0)
 
 
 class StateConfig(_Strict):

@@ -15,6 +15,16 @@ from connector.targets.base import ApplyReport
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_HELD = 3
+# Stopped by a signal (SIGTERM, Ctrl-C) before every planned operation was sent: what was sent
+# is recorded, the rest is planned again by the next cycle.
+EXIT_INTERRUPTED = 4
+
+OUTCOMES = {
+    EXIT_OK: "success",
+    EXIT_FAILED: "failed",
+    EXIT_HELD: "held",
+    EXIT_INTERRUPTED: "interrupted",
+}
 
 
 @dataclass(slots=True)
@@ -42,6 +52,8 @@ class CycleResult:
     failing_cycles: int = 0
     degraded: bool = False
     full_reconcile: bool = False
+    # A signal stopped the applying with planned operations left undone (they wait).
+    interrupted: bool = False
     applied: ApplyReport | None = None
     requests: dict[str, int] = field(default_factory=dict)
     duration_seconds: float = 0.0
@@ -64,13 +76,16 @@ class CycleResult:
             or (self.applied and (self.applied.failures or self.applied.vendor_unavailable))
         ):
             return EXIT_FAILED
+        if self.interrupted:
+            return EXIT_INTERRUPTED
         if self.held_back:
             return EXIT_HELD
         return EXIT_OK
 
     @property
     def outcome(self) -> str:
-        return {EXIT_OK: "success", EXIT_FAILED: "failed", EXIT_HELD: "held"}[self.exit_code]
+        """success, held, interrupted or failed (the worst there is, in this order)."""
+        return OUTCOMES[self.exit_code]
 
     def summary(self) -> dict[str, Any]:
         persons = sum(len(r.persons) for r in self.reads)
@@ -99,8 +114,10 @@ class CycleResult:
 
 
 def exit_code_of(results: Iterable[CycleResult]) -> int:
-    """A cycle over several targets: failed if any failed, else held if any held."""
+    """A cycle over several targets: failed if any failed, else interrupted if any was, else
+    held if any held."""
     codes = {result.exit_code for result in results}
-    if EXIT_FAILED in codes:
-        return EXIT_FAILED
-    return EXIT_HELD if EXIT_HELD in codes else EXIT_OK
+    for code in (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_HELD):
+        if code in codes:
+            return code
+    return EXIT_OK

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -26,10 +26,11 @@ from connector.people.lookup import external_ids_for
 from connector.planning.held import HeldPlan
 from connector.planning.objects import VALUE_PATHS, Known
 from connector.planning.plan import Plan
+from connector.progress import Progress
 from connector.service import memory
 from connector.state.store import StateStore
 from connector.state.target import TargetState
-from connector.targets.base import Observation, Target
+from connector.targets.base import ApplyReport, Observation, Target
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +48,14 @@ class Options:
     allow_deprovision: bool = False
     # On-demand sync of one person (source key, e-mail or username).
     only: str | None = None
+    # How far the cycle has come (sync.progress, metrics, a progress bar); None: a tracker
+    # that only logs, every `logging.progress_seconds`.
+    progress: Progress | None = None
+
+    @property
+    def stopping(self) -> bool:
+        """A signal asked the cycle to stop: what has not started waits for the next one."""
+        return self.stop is not None and self.stop.is_set()
 
 
 def new_run_id() -> str:
@@ -96,6 +105,8 @@ def run_cycle(
 ) -> list[CycleResult]:
     """One cycle for every target given. The caller holds the state lock."""
     options = options or Options()
+    if options.progress is None:
+        options = replace(options, progress=Progress(config.logging.progress_seconds))
     run_id = new_run_id()
     structlog.contextvars.bind_contextvars(run_id=run_id)
     now = datetime.now(UTC)
@@ -195,9 +206,31 @@ def _sync_target(
     defer_backing_off(result, tstate, now)
     log.info("plan.computed", **{k: v for k, v in result.plan.counts().items() if v})
     memory.applying()
-    result.applied = target.apply(result.plan, tstate, known, observation, options.stop)
+    result.applied = apply_plan(target, result, tstate, known, observation, options)
     record(result, tstate, target, sources, now, options)
     return result
+
+
+def apply_plan(
+    target: Target,
+    result: CycleResult,
+    tstate: TargetState,
+    known: Known,
+    observation: Observation | None,
+    options: Options,
+) -> ApplyReport:
+    """Apply the guarded plan, its progress told as it goes. A signal that stops it with
+    operations left undone makes the run `interrupted`: the rest is planned again next cycle
+    (a create's intent is recorded before it is sent, so none is ever sent twice)."""
+    progress = options.progress or Progress()
+    # Counted as the plan counts them (plan.computed, sync.finished): a membership per member.
+    progress.begin(target.name, "apply", sum(result.plan.counts().values()))
+    try:
+        report = target.apply(result.plan, tstate, known, observation, options.stop, progress)
+    finally:
+        progress.finish()
+    result.interrupted = options.stopping and report.counts.get("postponed", 0) > 0
+    return report
 
 
 def recall(
@@ -223,10 +256,12 @@ def recall(
         # Only what can be this person's: loading all 100,000 users took seconds.
         from_sources = person_refs(config, options.only, sources, Known())
         known = tstate.load_known_for(from_sources, named=options.only)
-    if not full:
+    if not full or options.stopping:  # stopping: no long listing that nothing would use
         return known, None, problem
     try:
-        observation = target.observe(known, desired, page_size=config.reconcile.page_size)
+        observation = target.observe(
+            known, desired, page_size=config.reconcile.page_size, progress=options.progress
+        )
     except TargetError as exc:
         # The cycle goes on from the state file; the full reconcile waits for the next one.
         log.error("reconcile.failed", error=str(exc))
@@ -281,7 +316,8 @@ def record(
     track_vendor_health(
         state, result, vendor_failed, target.config.safety.degraded_after_cycles, now
     )
-    if result.full_reconcile and not sources.failures:
+    # Cut short, the repairs it found are not all made: the next cycle lists the vendor again.
+    if result.full_reconcile and not sources.failures and not result.interrupted:
         state.set_last_full_reconcile(now)
     if options.only is None:
         held = None

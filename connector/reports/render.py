@@ -212,6 +212,11 @@ def render_summary(result: CycleResult) -> str:
         + (", ".join(f"{m} {n}" for m, n in summary["requests"].items()) or "none"),
     ]
     notes = _notes(result)
+    if result.interrupted:
+        notes.append(
+            f"INTERRUPTED by a signal: {applied.get('postponed', 0)} planned operations were "
+            "not sent; the next cycle plans them again"
+        )
     if notes:
         lines.append("")
         lines.extend(notes)

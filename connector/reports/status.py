@@ -106,6 +106,12 @@ def _last_run_notes(records: list[RunRecord]) -> list[str]:
             continue
         seen.add(record.target)
         last = record.summary
+        if record.outcome == "interrupted":
+            left = last.get("applied", {}).get("postponed", 0)
+            lines.append(
+                f"\nInterrupted in the last run (stopped by a signal): {left} planned "
+                "operations were not sent; the next cycle plans them again"
+            )
         if last.get("held_back"):
             held = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in last["held_back"].items())
             reasons = "; ".join(last.get("hold_reasons", []))

@@ -3,8 +3,8 @@
 APScheduler runs an incremental cycle every interval and a full reconcile on a cron schedule,
 both on one worker thread, so cycles never overlap; after each cycle the next one is set an
 interval later, so a cycle that overruns delays the next instead of stacking. The main thread
-only waits for signals: SIGTERM/SIGINT stop new requests, let the one in flight finish and
-exit 0; SIGHUP, or a changed config or mapping file, reloads them between cycles. An invalid
+only waits for signals: SIGTERM/SIGINT stop new requests, let those in flight finish (a cycle
+cut short ends `interrupted`) and exit 0; SIGHUP, or a changed config or mapping file, reloads them between cycles. An invalid
 new config is rejected and the daemon keeps running on the old one. Only the worker thread
 touches the state file.
 """
@@ -28,6 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from connector.config import Config
 from connector.cycle.run import Options, run_cycle
+from connector.progress import Progress
 from connector.service.health import HealthServer
 from connector.service.memory import collect_after_cycle
 from connector.service.metrics import Metrics
@@ -66,7 +67,10 @@ class Daemon:
                 return
             config, targets = self.config, self.targets
             try:
-                options = Options(command="run", full=full, stop=self.stop_event)
+                # The same tracker logs sync.progress and feeds the live gauges of /metrics.
+                progress = Progress(config.logging.progress_seconds, [self.metrics])
+                options = Options(command="run", full=full, stop=self.stop_event, progress=progress)
+                self.metrics.running.set(1)
                 results = run_cycle(config, targets, self.state, options)
                 self.metrics.observe(results, [s.name for s in config.sources])
                 # Only when every target is degraded: one vendor down must not slow the others
@@ -78,6 +82,7 @@ class Daemon:
                 log.exception("sync.crashed")
                 self.metrics.failed_cycle()
             finally:
+                self.metrics.running.set(0)
                 collect_after_cycle()
                 self._schedule_next()
 

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.process_collector import ProcessCollector
 
 from connector.cycle.result import CycleResult
+from connector.progress import Snapshot
 
 # Gauges of the last cycle: attribute -> (metric name, help, labels).
 _GAUGES: dict[str, tuple[str, str, list[str]]] = {
@@ -48,6 +49,18 @@ _GAUGES: dict[str, tuple[str, str, list[str]]] = {
         "Operations waiting for their next try after failing, in the last cycle.",
         ["target"],
     ),
+    # Live, while a cycle runs (and the last cycle's final values after it).
+    "planned": (
+        "connector_cycle_operations_planned",
+        "Operations the target's plan holds in the cycle running (or the last one).",
+        ["target"],
+    ),
+    "done": (
+        "connector_cycle_operations_done",
+        "Operations of that plan done so far (failed ones too; not those left for later).",
+        ["target"],
+    ),
+    "running": ("connector_cycle_running", "1 while a cycle runs.", []),
 }
 
 
@@ -60,6 +73,9 @@ class Metrics:
     in_scope: Gauge
     degraded: Gauge
     deferred: Gauge
+    planned: Gauge
+    done: Gauge
+    running: Gauge
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -102,10 +118,10 @@ class Metrics:
             self.source_up.labels(name).set(0 if name in failed else 1)
         self.is_degraded = any(result.degraded for result in results)
         outcomes = {result.outcome for result in results}
-        self.last_outcome = (
-            "failed" if "failed" in outcomes else "held" if "held" in outcomes else "success"
+        self.last_outcome = next(
+            (o for o in ("failed", "interrupted", "held") if o in outcomes), "success"
         )
-        if outcomes <= {"success", "held"}:
+        if outcomes <= {"success", "held"}:  # an interrupted cycle is no success
             self.last_success_monotonic = time.monotonic()
 
     def _observe_target(self, result: CycleResult) -> None:
@@ -124,6 +140,12 @@ class Metrics:
         self.deferred.labels(target).set(result.deferred)
         if result.outcome in ("success", "held"):
             self.last_success.labels(target).set(time.time())
+
+    def progressed(self, snapshot: Snapshot) -> None:
+        """A tick of the cycle's progress tracker: the plan's operations, live."""
+        if snapshot.phase == "apply":
+            self.planned.labels(snapshot.target).set(snapshot.planned)
+            self.done.labels(snapshot.target).set(snapshot.done)
 
     def failed_cycle(self) -> None:
         """A cycle that ended in an error before it could produce a result."""

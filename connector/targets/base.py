@@ -20,6 +20,7 @@ from connector.people.externalid import ExternalIdMaker
 from connector.people.scope import Scoped
 from connector.planning.objects import Known
 from connector.planning.plan import Plan, PlanRules
+from connector.progress import Progress
 from connector.state.target import TargetState
 
 
@@ -79,9 +80,16 @@ class Target(Protocol):
     def resolve_interrupted(self, state: TargetState, desired: Desired) -> None:
         """Link what creates of an interrupted run left at the target."""
 
-    def observe(self, known: Known, desired: Desired, *, page_size: int = 200) -> Observation:
+    def observe(
+        self,
+        known: Known,
+        desired: Desired,
+        *,
+        page_size: int = 200,
+        progress: Progress | None = None,
+    ) -> Observation:
         """The target's real state of what the connector owns (raises if implausible);
-        reads only."""
+        reads only. A long listing tells `progress` how far it has come."""
 
     def plan(self, desired: Desired, known: Known, rules: PlanRules) -> Plan:
         """The operations that bring the target from `known` to `desired`."""
@@ -93,8 +101,12 @@ class Target(Protocol):
         known: Known,
         observation: Observation | None,
         stop: threading.Event | None,
+        progress: Progress | None = None,
     ) -> ApplyReport:
-        """Carry out the plan, recording each outcome in the target's state."""
+        """Carry out the plan, recording each outcome in the target's state. Each operation
+        done (or failed) advances `progress` as the plan counts it (a membership change by its
+        members); once `stop` is set, nothing new starts and what did not start is counted
+        `postponed`."""
 
     def check(self, linked: tuple[int, int]) -> CheckReport:
         """For `connector check`: reach the target, say what it offers, and whether what it

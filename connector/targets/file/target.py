@@ -23,6 +23,7 @@ from connector.people.externalid import ExternalIdMaker
 from connector.people.scope import Scoped
 from connector.planning.objects import Known
 from connector.planning.plan import Plan, PlanRules, make_plan
+from connector.progress import Progress
 from connector.state.target import TargetState
 from connector.targets.base import ApplyReport, CheckReport
 from connector.targets.base import Observation as BaseObservation
@@ -79,7 +80,14 @@ class FileTarget:
     def resolve_interrupted(self, state: TargetState, desired: Desired) -> None:
         """A delivery is all or nothing: no creates are left half-known."""
 
-    def observe(self, known: Known, desired: Desired, *, page_size: int = 200) -> FileObservation:
+    def observe(
+        self,
+        known: Known,
+        desired: Desired,
+        *,
+        page_size: int = 200,
+        progress: Progress | None = None,
+    ) -> FileObservation:
         return FileObservation(known)
 
     def plan(self, desired: Desired, known: Known, rules: PlanRules) -> Plan:
@@ -100,6 +108,21 @@ class FileTarget:
         known: Known,
         observation: BaseObservation | None,
         stop: threading.Event | None,
+        progress: Progress | None = None,
+    ) -> ApplyReport:
+        """The whole file is one delivery: its operations are all done when it arrived (or
+        when nothing needed sending), and none are when a signal came before it started."""
+        report = ApplyReport()
+        if stop is not None and stop.is_set() and plan:
+            report.counts["postponed"] = len(plan.operations)
+            return report
+        report = self._deliver(plan, state, known, observation)
+        if report.succeeded and progress is not None:
+            progress.advance(sum(plan.counts().values()))
+        return report
+
+    def _deliver(
+        self, plan: Plan, state: TargetState, known: Known, observation: BaseObservation | None
     ) -> ApplyReport:
         report = ApplyReport()
         attributes = _after(plan, known)

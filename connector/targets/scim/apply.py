@@ -26,6 +26,7 @@ import structlog
 
 from connector.planning.objects import Known
 from connector.planning.plan import Operation, OperationKind, Plan
+from connector.progress import Progress
 from connector.state.target import TargetState
 from connector.targets.scim.bulk_apply import BulkMixin, split_batches
 from connector.targets.scim.client import ScimClient, ScimError, VendorError
@@ -62,8 +63,12 @@ class Applier(BulkMixin, ValuesMixin, RecordingMixin):
         index: VendorIndex | None = None,
         bulk_max_operations: int | None = None,
         create_only: frozenset[str] = frozenset(),
+        progress: Progress | None = None,
     ) -> None:
         self.client = client
+        # Told of each operation done (or failed; a membership change counts its members), not
+        # of those postponed.
+        self.progress = progress or Progress()
         # User attributes set on create only: an existing account's values are left alone.
         self.create_only = create_only
         # Bulk requests, if the config allows them (None: never) and the vendor does too.
@@ -124,6 +129,8 @@ class Applier(BulkMixin, ValuesMixin, RecordingMixin):
                     for future in futures:
                         for outcome in future.result():
                             self._record(outcome, report)
+                            if outcome.result != "postponed":
+                                self.progress.advance(len(outcome.op.members) or 1)
         report.vendor_unavailable = self._vendor_down.is_set()
         report.vendor_error = self._vendor_error
         if report.succeeded and not report.vendor_unavailable:

@@ -10,7 +10,7 @@ resource is due, or `{}` for a list, is a `VendorError`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,8 +211,15 @@ class ScimClient(Transport):
         response = self.request("GET", path, template=f"{path}?page", params=params)
         return self._list(response, "GET", path)[0]
 
-    def list_all(self, resource_type: str, *, page_size: int = 200) -> Iterator[dict[str, Any]]:
-        """Every resource, page by page (startIndex/count, RFC 7644 section 3.4.2.4).
+    def list_all(
+        self,
+        resource_type: str,
+        *,
+        page_size: int = 200,
+        on_page: Callable[[int, int], None] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every resource, page by page (startIndex/count, RFC 7644 section 3.4.2.4);
+        `on_page(read so far, totalResults)` after each page.
 
         A page that fails fails the whole listing, and so does a listing that ends before
         its totalResults or reads more than it: a partial list must never pass for the whole.
@@ -223,6 +230,8 @@ class ScimClient(Transport):
             params = {"startIndex": start, "count": page_size}
             response = self.request("GET", path, template=f"{path}?page", params=params)
             total, resources = self._list(response, "GET", path)
+            if on_page is not None:
+                on_page(read + len(resources), total)
             for resource in resources:
                 read += 1
                 if isinstance(resource, dict) and isinstance(resource.get("id"), str):

@@ -30,6 +30,7 @@ from connector.planning.objects import (
     value_key,
     values_of,
 )
+from connector.progress import Progress
 from connector.state.target import TargetState
 from connector.targets.scim.client import ScimClient
 from connector.targets.scim.resources import flatten, quote_filter_value, same_value
@@ -112,11 +113,13 @@ def observe_vendor(
     *,
     page_size: int = 200,
     limit: Limit | None = None,
+    progress: tuple[Progress, str] | None = None,
 ) -> Observation:
     """What the vendor holds of the owned objects. `limit`: how many linked users may be
-    missing from the listing before it is not believed (ImplausibleListing); None: any."""
-    vendor_users = {r["id"]: r for r in client.list_all("Users", page_size=page_size)}
-    vendor_groups = {g["id"]: g for g in client.list_all("Groups", page_size=page_size)}
+    missing from the listing before it is not believed (ImplausibleListing); None: any.
+    `progress`: a tracker and the target's name, told of each page read."""
+    vendor_users = _list_all(client, "Users", page_size, progress)
+    vendor_groups = _list_all(client, "Groups", page_size, progress)
     users_by_ext = _by_external_id(vendor_users)
     groups_by_ext = _by_external_id(vendor_groups)
     if limit is not None:
@@ -151,6 +154,25 @@ def observe_vendor(
         vanished_groups=len(observation.vanished_groups),
     )
     return observation
+
+
+def _list_all(
+    client: ScimClient,
+    resource_type: str,
+    page_size: int,
+    progress: tuple[Progress, str] | None,
+) -> dict[str, dict[str, Any]]:
+    """Every resource of the type by its id, read page by page (the pages told as phase
+    `list_users` or `list_groups`)."""
+    if progress is None:
+        return {r["id"]: r for r in client.list_all(resource_type, page_size=page_size)}
+    tracker, target = progress
+    tracker.begin(target, f"list_{resource_type.lower()}")
+    try:
+        listing = client.list_all(resource_type, page_size=page_size, on_page=tracker.update)
+        return {r["id"]: r for r in listing}
+    finally:
+        tracker.finish()
 
 
 def _by_external_id(resources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

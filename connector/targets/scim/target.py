@@ -16,6 +16,7 @@ from connector.people.externalid import ExternalIdMaker
 from connector.people.scope import Scoped
 from connector.planning.objects import Known
 from connector.planning.plan import Plan, PlanRules, make_plan
+from connector.progress import Progress
 from connector.state.target import TargetState
 from connector.targets.base import CheckReport
 from connector.targets.base import Observation as BaseObservation
@@ -79,10 +80,22 @@ class ScimTarget:
         if state.intents():
             resolve_interrupted_creates(state, self.client, desired)
 
-    def observe(self, known: Known, desired: Desired, *, page_size: int = 200) -> Observation:
+    def observe(
+        self,
+        known: Known,
+        desired: Desired,
+        *,
+        page_size: int = 200,
+        progress: Progress | None = None,
+    ) -> Observation:
         """Lists the vendor; changes nothing (see Observation.record)."""
         return observe_vendor(
-            self.client, known, desired, page_size=page_size, limit=self.config.safety.max_deletions
+            self.client,
+            known,
+            desired,
+            page_size=page_size,
+            limit=self.config.safety.max_deletions,
+            progress=(progress, self.name) if progress else None,
         )
 
     def plan(self, desired: Desired, known: Known, rules: PlanRules) -> Plan:
@@ -104,6 +117,7 @@ class ScimTarget:
         known: Known,
         observation: BaseObservation | None,
         stop: threading.Event | None,
+        progress: Progress | None = None,
     ) -> ApplyReport:
         config = self.config
         index = None
@@ -123,6 +137,7 @@ class ScimTarget:
             index=index,
             bulk_max_operations=config.bulk_max_operations if config.bulk else None,
             create_only=self.mapping.create_only,
+            progress=progress,
         )
         return applier.apply(plan)
 
