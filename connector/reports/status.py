@@ -59,9 +59,13 @@ def read_status(state: StateStore, runs: int = 10) -> StatusFacts:
 
 
 def changes_of(summary: dict[str, Any]) -> list[tuple[str, int]]:
-    """A run's applied changes (and failures), as (label, count), in a fixed order."""
-    applied = summary.get("applied", {})
-    return [(label, applied[key]) for key, label in _CHANGE_KEYS if applied.get(key)]
+    """A run's applied changes (and failures), as (label, count): the usual ones in a fixed
+    order, then any other count the run kept (groups created, values granted...) by its key."""
+    applied: dict[str, int] = summary.get("applied", {})
+    labelled = [(label, applied[key]) for key, label in _CHANGE_KEYS if applied.get(key)]
+    known = {key for key, _ in _CHANGE_KEYS}
+    others = [(k.replace("_", " "), n) for k, n in sorted(applied.items()) if n and k not in known]
+    return labelled + others
 
 
 def render_status(state_path: Path, runs: int = 10) -> str:

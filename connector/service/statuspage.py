@@ -36,6 +36,8 @@ HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
 }
+# Counts a run keeps that are not changes made at the vendor.
+_NOT_CHANGES = frozenset({"failed", "conflict", "postponed", "members_skipped"})
 _COLOURS = {"success": "#2e7d32", "held": "#ef8f00", "failed": "#c62828"}
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;max-width:1200px}
@@ -156,7 +158,9 @@ def _held_target(target: TargetFacts, show_names: bool) -> str:
         counts = [(k, n) for k, n in held.plan.counts().items() if n]
         rows = [[e(k.replace("_", " ")), e(n)] for k, n in counts]
         out.append(_table(("operation", "count"), rows, "held-counts"))
-        out.append(_objects(target.held_objects, len(held.plan.operations), show_names))
+        total = len(held.plan.operations)
+        out.append(f"<details><summary>The {total} held operations, by object</summary>")
+        out.append(_objects(target.held_objects, total, show_names) + "</details>")
     if target.approvals:
         rows = [
             [
@@ -174,7 +178,8 @@ def _held_target(target: TargetFacts, show_names: bool) -> str:
 
 
 def _changes(record: RunRecord) -> int:
-    return sum(count for label, count in changes_of(record.summary) if label != "failed")
+    applied: dict[str, int] = record.summary.get("applied", {})
+    return sum(count for key, count in applied.items() if key not in _NOT_CHANGES)
 
 
 def _duration(record: RunRecord) -> str:
@@ -199,6 +204,7 @@ def _runs(overview: Overview) -> str:
         rows.append(
             [
                 e(record.target),
+                f"<code>{e(record.run_id)}</code>",
                 e(record.started_at),
                 e(_duration(record)),
                 e(record.command),
@@ -206,7 +212,7 @@ def _runs(overview: Overview) -> str:
                 e(changes or "no changes"),
             ]
         )
-    headers = ("target", "started (UTC)", "duration", "command", "outcome", "changes")
+    headers = ("target", "run", "started (UTC)", "duration", "command", "outcome", "changes")
     out.append(_table(headers, rows, "runs"))
     out.append("</section>")
     return "\n".join(out)
@@ -228,11 +234,11 @@ def _cycles(records: list[RunRecord]) -> list[tuple[str, int, str]]:
 def _chart(records: list[RunRecord]) -> str:
     cycles = _cycles(records)
     width, height, gap = 640, 120, 2
-    bar = max((width - 40) / max(len(cycles), 1) - gap, 2)
+    bar = min(max((width - 40) / max(len(cycles), 1) - gap, 2), 24)
     top = max((changes for _, changes, _ in cycles), default=0) or 1
     bars = []
     for index, (run_id, changes, outcome) in enumerate(cycles):
-        tall = max(changes / top * (height - 20), 1)
+        tall = max(changes / top * (height - 20), 2)  # a quiet cycle still shows
         x, y = 40 + index * (bar + gap), height - tall
         bars.append(
             f'<rect class="bar" data-run="{e(run_id)}" data-changes="{changes}" '
