@@ -1,5 +1,6 @@
 """The status page of a real `connector run`, rendered by headless Chromium: the last runs with
-their outcomes, one chart bar per cycle, the held plan and why; a screenshot for CI."""
+their outcomes, one chart bar per cycle, the held plan and why; a screenshot for CI. And the
+possible duplicates it shows, counted at a full reconcile as the report lists them."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from connector.demo.localscim import free_port
+from connector.service.statuspage import render_page
+from connector.state.store import StateStore
 from tests.support.browser import artifacts_dir, chromium, dump_dom, screenshot
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.dom import parse
 from tests.support.rosters import student
+from tests.support.scim import ScimPeek
 from tests.support.workspace import Workspace
 
 SCHOOLS = ("11111111", "22222222", "33333333")
+A = SCHOOLS[0]
 SHRUNK_REASON = "students returned 10 persons, 30 at the last good read"
 
 
@@ -80,3 +85,32 @@ def test_status_page_in_headless_chromium(tmp_path: Path, scim_url: str) -> None
 
     assert shot.exists() and shot.stat().st_size > 20_000, shot
     assert png_size(shot) == (1280, 1600)
+
+
+def test_full_reconcile_counts_possible_duplicates_as_the_report_lists_them(
+    workspace: Workspace, peek: ScimPeek
+) -> None:
+    workspace.overrides["reconcile"] = {"full_every_hours": 0}  # every sync lists the vendor
+    workspace.students([student("E1", "Åsa", "Öberg", A), student("E2", "Erik", "Lind", A)])
+    assert workspace.sync().exit_code == 0
+    assert duplicates_in_state(workspace) == 0
+    peek.create_user({"userName": "asa.oberg", "emails": [{"value": "e1@edu.example.se"}]})
+    peek.create_user({"userName": "erik.l", "emails": [{"value": "E2@EDU.example.se"}]})
+    peek.create_user({"userName": "lind", "name": {"givenName": "Erik", "familyName": "Lind"}})
+
+    assert workspace.sync().exit_code == 0
+
+    assert duplicates_in_state(workspace) == 2  # the same name but at no school is not one
+    assert "2 possible duplicate(s)" in workspace.run("report", "duplicates").stdout
+    text = parse(render_page(workspace.state_path, None)).find("table", cls="duplicates").text
+    assert text.startswith("target possible duplicates default 2 at the full reconcile of")
+
+
+def duplicates_in_state(workspace: Workspace) -> int | None:
+    state = StateStore.open_readonly(workspace.state_path)
+    assert state is not None
+    try:
+        counted = state.target("default").duplicates()
+    finally:
+        state.close()
+    return counted[0] if counted else None
