@@ -51,7 +51,11 @@ def test_status_page_in_headless_chromium(tmp_path: Path, scim_url: str) -> None
     try:
         wait_for(lambda: finished(daemon, "success"), 60, "a successful first cycle")
         workspace.students(roster(10))
-        wait_for(lambda: finished(daemon, "held"), 60, "a cycle holding the shrunk roster back")
+        wait_for(
+            lambda: [e for e in finished(daemon, "held") if e["persons_read"] == 10],
+            60,
+            "a cycle holding the shrunk roster back",
+        )
         dom = dump_dom(url, tmp_path / "chromium")
         shot = screenshot(url, artifacts_dir() / "status-page.png", tmp_path / "chromium")
         events = daemon.events()
