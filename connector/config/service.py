@@ -51,6 +51,9 @@ class HealthConfig(_Strict):
     listen: str | None = Field(default=None, pattern=r"^[^:\s]+:\d{1,5}$")  # host:port
     # /readyz fails when the last successful cycle is older than this.
     ready_max_age_seconds: float = Field(default=1800.0, gt=0)
+    # The status page at / shows opaque refs only; on: also the userName and displayName the
+    # state file holds for held-back and failing objects (personal data: mind who can reach it).
+    show_names: bool = False
 
 
 class LoggingConfig(_Strict):

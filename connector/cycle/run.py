@@ -27,6 +27,7 @@ from connector.planning.held import HeldPlan
 from connector.planning.objects import VALUE_PATHS, Known
 from connector.planning.plan import Plan
 from connector.progress import Progress
+from connector.reports.duplicates import remember_count
 from connector.service import memory
 from connector.state.store import StateStore
 from connector.state.target import TargetState
@@ -185,6 +186,8 @@ def _sync_target(
 ) -> CycleResult:
     desired = desire(config, target, sources, tstate)
     known, observation, problem = recall(config, target, sources, tstate, desired, full, options)
+    if observation is not None:
+        remember_count(tstate, observation, desired, now)  # possible duplicates, for the page
     recognise_rekeys(config, desired, known, sources.scoped)
     scrub_protected(tstate, known, desired.protected_ids)
     plan = target.plan(desired, known, plan_rules(config, target.config.member_chunk_size, now))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from connector.reports.render import table
 from connector.state.store import RunRecord, StateStore
@@ -33,24 +35,51 @@ def _duration(started: str, finished: str | None) -> str:
     return f"{seconds:.0f} s"
 
 
+@dataclass(slots=True)
+class StatusFacts:
+    """What `status` and the status page read from the state file."""
+
+    records: list[RunRecord]
+    pid: str | None
+    next_run: str | None
+    target_names: list[str]
+    degraded: dict[str, tuple[str, int]]  # target -> (since, failing cycles in a row)
+
+
+def read_status(state: StateStore, runs: int = 10) -> StatusFacts:
+    targets = {name: state.target(name) for name in state.target_names()}
+    degraded = {
+        name: (since, t.failing_cycles())
+        for name, t in targets.items()
+        if (since := t.degraded_since())
+    }
+    return StatusFacts(
+        state.last_runs(runs), state.daemon_pid(), state.next_run(), list(targets), degraded
+    )
+
+
+def changes_of(summary: dict[str, Any]) -> list[tuple[str, int]]:
+    """A run's applied changes (and failures), as (label, count): the usual ones in a fixed
+    order, then any other count the run kept (groups created, values granted...) by its key."""
+    applied: dict[str, int] = summary.get("applied", {})
+    labelled = [(label, applied[key]) for key, label in _CHANGE_KEYS if applied.get(key)]
+    known = {key for key, _ in _CHANGE_KEYS}
+    others = [(k.replace("_", " "), n) for k, n in sorted(applied.items()) if n and k not in known]
+    return labelled + others
+
+
 def render_status(state_path: Path, runs: int = 10) -> str:
     """Needs the state file only: no config secrets, no daemon."""
     state = StateStore.open_readonly(state_path)
     if state is None:
         return f"No state file at {state_path}: the connector has not run yet."
     try:
-        records = state.last_runs(runs)
-        pid, next_run = state.daemon_pid(), state.next_run()
-        targets = {name: state.target(name) for name in state.target_names()}
-        degraded = {
-            name: (t.degraded_since(), t.failing_cycles())
-            for name, t in targets.items()
-            if t.degraded_since()
-        }
+        facts = read_status(state, runs)
     finally:
         state.close()
-    lines = _daemon_lines(state_path, pid, next_run)
-    for name, (since, failing) in degraded.items():
+    records, targets = facts.records, facts.target_names
+    lines = _daemon_lines(state_path, facts.pid, facts.next_run)
+    for name, (since, failing) in facts.degraded.items():
         who = "Vendor" if len(targets) == 1 else f"Target {name}"
         lines.append(
             f"{who}: DEGRADED since {since} ({failing} failing cycles in a row; "

@@ -103,12 +103,7 @@ class Daemon:
             sig: signal.signal(sig, self._on_signal)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         }
-        health = None
-        if self.config.health.listen:
-            health = HealthServer(
-                self.config.health.listen, self.metrics, self.config.health.ready_max_age_seconds
-            )
-            health.start()
+        health = self._start_health()
         daemon = self.config.daemon
         zone = ZoneInfo(daemon.timezone)
         self._scheduler = BackgroundScheduler(
@@ -156,6 +151,21 @@ class Daemon:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _start_health(self) -> HealthServer | None:
+        """/healthz, /readyz, /metrics and the status page at /, if `health.listen` is set."""
+        config = self.config.health
+        if not config.listen:
+            return None
+        health = HealthServer(
+            config.listen,
+            self.metrics,
+            config.ready_max_age_seconds,
+            state_path=self.config.state.path,
+            show_names=config.show_names,
+        )
+        health.start()
+        return health
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:

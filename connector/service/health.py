@@ -5,20 +5,31 @@ from __future__ import annotations
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connector.service.metrics import Metrics
+from connector.service.statuspage import HEADERS, render_page
 
 log = structlog.get_logger(__name__)
 
 
 class HealthServer:
-    def __init__(self, listen: str, metrics: Metrics, ready_max_age_seconds: float) -> None:
+    def __init__(
+        self,
+        listen: str,
+        metrics: Metrics,
+        ready_max_age_seconds: float,
+        state_path: Path | None = None,
+        show_names: bool = False,
+    ) -> None:
         host, port = listen.rsplit(":", 1)
         self.metrics = metrics
         self.ready_max_age_seconds = ready_max_age_seconds
+        self.state_path = state_path
+        self.show_names = show_names
         health = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -33,13 +44,25 @@ class HealthServer:
                     )
                 elif path == "/metrics":
                     self._send(200, generate_latest(health.metrics.registry), CONTENT_TYPE_LATEST)
+                elif path == "/" and health.state_path is not None:
+                    status, page = health.status_page()
+                    self._send(status, page, HEADERS["Content-Type"], HEADERS)
                 else:
                     self._send(404, b"not found\n", "text/plain; charset=utf-8")
 
-            def _send(self, status: int, body: bytes, content_type: str) -> None:
+            def _send(
+                self,
+                status: int,
+                body: bytes,
+                content_type: str,
+                headers: dict[str, str] | None = None,
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
+                for name, value in (headers or {}).items():
+                    if name != "Content-Type":
+                        self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -70,6 +93,16 @@ class HealthServer:
         if age > self.ready_max_age_seconds:
             return False, f"not ready: the last successful cycle was {age:.0f} s ago"
         return True, f"ready: the last successful cycle was {age:.0f} s ago"
+
+    def status_page(self) -> tuple[int, bytes]:
+        """The page at /; a bug in it answers 500 and never takes the listener down."""
+        assert self.state_path is not None
+        try:
+            page = render_page(self.state_path, self.metrics, show_names=self.show_names)
+        except Exception as exc:
+            log.exception("statuspage.failed", error=type(exc).__name__)
+            return 500, b"<!DOCTYPE html><title>connector</title><p>The status page failed.</p>\n"
+        return 200, page.encode("utf-8")
 
     def start(self) -> None:
         self._thread.start()

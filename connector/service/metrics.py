@@ -4,6 +4,7 @@ and target names from the config: never anything about a person."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.process_collector import ProcessCollector
@@ -64,6 +65,17 @@ _GAUGES: dict[str, tuple[str, str, list[str]]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """One source in the last cycle, for the status page: up, unhealthy (read, but not to be
+    trusted for deprovisioning) or failed, why (reasons name configuration, never a person),
+    and how many persons it returned."""
+
+    state: str
+    reason: str | None
+    persons: int | None
+
+
 class Metrics:
     last_operations: Gauge
     last_success: Gauge
@@ -105,6 +117,10 @@ class Metrics:
         self.is_degraded = False
         self.last_success_monotonic: float | None = None
         self.last_outcome: str | None = None
+        self.started_at = time.time()
+        self.started_monotonic = time.monotonic()
+        # source name -> its health in the last cycle (replaced whole, read by the page).
+        self.sources: dict[str, SourceHealth] = {}
 
     def observe(self, results: list[CycleResult], source_names: list[str]) -> None:
         """The last cycle: one result per target."""
@@ -116,6 +132,7 @@ class Metrics:
         failed = {f.source for result in results for f in result.source_failures}
         for name in source_names:
             self.source_up.labels(name).set(0 if name in failed else 1)
+        self.sources = _source_health(results, source_names)
         self.is_degraded = any(result.degraded for result in results)
         outcomes = {result.outcome for result in results}
         self.last_outcome = next(
@@ -151,3 +168,18 @@ class Metrics:
         """A cycle that ended in an error before it could produce a result."""
         self.cycles.labels("", "error").inc()
         self.last_outcome = "error"
+
+
+def _source_health(results: list[CycleResult], names: list[str]) -> dict[str, SourceHealth]:
+    persons = {read.source: len(read.persons) for read in results[0].reads} if results else {}
+    failed = {f.source: f.reason for result in results for f in result.source_failures}
+    unhealthy = {n: why for result in results for n, why in result.unhealthy_sources.items()}
+    health = {}
+    for name in names:
+        if name in failed:
+            health[name] = SourceHealth("failed", failed[name], persons.get(name))
+        elif name in unhealthy:
+            health[name] = SourceHealth("unhealthy", unhealthy[name], persons.get(name))
+        else:
+            health[name] = SourceHealth("up", None, persons.get(name))
+    return health

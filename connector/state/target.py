@@ -103,6 +103,42 @@ class TargetState(Links):
         )
         return {key for key, when in rows if datetime.fromisoformat(when) > now}
 
+    def failures(self) -> list[tuple[str, int, str]]:
+        """(key, attempts, next attempt, ISO 8601) of the objects that keep failing."""
+        rows = self._db.execute(
+            "SELECT key, attempts, next_attempt_at FROM failures WHERE target = ? "
+            "ORDER BY next_attempt_at, key",
+            (self.target,),
+        )
+        return [(str(key), int(attempts), str(when)) for key, attempts, when in rows]
+
+    def names_of(self, external_ids: Iterable[str]) -> dict[str, str]:
+        """externalId -> the userName (users) or displayName (groups) the file holds; for
+        the status page with `health.show_names` only. A protected person's is scrubbed."""
+        wanted = sorted(set(external_ids))
+        names: dict[str, str] = {}
+        for table, path in (("users", "$.userName"), ("groups", "$.displayName")):
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                rows = self._db.execute(
+                    f"SELECT external_id, json_extract(attributes, '{path}') "  # noqa: S608
+                    f"FROM {table} WHERE target = ? "
+                    f"AND external_id IN ({', '.join('?' * len(chunk))})",
+                    (self.target, *chunk),
+                )
+                names.update((ext, str(name)) for ext, name in rows if name)
+        return names
+
+    def pending_approvals(self) -> list[tuple[str, str, int, str, str]]:
+        """(id, held run id, operations approved, requested at, requested by) of approvals
+        recorded for this target that no cycle has applied yet."""
+        rows = self._db.execute(
+            "SELECT id, held_run_id, json_array_length(keys), requested_at, requested_by "
+            "FROM approvals WHERE target = ? AND status = 'pending' ORDER BY requested_at",
+            (self.target,),
+        )
+        return [(str(i), str(r), int(n or 0), str(at), str(by)) for i, r, n, at, by in rows]
+
     # -- what is held back, and the vendor's health ------------------------------------------
 
     def held_plan(self) -> HeldPlan | None:
@@ -140,6 +176,19 @@ class TargetState(Links):
 
     def set_delivered_file(self, delivered: dict[str, Any]) -> None:
         self._set_meta("delivered_file", json.dumps(delivered, sort_keys=True))
+
+    def duplicates(self) -> tuple[int, str] | None:
+        """How many vendor accounts looked like duplicates at the last full reconcile, and
+        when (for the status page; the report itself is `connector report duplicates`)."""
+        raw = self._meta("duplicates")
+        if not raw:
+            return None
+        data = json.loads(raw)
+        return int(data["count"]), str(data["at"])
+
+    def set_duplicates(self, count: int, when: datetime) -> None:
+        at = when.isoformat(timespec="seconds")
+        self._set_meta("duplicates", json.dumps({"count": count, "at": at}))
 
     # -- generated usernames -----------------------------------------------------------------
 

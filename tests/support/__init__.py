@@ -9,7 +9,9 @@
 - `ids`: the key the tests' configs derive externalIds with, and the externalId it makes;
 - `ldap`: a directory source on a test slapd, and staff to put in it;
 - `ss12000`: an SS 12000 source on the fake server, and a workspace syncing from it;
-- `town`: three schools, 60 students and 4 staff, and what the vendor should hold for them.
+- `town`: three schools, 60 students and 4 staff, and what the vendor should hold for them;
+- `browser`: headless Chromium's DOM of a page and a screenshot into the CI artifacts;
+- `dom`: a tiny DOM from an HTML page, to find elements by tag, id or class.
 
 A helper two test modules need lives here: test modules never import each other.
 """
