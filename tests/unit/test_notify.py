@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from connector.config import Limit, RolloverHoldConfig, SafetyConfig, validation_problems
@@ -32,6 +33,7 @@ from connector.service.notify.events import (
 )
 from connector.service.notify.limits import RateLimiter
 from connector.service.notify.message import Message
+from tests.support.paths import REPO
 
 SOURCES = ["students", "staff"]
 
@@ -365,3 +367,17 @@ def test_channels_choose_their_events_and_names_are_unique() -> None:
         NotifyConfig.model_validate({"webhooks": [hook], "email": [mail()]})
     with pytest.raises(ValidationError):
         NotifyConfig.model_validate({"webhooks": [{**hook, "events": ["sometimes"]}]})
+
+
+def test_the_examples_commented_channels_are_valid_when_uncommented() -> None:
+    text = (REPO / "config" / "example.yaml").read_text(encoding="utf-8")
+    section = text[text.index("\nnotify:\n") : text.index("\nlogging:\n")]
+    lines = []
+    for line in section.splitlines():
+        if line.startswith(("  # - ", "  #   ")):
+            line = "  " + line[4:]  # one level of comment off: the entry's own comments stay
+        lines.append(line.replace(": []", ":"))
+    raw = yaml.safe_load("\n".join(lines).replace("${NOTIFY_WEBHOOK_URL}", "https://h.example/x"))
+    config = NotifyConfig.model_validate(raw["notify"])
+    assert [c.name for c in config.channels()] == ["teams", "it-drift"]
+    assert config.email[0].username == "connector" and config.email[0].smtp_port == 587
