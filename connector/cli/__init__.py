@@ -3,7 +3,7 @@ something was held back by a safety rule, 4 interrupted (Ctrl-C or SIGTERM stopp
 `approve` with planned operations not sent; the next cycle plans them again).
 
 One module per group of commands: check.py (check), cycle.py (plan, sync, approve, run),
-reports.py (status, explain, report, demo); common.py is what they share.
+reports.py (status, explain, report, demo), notify.py (notify test); common.py is what they share.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import click
 
 from connector.cli.check import check
 from connector.cli.cycle import approve, plan, run, sync
+from connector.cli.notify import notify
 from connector.cli.reports import demo, explain, report, status
 from connector.service.memory import tune_for_large_cycles
 
@@ -33,7 +34,7 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
     ctx.obj = config_path
 
 
-for command in (check, plan, sync, approve, run, status, explain, report, demo):
+for command in (check, plan, sync, approve, run, status, explain, report, demo, notify):
     main.add_command(command)
 
 

@@ -8,6 +8,7 @@ import sys
 import click
 
 from connector.cli.common import close_all, config_path, load, plain_errors, targets_of
+from connector.cli.notify import check_lines
 from connector.config import Config
 from connector.errors import SourceError
 from connector.people.externalid import ExternalIdMaker
@@ -45,6 +46,9 @@ def check(ctx: click.Context) -> None:
         if state:
             state.close()
         close_all(targets)
+    for line in check_lines(config):
+        click.echo(line)
+        problems += line.startswith("FAIL")
     if problems:
         sys.exit(1)
 

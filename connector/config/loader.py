@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from connector.config.base import bearer, read_secret_file
 from connector.config.model import Config
+from connector.config.notify import url_problem
 from connector.config.sources import LdapSourceConfig, Ss12000SourceConfig
 from connector.config.targets import FileTargetConfig
 from connector.errors import ConfigError
@@ -50,6 +51,7 @@ _PATH_KEYS = {
     "mapping",
     "password_file",
     "client_secret_file",
+    "url_file",
 }
 
 
@@ -158,6 +160,7 @@ def _check_secret_files(config: Config, path: Path) -> None:
             for name in ("token_file", "client_secret_file"):
                 files.append((f"sources[{i}].auth.{name}", getattr(source.auth, name)))
                 bearer_files.add(f"sources[{i}].auth.{name}")
+    files += config.notify.files()
     for key, file in files:
         if file is not None and not file.is_file():
             problems.append(f"{key}: file {file} does not exist")
@@ -168,6 +171,7 @@ def _check_secret_files(config: Config, path: Path) -> None:
                 problems.append(f"{key}: file {file} cannot be read as UTF-8 text")
             except ValueError as exc:
                 problems.append(f"{key}: the file's content {exc}")
+    problems += _webhook_url_problems(config)
     for key, mapping in mappings:
         if not mapping.is_file():
             problems.append(f"{key}: file {mapping} does not exist")
@@ -175,3 +179,18 @@ def _check_secret_files(config: Config, path: Path) -> None:
         problems.append(f"state.path: folder {config.state.path.parent} does not exist")
     if problems:
         raise ConfigError(str(path), problems)
+
+
+def _webhook_url_problems(config: Config) -> list[str]:
+    """A webhook URL read from its file is checked as one given inline (never quoted)."""
+    problems = []
+    for i, hook in enumerate(config.notify.webhooks):
+        if hook.url_file is None or not hook.url_file.is_file():
+            continue
+        try:
+            problem = url_problem(hook.secret_url())
+        except (OSError, UnicodeDecodeError):
+            problem = "cannot be read as UTF-8 text"
+        if problem:
+            problems.append(f"notify.webhooks[{i}].url_file: the URL in the file {problem}")
+    return problems

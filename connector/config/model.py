@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from connector.config.base import _Strict
+from connector.config.notify import NotifyConfig
 from connector.config.policy import (
     ExternalIdConfig,
     JoinConfig,
@@ -41,6 +42,7 @@ class Config(_Strict):
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
     # Where the config came from; set by load_config, not by the file.
     source_file: Path = Field(default=Path("config.yaml"), exclude=True)
 

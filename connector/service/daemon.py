@@ -32,6 +32,7 @@ from connector.progress import Progress
 from connector.service.health import HealthServer
 from connector.service.memory import collect_after_cycle
 from connector.service.metrics import Metrics
+from connector.service.notify import Notifier
 from connector.service.reload import fingerprint, mapping_digests, reload, watched_files
 from connector.state.store import StateStore
 from connector.targets import Target, build_targets
@@ -52,6 +53,7 @@ class Daemon:
         self.reload_event = threading.Event()
         self.cycle_lock = threading.Lock()
         self.metrics = Metrics()
+        self.notifier = Notifier(config.notify)
         self.state = StateStore.open(config.state.path)
         self.state.acquire_lock()
         self._files = fingerprint(*watched_files(config_path, config))
@@ -73,6 +75,7 @@ class Daemon:
                 self.metrics.running.set(1)
                 results = run_cycle(config, targets, self.state, options)
                 self.metrics.observe(results, [s.name for s in config.sources])
+                self.notifier.observe(results, [s.name for s in config.sources])
                 # Only when every target is degraded: one vendor down must not slow the others
                 # (its requests are cut off after a few failures in a row each cycle).
                 degraded = bool(results) and all(result.degraded for result in results)
@@ -182,6 +185,7 @@ class Daemon:
         self._scheduler.shutdown(wait=False)
         if health:
             health.stop()
+        self.notifier.close()
         if not finished:
             log.error(
                 "daemon.stop_timeout", waited_seconds=self.config.daemon.shutdown_timeout_seconds
@@ -200,7 +204,9 @@ class Daemon:
 
     def _reload(self) -> None:
         self._files = fingerprint(*watched_files(self.config_path, self.config))
-        reloaded = reload(self.config_path, self.config, self._mapping_digests)
+        reloaded = reload(
+            self.config_path, self.config, self._mapping_digests, self.notifier.config_rejected
+        )
         if reloaded is None:
             return
         config = reloaded.config
@@ -208,6 +214,7 @@ class Daemon:
             target.close()
         self.targets = reloaded.targets
         self._reschedule(config)
+        self.notifier.reconfigure(config.notify)
         if config.health != self.config.health:
             log.warning("config.restart_needed", keys=["health"])
         self.config = config

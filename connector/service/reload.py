@@ -7,6 +7,7 @@ invalid, or when it moves the state file; it says so (`config.rejected`) and goe
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,28 +87,35 @@ class Reloaded:
     mappings_changed: list[str]  # targets whose mapping file's content changed
 
 
-def reload(config_path: Path, running: Config, digests: dict[str, str]) -> Reloaded | None:
-    """The new configuration with its targets built, or None (logged) when it is refused."""
+def reload(
+    config_path: Path,
+    running: Config,
+    digests: dict[str, str],
+    on_rejected: Callable[[list[str]], None] | None = None,
+) -> Reloaded | None:
+    """The new configuration with its targets built, or None (logged, and `on_rejected` told
+    the problems) when it is refused."""
     try:
         config = load_config(config_path)
         targets = build_targets(config)
     except ConfigError as exc:
-        log.error(
-            "config.rejected",
-            file=exc.file,
-            problems=exc.problems,
-            keeps="the running configuration",
-        )
+        rejected(exc.file, exc.problems, on_rejected)
         return None
     if config.state.path != running.state.path:
         for target in targets:
             target.close()
-        log.error(
-            "config.rejected",
-            problems=["state.path: cannot change while running; restart instead"],
-            keeps="the running configuration",
-        )
+        problems = ["state.path: cannot change while running; restart instead"]
+        rejected(str(config_path), problems, on_rejected)
         return None
     now = mapping_digests(config)
     mappings = sorted(name for name, value in now.items() if digests.get(name) != value)
     return Reloaded(config, targets, changed_keys(running, config), mappings)
+
+
+def rejected(
+    file: str, problems: list[str], on_rejected: Callable[[list[str]], None] | None
+) -> None:
+    """A new config refused: said in the log, and to whoever wants to know (notifications)."""
+    log.error("config.rejected", file=file, problems=problems, keeps="the running configuration")
+    if on_rejected is not None:
+        on_rejected(problems)
