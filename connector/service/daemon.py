@@ -28,10 +28,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from connector.config import Config
 from connector.cycle.run import Options, run_cycle
+from connector.errors import ListenError
 from connector.service.health import HealthServer
 from connector.service.memory import collect_after_cycle
 from connector.service.metrics import Metrics
 from connector.service.reload import fingerprint, mapping_digests, reload, watched_files
+from connector.service.systemd import SystemdNotifier, cycle_hung
 from connector.state.store import StateStore
 from connector.targets import Target, build_targets
 
@@ -57,6 +59,8 @@ class Daemon:
         self._mapping_digests = mapping_digests(config)
         self._scheduler: BackgroundScheduler | None = None
         self._slowdown = 1
+        self.systemd = SystemdNotifier()
+        self._cycle_started: float | None = None  # monotonic, while a cycle runs
 
     # -- the worker thread -----------------------------------------------------------------
 
@@ -65,6 +69,8 @@ class Daemon:
             if self.stop_event.is_set():
                 return
             config, targets = self.config, self.targets
+            self._cycle_started = time.monotonic()
+            self.systemd.status("cycle running" + (" (full reconcile)" if full else ""))
             try:
                 options = Options(command="run", full=full, stop=self.stop_event)
                 results = run_cycle(config, targets, self.state, options)
@@ -78,6 +84,7 @@ class Daemon:
                 log.exception("sync.crashed")
                 self.metrics.failed_cycle()
             finally:
+                self._cycle_started = None
                 collect_after_cycle()
                 self._schedule_next()
 
@@ -90,20 +97,37 @@ class Daemon:
         when = datetime.now(UTC) + timedelta(seconds=seconds)
         self._scheduler.modify_job("cycle", next_run_time=when)
         self.state.set_next_run(when.isoformat(timespec="seconds"))
+        self.systemd.status(self._idle_status(when))
+
+    def _idle_status(self, when: datetime) -> str:
+        local = when.astimezone(ZoneInfo(self.config.daemon.timezone))
+        return f"idle; next cycle at {local:%H:%M} ({self.config.daemon.timezone})"
+
+    def healthy(self) -> bool:
+        """For the watchdog: no cycle hung (running far longer than any real one)."""
+        return not cycle_hung(self._cycle_started)
 
     # -- the main thread -------------------------------------------------------------------
 
+    def _start_health(self) -> HealthServer | None:
+        if not self.config.health.listen:
+            return None
+        try:
+            health = HealthServer(
+                self.config.health.listen, self.metrics, self.config.health.ready_max_age_seconds
+            )
+        except ListenError:
+            self.state.close()  # nothing started yet: the error line says it all
+            raise
+        health.start()
+        return health
+
     def run(self) -> int:
+        health = self._start_health()
         previous = {
             sig: signal.signal(sig, self._on_signal)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         }
-        health = None
-        if self.config.health.listen:
-            health = HealthServer(
-                self.config.health.listen, self.metrics, self.config.health.ready_max_age_seconds
-            )
-            health.start()
         daemon = self.config.daemon
         zone = ZoneInfo(daemon.timezone)
         self._scheduler = BackgroundScheduler(
@@ -133,9 +157,11 @@ class Daemon:
             full_reconcile_cron=daemon.full_reconcile_cron,
             health=health.address if health else None,
         )
+        self.systemd.ready("started; first cycle running")
         next_file_check = time.monotonic() + FILE_CHECK_SECONDS
         try:
             while not self.stop_event.wait(0.2):
+                self.systemd.keepalive(self.healthy())
                 if daemon.watch_files and time.monotonic() >= next_file_check:
                     next_file_check = time.monotonic() + FILE_CHECK_SECONDS
                     if fingerprint(*watched_files(self.config_path, self.config)) != self._files:
@@ -160,6 +186,7 @@ class Daemon:
 
     def _shutdown(self, health: HealthServer | None) -> int:
         log.info("daemon.stopping", reason="signal")
+        self.systemd.stopping()
         assert self._scheduler is not None
         self._scheduler.pause()
         # The cycle in flight sees stop_event, finishes its current requests and records them.

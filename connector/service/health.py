@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from connector.errors import ListenError
 from connector.service.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -46,7 +47,11 @@ class HealthServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass  # probes every few seconds would drown the real events
 
-        self._server = ThreadingHTTPServer((host, int(port)), Handler)
+        try:
+            self._server = ThreadingHTTPServer((host, int(port)), Handler)
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).rstrip(".")
+            raise ListenError(f"health.listen {listen}: {reason[:1].lower()}{reason[1:]}") from None
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="health", daemon=True
