@@ -33,8 +33,9 @@ def status(ctx: click.Context, runs: int) -> None:
     """The last runs from the state file, what is held back, and when the next run is due."""
     from connector.reports.status import render_status
 
-    config = load_config(config_path(ctx))
-    click.echo(render_status(config.state.path, runs))
+    # Read-only: the state file, the time zone and nothing secret (no tokens in the env).
+    config = load_config(config_path(ctx), secrets=False)
+    click.echo(render_status(config.state.path, runs, config.daemon.timezone))
 
 
 @click.command()

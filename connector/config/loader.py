@@ -20,20 +20,41 @@ from connector.errors import ConfigError
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def _expand_env(value: Any, where: str, problems: list[str]) -> Any:
-    """Replace ${NAME} in every string, recording unset variables as problems."""
+# The keys that hold a secret inline (SecretStr fields); `external_id.key` by its full path,
+# since `key` elsewhere is a column's name.
+_SECRET_KEYS = {"token", "password", "client_secret"}
+_SECRET_PATHS = {"external_id.key"}
+# The files that hold a secret (by the last part of their key).
+_SECRET_FILES = (
+    "token_file",
+    "key_file",  # external_id.key_file, an SFTP private_key_file
+    "password_file",
+    "client_secret_file",
+    "passphrase_file",
+)
+
+
+def _is_secret(where: str) -> bool:
+    return where in _SECRET_PATHS or where.rsplit(".", 1)[-1] in _SECRET_KEYS
+
+
+def _expand_env(value: Any, where: str, problems: list[str], secrets: bool = True) -> Any:
+    """Replace ${NAME} in every string, recording unset variables as problems. Without
+    `secrets`, an unset variable in a secret's place stays as the placeholder `${NAME}`."""
     if isinstance(value, dict):
         return {
-            k: _expand_env(v, f"{where}.{k}" if where else str(k), problems)
+            k: _expand_env(v, f"{where}.{k}" if where else str(k), problems, secrets)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_expand_env(v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+        return [_expand_env(v, f"{where}[{i}]", problems, secrets) for i, v in enumerate(value)]
     if isinstance(value, str):
 
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in os.environ:
+                if not secrets and _is_secret(where):
+                    return match.group(0)
                 problems.append(f"{where}: environment variable {name} is not set")
                 return ""
             return os.environ[name]
@@ -110,8 +131,14 @@ def load_yaml(path: Path) -> Any:
         raise ConfigError(str(path), [f"{where}not valid YAML ({problem})"]) from None
 
 
-def load_config(path: Path) -> Config:
-    """Read, expand and validate a config file; raise ConfigError naming every problem."""
+def load_config(path: Path, *, secrets: bool = True) -> Config:
+    """Read, expand and validate a config file; raise ConfigError naming every problem.
+
+    `secrets=False` is the read-only mode of the commands that only read the state file
+    (`status`, `history`): a `${NAME}` left unset in a secret's place (a token, a password, a
+    client secret, `external_id.key`) stays the placeholder `${NAME}`, and secret files are
+    neither read nor required. Nothing else is relaxed; such a config must never be used to
+    talk to a source or a vendor."""
     path = Path(path)
     raw = load_yaml(path)
     if not isinstance(raw, dict):
@@ -119,7 +146,7 @@ def load_config(path: Path) -> Config:
             str(path), ["the file must hold a mapping of keys (vendor:, state:, ...)"]
         )
     problems: list[str] = []
-    expanded = _expand_env(raw, "", problems)
+    expanded = _expand_env(raw, "", problems, secrets)
     if problems:
         raise ConfigError(str(path), problems)
     resolved = _resolve_paths(expanded, path.parent.resolve())
@@ -127,11 +154,11 @@ def load_config(path: Path) -> Config:
         config = Config.model_validate({**resolved, "source_file": path})
     except ValidationError as exc:
         raise ConfigError(str(path), validation_problems(exc)) from None
-    _check_secret_files(config, path)
+    _check_secret_files(config, path, secrets)
     return config
 
 
-def _check_secret_files(config: Config, path: Path) -> None:
+def _check_secret_files(config: Config, path: Path, secrets: bool = True) -> None:
     problems = []
     files = [("external_id.key_file", config.external_id.key_file)]
     bearer_files = set()
@@ -158,6 +185,8 @@ def _check_secret_files(config: Config, path: Path) -> None:
             for name in ("token_file", "client_secret_file"):
                 files.append((f"sources[{i}].auth.{name}", getattr(source.auth, name)))
                 bearer_files.add(f"sources[{i}].auth.{name}")
+    if not secrets:  # neither read nor required; public files (CAs, known hosts) still are
+        files = [(key, file) for key, file in files if not key.endswith(_SECRET_FILES)]
     for key, file in files:
         if file is not None and not file.is_file():
             problems.append(f"{key}: file {file} does not exist")

@@ -28,7 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from connector.config import Config
 from connector.cycle.run import Options, run_cycle
-from connector.errors import ListenError
+from connector.errors import ConfigError, ListenError
 from connector.service.health import HealthServer
 from connector.service.memory import collect_after_cycle
 from connector.service.metrics import Metrics
@@ -149,6 +149,7 @@ class Daemon:
             kwargs={"full": True},
         )
         self.state.set_daemon_pid(os.getpid())
+        self.state.set_config_rejected(None)  # the file on disk is the one running
         self._scheduler.start()
         log.info(
             "daemon.started",
@@ -212,8 +213,10 @@ class Daemon:
 
     def _reload(self) -> None:
         self._files = fingerprint(*watched_files(self.config_path, self.config))
-        reloaded = reload(self.config_path, self.config, self._mapping_digests)
-        if reloaded is None:
+        try:
+            reloaded = reload(self.config_path, self.config, self._mapping_digests)
+        except ConfigError as exc:
+            self._reject_config(exc)
             return
         config = reloaded.config
         for target in self.targets:
@@ -225,6 +228,8 @@ class Daemon:
         self.config = config
         self._files = fingerprint(*watched_files(self.config_path, config))
         self._mapping_digests = mapping_digests(config)
+        self.metrics.config_reload(applied=True)
+        self.state.set_config_rejected(None)
         log.info(
             "config.reloaded",
             changed=reloaded.changed,
@@ -232,6 +237,19 @@ class Daemon:
             mapping_changed=bool(reloaded.mappings_changed),
             mappings_changed=reloaded.mappings_changed,
         )
+
+    def _reject_config(self, error: ConfigError) -> None:
+        """A new config refused: the daemon goes on with the running one, and says so (the
+        problems name keys and rules, never a secret's value). Main thread, cycle lock held."""
+        log.error(
+            "config.rejected",
+            file=error.file,
+            problems=error.problems,
+            keeps="the running configuration",
+        )
+        self.metrics.config_reload(applied=False)
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.state.set_config_rejected(at, "; ".join(error.problems))
 
     def _reschedule(self, config: Config) -> None:
         assert self._scheduler is not None

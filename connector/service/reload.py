@@ -1,7 +1,8 @@
 """Reloading the configuration while the daemon runs: what changed, and whether to take it.
 
 The daemon keeps running on the old configuration when the new one (or a mapping it names) is
-invalid, or when it moves the state file; it says so (`config.rejected`) and goes on.
+invalid, or when it moves the state file: `reload` raises ConfigError, and the daemon rejects
+it (`Daemon._reject_config`: the log, the metrics, the state file for `status`) and goes on.
 """
 
 from __future__ import annotations
@@ -11,14 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import structlog
 from pydantic import BaseModel
 
 from connector.config import Config, load_config
 from connector.errors import ConfigError
 from connector.targets import Target, build_targets
-
-log = structlog.get_logger(__name__)
 
 
 def fingerprint(*paths: Path) -> tuple[tuple[float, int], ...]:
@@ -86,28 +84,16 @@ class Reloaded:
     mappings_changed: list[str]  # targets whose mapping file's content changed
 
 
-def reload(config_path: Path, running: Config, digests: dict[str, str]) -> Reloaded | None:
-    """The new configuration with its targets built, or None (logged) when it is refused."""
-    try:
-        config = load_config(config_path)
-        targets = build_targets(config)
-    except ConfigError as exc:
-        log.error(
-            "config.rejected",
-            file=exc.file,
-            problems=exc.problems,
-            keeps="the running configuration",
-        )
-        return None
+def reload(config_path: Path, running: Config, digests: dict[str, str]) -> Reloaded:
+    """The new configuration with its targets built; ConfigError when it is refused."""
+    config = load_config(config_path)
+    targets = build_targets(config)
     if config.state.path != running.state.path:
         for target in targets:
             target.close()
-        log.error(
-            "config.rejected",
-            problems=["state.path: cannot change while running; restart instead"],
-            keeps="the running configuration",
+        raise ConfigError(
+            str(config_path), ["state.path: cannot change while running; restart instead"]
         )
-        return None
     now = mapping_digests(config)
     mappings = sorted(name for name, value in now.items() if digests.get(name) != value)
     return Reloaded(config, targets, changed_keys(running, config), mappings)
