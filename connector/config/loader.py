@@ -6,16 +6,19 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from connector.config.base import bearer, read_secret_file
 from connector.config.model import Config
+from connector.config.service import DaemonConfig, StateConfig
 from connector.config.sources import LdapSourceConfig, Ss12000SourceConfig
 from connector.config.targets import FileTargetConfig
 from connector.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -156,6 +159,33 @@ def load_config(path: Path, *, secrets: bool = True) -> Config:
         raise ConfigError(str(path), validation_problems(exc)) from None
     _check_secret_files(config, path, secrets)
     return config
+
+
+def load_state_settings(path: Path) -> tuple[StateConfig, DaemonConfig]:
+    """Only `state:` and `daemon:` of a config file that is otherwise invalid: enough for
+    `status` to show what the state file says (a daemon that rejected this file runs on)."""
+    path = Path(path)
+    raw = load_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            str(path), ["the file must hold a mapping of keys (vendor:, state:, ...)"]
+        )
+    problems: list[str] = []
+    parts = {k: _expand_env(raw.get(k) or {}, k, problems, False) for k in ("state", "daemon")}
+    parts = _resolve_paths(parts, path.parent.resolve())
+    state = _validated(StateConfig, parts["state"], "state", problems)
+    daemon = _validated(DaemonConfig, parts["daemon"], "daemon", problems)
+    if problems or state is None or daemon is None:
+        raise ConfigError(str(path), problems)
+    return state, daemon
+
+
+def _validated(model: type[M], value: Any, key: str, problems: list[str]) -> M | None:
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        problems += [f"{key}.{problem}" for problem in validation_problems(exc)]
+        return None
 
 
 def _check_secret_files(config: Config, path: Path, secrets: bool = True) -> None:

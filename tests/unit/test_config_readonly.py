@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from connector.config import load_config
+from connector.config import load_config, load_state_settings
 from connector.errors import ConfigError
 from tests.support.paths import DEFAULT_MAPPING
 
@@ -118,3 +118,21 @@ def test_a_column_called_key_is_no_secret(tmp_path: Path, monkeypatch: pytest.Mo
     assert "sources[0].columns.key: environment variable RO_COLUMN is not set" in (
         refused.value.problems
     )
+
+
+def test_status_settings_come_from_an_otherwise_invalid_file(tmp_path: Path) -> None:
+    config = config_with_secrets(tmp_path)
+    config["vendor"]["token"] = "pasted with spaces"
+    config["state"] = {"path": "state.db"}  # relative to the config's folder
+    path = write(tmp_path, config)
+    with pytest.raises(ConfigError):
+        load_config(path, secrets=False)
+    state, daemon = load_state_settings(path)
+    assert (state.path, daemon.timezone) == (tmp_path.resolve() / "state.db", "Europe/Stockholm")
+
+    config["daemon"] = {"timezone": "Mars/Olympus"}
+    del config["state"]
+    with pytest.raises(ConfigError) as refused:
+        load_state_settings(write(tmp_path, config))
+    assert any(p.startswith("state.") for p in refused.value.problems)
+    assert any(p.startswith("daemon.timezone: unknown time zone") for p in refused.value.problems)
