@@ -77,9 +77,9 @@ def _route_standard_logging(handler: logging.Handler, level: str) -> None:
     for old in [h for h in root.handlers if isinstance(h, _SharedStreamHandler)]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(max(_LEVELS.get(level, logging.INFO), logging.WARNING))
-    for name in _NEVER_BELOW_WARNING:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    threshold = max(_LEVELS.get(level, logging.INFO), logging.WARNING)
+    for logger in (root, *map(logging.getLogger, _NEVER_BELOW_WARNING)):
+        logger.setLevel(threshold)
 
 
 class _SharedStreamHandler(logging.Handler):

@@ -19,10 +19,13 @@ from connector.service.logs import LIBRARY_EVENT, configure_logging
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+    handlers = list(root.handlers)
+    names = ("", "httpx", "httpcore", "urllib3", "ldap3", "paramiko", "apscheduler")
+    levels = {name: logging.getLogger(name).level for name in names}
     yield
     root.handlers[:] = handlers
-    root.setLevel(level)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
     structlog.reset_defaults()
 
 
@@ -85,6 +88,16 @@ def test_chatty_libraries_stay_quiet_even_at_debug(restore_logging: None) -> Non
     assert stream.getvalue() == ""
     logging.getLogger("httpx").warning("something odd")
     assert lines(stream)[0]["event"] == LIBRARY_EVENT
+
+
+def test_at_level_error_library_warnings_are_quiet_too(restore_logging: None) -> None:
+    stream = io.StringIO()
+    configure_logging("json", "error", stream=stream)
+    for name in ("apscheduler.scheduler", "paramiko.transport", "somelib"):
+        logging.getLogger(name).warning("a warning")
+    assert stream.getvalue() == ""
+    logging.getLogger("paramiko.transport").error("an error")
+    assert lines(stream)[0]["level"] == "error"
 
 
 def test_library_records_are_quiet_below_warning_and_an_exception_is_one_line(
