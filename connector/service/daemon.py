@@ -5,8 +5,10 @@ both on one worker thread, so cycles never overlap; after each cycle the next on
 interval later, so a cycle that overruns delays the next instead of stacking. The main thread
 only waits for signals: SIGTERM/SIGINT stop new requests, let the one in flight finish and
 exit 0; SIGHUP, or a changed config or mapping file, reloads them between cycles. An invalid
-new config is rejected and the daemon keeps running on the old one. Only the worker thread
-touches the state file.
+new config is rejected and the daemon keeps running on the old one. The state file is touched
+by the worker thread, or by the main thread while it holds the cycle lock (a reload, a
+rejection), never by both at once. Under systemd (`service/systemd.py`) the main loop also
+feeds the watchdog.
 """
 
 from __future__ import annotations
