@@ -37,3 +37,10 @@ class StateLockedError(ConnectorError):
 class TargetError(ConnectorError):
     """A target (a vendor) could not be read or worked with; the cycle goes on for the others
     and says why."""
+
+
+class ListenError(ConnectorError):
+    """The health endpoint cannot listen where the config says (a port in use, no permission).
+    Exit code 2: the config names an address this machine cannot give."""
+
+    exit_code = 2

@@ -8,10 +8,13 @@ reports.py (status, explain, report, demo), notify.py (notify test); common.py i
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as installed_version
 from pathlib import Path
 
 import click
 
+import connector
 from connector.cli.check import check
 from connector.cli.cycle import approve, plan, run, sync
 from connector.cli.notify import notify
@@ -19,7 +22,16 @@ from connector.cli.reports import demo, explain, report, status
 from connector.service.memory import tune_for_large_cycles
 
 
+def version() -> str:
+    """The installed distribution's version; the source tree's when it runs uninstalled."""
+    try:
+        return installed_version("connector")
+    except PackageNotFoundError:
+        return connector.__version__
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(version(), "--version", prog_name="connector", message="%(prog)s %(version)s")
 @click.option(
     "--config",
     "config_path",

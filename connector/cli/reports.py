@@ -14,9 +14,10 @@ from connector.cli.common import (
     target_option,
     targets_of,
 )
-from connector.config import Config, load_config
+from connector.config import Config, load_config, load_state_settings
 from connector.cycle.run import desire
 from connector.cycle.sources import Sources, read_all
+from connector.errors import ConfigError
 from connector.planning.objects import Known
 from connector.reports.duplicates import find_duplicates
 from connector.reports.render import table
@@ -33,8 +34,16 @@ def status(ctx: click.Context, runs: int) -> None:
     """The last runs from the state file, what is held back, and when the next run is due."""
     from connector.reports.status import render_status
 
-    config = load_config(config_path(ctx))
-    click.echo(render_status(config.state.path, runs))
+    # Read-only: the state file, the time zone and nothing secret (no tokens in the env).
+    path = config_path(ctx)
+    try:
+        config = load_config(path, secrets=False)
+        state, daemon = config.state, config.daemon
+    except ConfigError as invalid:
+        # A daemon that rejected this file runs on: the state file still tells its story.
+        state, daemon = load_state_settings(path)
+        click.echo(f"warning: {invalid}\n", err=True)
+    click.echo(render_status(state.path, runs, daemon.timezone))
 
 
 @click.command()

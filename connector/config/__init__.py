@@ -10,7 +10,13 @@ service; `load_config` reads a file.
 """
 
 from connector.config.base import BEARER_RULE, Limit
-from connector.config.loader import format_location, load_config, load_yaml, validation_problems
+from connector.config.loader import (
+    format_location,
+    load_config,
+    load_state_settings,
+    load_yaml,
+    validation_problems,
+)
 from connector.config.model import Config
 from connector.config.policy import (
     ExternalIdConfig,
@@ -92,6 +98,7 @@ __all__ = [
     "VendorConfig",
     "format_location",
     "load_config",
+    "load_state_settings",
     "load_yaml",
     "validation_problems",
 ]

@@ -6,35 +6,70 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from connector.config.base import bearer, read_secret_file
 from connector.config.model import Config
 from connector.config.notify import url_problem
+from connector.config.service import DaemonConfig, StateConfig
 from connector.config.sources import LdapSourceConfig, Ss12000SourceConfig
 from connector.config.targets import FileTargetConfig
 from connector.errors import ConfigError
 
+M = TypeVar("M", bound=BaseModel)
+
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def _expand_env(value: Any, where: str, problems: list[str]) -> Any:
-    """Replace ${NAME} in every string, recording unset variables as problems."""
+# The keys that hold a secret inline (SecretStr fields); `external_id.key` by its full path,
+# since `key` elsewhere is a column's name.
+_SECRET_KEYS = {"token", "password", "client_secret"}
+_SECRET_PATHS = {"external_id.key"}
+# The files that hold a secret (by the last part of their key).
+_SECRET_FILES = (
+    "token_file",
+    "key_file",  # external_id.key_file, an SFTP private_key_file
+    "password_file",
+    "client_secret_file",
+    "url_file",  # a webhook's URL carries its token
+    "passphrase_file",
+)
+
+
+# A webhook's URL carries its token: a secret, though `url` elsewhere is not.
+UNLOADED_URL = "https://secret-not-loaded.invalid/"
+_SECRET_PATTERN = re.compile(r"notify\.webhooks\[\d+\]\.url")
+
+
+def _is_secret(where: str) -> bool:
+    return (
+        where in _SECRET_PATHS
+        or where.rsplit(".", 1)[-1] in _SECRET_KEYS
+        or _SECRET_PATTERN.fullmatch(where) is not None
+    )
+
+
+def _expand_env(value: Any, where: str, problems: list[str], secrets: bool = True) -> Any:
+    """Replace ${NAME} in every string, recording unset variables as problems. Without
+    `secrets`, an unset variable in a secret's place stays as the placeholder `${NAME}`."""
     if isinstance(value, dict):
         return {
-            k: _expand_env(v, f"{where}.{k}" if where else str(k), problems)
+            k: _expand_env(v, f"{where}.{k}" if where else str(k), problems, secrets)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_expand_env(v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+        return [_expand_env(v, f"{where}[{i}]", problems, secrets) for i, v in enumerate(value)]
     if isinstance(value, str):
 
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in os.environ:
+                if not secrets and _is_secret(where):
+                    # A URL's place needs a URL to validate; it is never used unloaded.
+                    return UNLOADED_URL if _SECRET_PATTERN.fullmatch(where) else match.group(0)
                 problems.append(f"{where}: environment variable {name} is not set")
                 return ""
             return os.environ[name]
@@ -112,8 +147,14 @@ def load_yaml(path: Path) -> Any:
         raise ConfigError(str(path), [f"{where}not valid YAML ({problem})"]) from None
 
 
-def load_config(path: Path) -> Config:
-    """Read, expand and validate a config file; raise ConfigError naming every problem."""
+def load_config(path: Path, *, secrets: bool = True) -> Config:
+    """Read, expand and validate a config file; raise ConfigError naming every problem.
+
+    `secrets=False` is the read-only mode of the commands that only read the state file
+    (`status`, `history`): a `${NAME}` left unset in a secret's place (a token, a password, a
+    client secret, `external_id.key`) stays the placeholder `${NAME}`, and secret files are
+    neither read nor required. Nothing else is relaxed; such a config must never be used to
+    talk to a source or a vendor."""
     path = Path(path)
     raw = load_yaml(path)
     if not isinstance(raw, dict):
@@ -121,7 +162,7 @@ def load_config(path: Path) -> Config:
             str(path), ["the file must hold a mapping of keys (vendor:, state:, ...)"]
         )
     problems: list[str] = []
-    expanded = _expand_env(raw, "", problems)
+    expanded = _expand_env(raw, "", problems, secrets)
     if problems:
         raise ConfigError(str(path), problems)
     resolved = _resolve_paths(expanded, path.parent.resolve())
@@ -129,11 +170,38 @@ def load_config(path: Path) -> Config:
         config = Config.model_validate({**resolved, "source_file": path})
     except ValidationError as exc:
         raise ConfigError(str(path), validation_problems(exc)) from None
-    _check_secret_files(config, path)
+    _check_secret_files(config, path, secrets)
     return config
 
 
-def _check_secret_files(config: Config, path: Path) -> None:
+def load_state_settings(path: Path) -> tuple[StateConfig, DaemonConfig]:
+    """Only `state:` and `daemon:` of a config file that is otherwise invalid: enough for
+    `status` to show what the state file says (a daemon that rejected this file runs on)."""
+    path = Path(path)
+    raw = load_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            str(path), ["the file must hold a mapping of keys (vendor:, state:, ...)"]
+        )
+    problems: list[str] = []
+    parts = {k: _expand_env(raw.get(k) or {}, k, problems, False) for k in ("state", "daemon")}
+    parts = _resolve_paths(parts, path.parent.resolve())
+    state = _validated(StateConfig, parts["state"], "state", problems)
+    daemon = _validated(DaemonConfig, parts["daemon"], "daemon", problems)
+    if problems or state is None or daemon is None:
+        raise ConfigError(str(path), problems)
+    return state, daemon
+
+
+def _validated(model: type[M], value: Any, key: str, problems: list[str]) -> M | None:
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        problems += [f"{key}.{problem}" for problem in validation_problems(exc)]
+        return None
+
+
+def _check_secret_files(config: Config, path: Path, secrets: bool = True) -> None:
     problems = []
     files = [("external_id.key_file", config.external_id.key_file)]
     bearer_files = set()
@@ -161,6 +229,8 @@ def _check_secret_files(config: Config, path: Path) -> None:
                 files.append((f"sources[{i}].auth.{name}", getattr(source.auth, name)))
                 bearer_files.add(f"sources[{i}].auth.{name}")
     files += config.notify.files()
+    if not secrets:  # neither read nor required; public files (CAs, known hosts) still are
+        files = [(key, file) for key, file in files if not key.endswith(_SECRET_FILES)]
     for key, file in files:
         if file is not None and not file.is_file():
             problems.append(f"{key}: file {file} does not exist")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from connector.reports.render import table
 from connector.state.store import RunRecord, StateStore
@@ -44,6 +45,7 @@ class StatusFacts:
     next_run: str | None
     target_names: list[str]
     degraded: dict[str, tuple[str, int]]  # target -> (since, failing cycles in a row)
+    rejected: tuple[str, str] | None = None  # (when, problems) of a rejected config file
 
 
 def read_status(state: StateStore, runs: int = 10) -> StatusFacts:
@@ -54,7 +56,12 @@ def read_status(state: StateStore, runs: int = 10) -> StatusFacts:
         if (since := t.degraded_since())
     }
     return StatusFacts(
-        state.last_runs(runs), state.daemon_pid(), state.next_run(), list(targets), degraded
+        state.last_runs(runs),
+        state.daemon_pid(),
+        state.next_run(),
+        list(targets),
+        degraded,
+        state.config_rejected(),
     )
 
 
@@ -68,8 +75,25 @@ def changes_of(summary: dict[str, Any]) -> list[tuple[str, int]]:
     return labelled + others
 
 
-def render_status(state_path: Path, runs: int = 10) -> str:
-    """Needs the state file only: no config secrets, no daemon."""
+def when(iso: str, zone: ZoneInfo) -> str:
+    """`2026-12-04 22:10 UTC (23:10 Europe/Stockholm)`: UTC, and the local time beside it."""
+    moment = datetime.fromisoformat(iso)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    utc, local = moment.astimezone(UTC), moment.astimezone(zone)
+    day = "" if local.date() == utc.date() else f"{local:%Y-%m-%d} "
+    return f"{utc:%Y-%m-%d %H:%M} UTC ({day}{local:%H:%M} {zone.key})"
+
+
+def _started(iso: str, zone: ZoneInfo) -> str:
+    moment = datetime.fromisoformat(iso)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} ({moment.astimezone(zone):%H:%M:%S})"
+
+
+def render_status(state_path: Path, runs: int = 10, timezone: str = "Europe/Stockholm") -> str:
+    """Needs the state file only: no config secrets, no daemon. Times in UTC, with the local
+    time (`daemon.timezone`) beside them."""
+    zone = ZoneInfo(timezone)
     state = StateStore.open_readonly(state_path)
     if state is None:
         return f"No state file at {state_path}: the connector has not run yet."
@@ -78,36 +102,40 @@ def render_status(state_path: Path, runs: int = 10) -> str:
     finally:
         state.close()
     records, targets = facts.records, facts.target_names
-    lines = _daemon_lines(state_path, facts.pid, facts.next_run)
+    lines = _daemon_lines(state_path, facts.pid, facts.next_run, zone)
+    if facts.rejected:
+        when_at, problems = facts.rejected
+        lines.append(f"Config rejected at {when(when_at, zone)}: {problems}")
+        lines.append("  (the daemon runs on the config it had; fix the file to clear this)")
     for name, (since, failing) in facts.degraded.items():
         who = "Vendor" if len(targets) == 1 else f"Target {name}"
         lines.append(
-            f"{who}: DEGRADED since {since} ({failing} failing cycles in a row; "
+            f"{who}: DEGRADED since {when(since, zone)} ({failing} failing cycles in a row; "
             "cycles are slowed down until it answers again)"
         )
     lines.append("")
     if not records:
         lines.append("No runs recorded yet.")
         return "\n".join(lines)
-    lines.append(_runs_table(records, several=len(targets) > 1))
+    lines.append(_runs_table(records, zone, several=len(targets) > 1))
     lines += _last_run_notes(records)
     return "\n".join(lines)
 
 
-def _daemon_lines(state_path: Path, pid: str | None, next_run: str | None) -> list[str]:
+def _daemon_lines(
+    state_path: Path, pid: str | None, next_run: str | None, zone: ZoneInfo
+) -> list[str]:
     if not StateStore.lock_is_held(state_path):
         return ["Daemon: not running"]
     lines = [f"Daemon: running (pid {pid})" if pid else "A connector process is running."]
     if next_run:
         due = datetime.fromisoformat(next_run)
         seconds = (due - datetime.now(UTC)).total_seconds()
-        lines.append(
-            f"Next cycle: {due.isoformat(timespec='seconds')} (in {max(seconds, 0):.0f} s)"
-        )
+        lines.append(f"Next cycle: {when(next_run, zone)}, in {max(seconds, 0):.0f} s")
     return lines
 
 
-def _runs_table(records: list[RunRecord], *, several: bool) -> str:
+def _runs_table(records: list[RunRecord], zone: ZoneInfo, *, several: bool) -> str:
     rows = []
     for record in records:
         applied = record.summary.get("applied", {})
@@ -115,14 +143,14 @@ def _runs_table(records: list[RunRecord], *, several: bool) -> str:
             f"{label} {applied[key]}" for key, label in _CHANGE_KEYS if applied.get(key)
         )
         row = (
-            record.started_at,
+            _started(record.started_at, zone),
             _duration(record.started_at, record.finished_at),
             record.command,
             record.outcome or "-",
             changes or "no changes",
         )
         rows.append((record.target, *row) if several else row)
-    headers = ("STARTED (UTC)", "DURATION", "COMMAND", "OUTCOME", "CHANGES")
+    headers = (f"STARTED UTC ({zone.key})", "DURATION", "COMMAND", "OUTCOME", "CHANGES")
     return table(("TARGET", *headers) if several else headers, rows)
 
 

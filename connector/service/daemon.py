@@ -4,9 +4,12 @@ APScheduler runs an incremental cycle every interval and a full reconcile on a c
 both on one worker thread, so cycles never overlap; after each cycle the next one is set an
 interval later, so a cycle that overruns delays the next instead of stacking. The main thread
 only waits for signals: SIGTERM/SIGINT stop new requests, let those in flight finish (a cycle
-cut short ends `interrupted`) and exit 0; SIGHUP, or a changed config or mapping file, reloads them between cycles. An invalid
-new config is rejected and the daemon keeps running on the old one. Only the worker thread
-touches the state file.
+cut short ends `interrupted`) and exit 0; SIGHUP, or a changed config or mapping file, reloads
+them between cycles. An invalid new config is rejected and the daemon keeps running on the old
+one. The state file is touched
+by the worker thread, or by the main thread while it holds the cycle lock (a reload, a
+rejection), never by both at once. Under systemd (`service/systemd.py`) the main loop also
+feeds the watchdog.
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from connector.config import Config
 from connector.cycle.run import Options, run_cycle
+from connector.errors import ConfigError, ListenError
 from connector.progress import Progress
 from connector.service.health import HealthServer
 from connector.service.memory import collect_after_cycle
 from connector.service.metrics import Metrics
 from connector.service.notify import Notifier
 from connector.service.reload import fingerprint, mapping_digests, reload, watched_files
+from connector.service.systemd import SystemdNotifier, cycle_hung
 from connector.state.store import StateStore
 from connector.targets import Target, build_targets
 
@@ -60,6 +65,8 @@ class Daemon:
         self._mapping_digests = mapping_digests(config)
         self._scheduler: BackgroundScheduler | None = None
         self._slowdown = 1
+        self.systemd = SystemdNotifier()
+        self._cycle_started: float | None = None  # monotonic, while a cycle runs
 
     # -- the worker thread -----------------------------------------------------------------
 
@@ -68,6 +75,8 @@ class Daemon:
             if self.stop_event.is_set():
                 return
             config, targets = self.config, self.targets
+            self._cycle_started = time.monotonic()
+            self.systemd.status("cycle running" + (" (full reconcile)" if full else ""))
             try:
                 # The same tracker logs sync.progress and feeds the live gauges of /metrics.
                 progress = Progress(config.logging.progress_seconds, [self.metrics])
@@ -86,6 +95,7 @@ class Daemon:
                 self.metrics.failed_cycle()
             finally:
                 self.metrics.running.set(0)
+                self._cycle_started = None
                 collect_after_cycle()
                 self._schedule_next()
 
@@ -98,15 +108,24 @@ class Daemon:
         when = datetime.now(UTC) + timedelta(seconds=seconds)
         self._scheduler.modify_job("cycle", next_run_time=when)
         self.state.set_next_run(when.isoformat(timespec="seconds"))
+        self.systemd.status(self._idle_status(when))
+
+    def _idle_status(self, when: datetime) -> str:
+        local = when.astimezone(ZoneInfo(self.config.daemon.timezone))
+        return f"idle; next cycle at {local:%H:%M} ({self.config.daemon.timezone})"
+
+    def healthy(self) -> bool:
+        """For the watchdog: no cycle hung (running far longer than any real one)."""
+        return not cycle_hung(self._cycle_started)
 
     # -- the main thread -------------------------------------------------------------------
 
     def run(self) -> int:
+        health = self._start_health()
         previous = {
             sig: signal.signal(sig, self._on_signal)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         }
-        health = self._start_health()
         daemon = self.config.daemon
         zone = ZoneInfo(daemon.timezone)
         self._scheduler = BackgroundScheduler(
@@ -128,6 +147,7 @@ class Daemon:
             kwargs={"full": True},
         )
         self.state.set_daemon_pid(os.getpid())
+        self.state.set_config_rejected(None)  # the file on disk is the one running
         self._scheduler.start()
         log.info(
             "daemon.started",
@@ -136,9 +156,11 @@ class Daemon:
             full_reconcile_cron=daemon.full_reconcile_cron,
             health=health.address if health else None,
         )
+        self.systemd.ready("started; first cycle running")
         next_file_check = time.monotonic() + FILE_CHECK_SECONDS
         try:
             while not self.stop_event.wait(0.2):
+                self.systemd.keepalive(self.healthy())
                 if daemon.watch_files and time.monotonic() >= next_file_check:
                     next_file_check = time.monotonic() + FILE_CHECK_SECONDS
                     if fingerprint(*watched_files(self.config_path, self.config)) != self._files:
@@ -160,13 +182,17 @@ class Daemon:
         config = self.config.health
         if not config.listen:
             return None
-        health = HealthServer(
-            config.listen,
-            self.metrics,
-            config.ready_max_age_seconds,
-            state_path=self.config.state.path,
-            show_names=config.show_names,
-        )
+        try:
+            health = HealthServer(
+                config.listen,
+                self.metrics,
+                config.ready_max_age_seconds,
+                state_path=self.config.state.path,
+                show_names=config.show_names,
+            )
+        except ListenError:
+            self.state.close()  # nothing started yet: the error line says it all
+            raise
         health.start()
         return health
 
@@ -178,6 +204,7 @@ class Daemon:
 
     def _shutdown(self, health: HealthServer | None) -> int:
         log.info("daemon.stopping", reason="signal")
+        self.systemd.stopping()
         assert self._scheduler is not None
         self._scheduler.pause()
         # The cycle in flight sees stop_event, finishes its current requests and records them.
@@ -204,10 +231,10 @@ class Daemon:
 
     def _reload(self) -> None:
         self._files = fingerprint(*watched_files(self.config_path, self.config))
-        reloaded = reload(
-            self.config_path, self.config, self._mapping_digests, self.notifier.config_rejected
-        )
-        if reloaded is None:
+        try:
+            reloaded = reload(self.config_path, self.config, self._mapping_digests)
+        except ConfigError as exc:
+            self._reject_config(exc)
             return
         config = reloaded.config
         for target in self.targets:
@@ -220,6 +247,8 @@ class Daemon:
         self.config = config
         self._files = fingerprint(*watched_files(self.config_path, config))
         self._mapping_digests = mapping_digests(config)
+        self.metrics.config_reload(applied=True)
+        self.state.set_config_rejected(None)
         log.info(
             "config.reloaded",
             changed=reloaded.changed,
@@ -227,6 +256,20 @@ class Daemon:
             mapping_changed=bool(reloaded.mappings_changed),
             mappings_changed=reloaded.mappings_changed,
         )
+
+    def _reject_config(self, error: ConfigError) -> None:
+        """A new config refused: the daemon goes on with the running one, and says so (the
+        problems name keys and rules, never a secret's value). Main thread, cycle lock held."""
+        log.error(
+            "config.rejected",
+            file=error.file,
+            problems=error.problems,
+            keeps="the running configuration",
+        )
+        self.metrics.config_reload(applied=False)
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.state.set_config_rejected(at, "; ".join(error.problems))
+        self.notifier.config_rejected(error.problems)
 
     def _reschedule(self, config: Config) -> None:
         assert self._scheduler is not None

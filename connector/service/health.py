@@ -10,6 +10,7 @@ from pathlib import Path
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from connector.errors import ListenError
 from connector.service.metrics import Metrics
 from connector.service.statuspage import HEADERS, render_page
 
@@ -30,46 +31,11 @@ class HealthServer:
         self.ready_max_age_seconds = ready_max_age_seconds
         self.state_path = state_path
         self.show_names = show_names
-        health = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                if path == "/healthz":
-                    self._send(200, b"ok\n", "text/plain; charset=utf-8")
-                elif path == "/readyz":
-                    ready, reason = health.readiness()
-                    self._send(
-                        200 if ready else 503, (reason + "\n").encode(), "text/plain; charset=utf-8"
-                    )
-                elif path == "/metrics":
-                    self._send(200, generate_latest(health.metrics.registry), CONTENT_TYPE_LATEST)
-                elif path == "/" and health.state_path is not None:
-                    status, page = health.status_page()
-                    self._send(status, page, HEADERS["Content-Type"], HEADERS)
-                else:
-                    self._send(404, b"not found\n", "text/plain; charset=utf-8")
-
-            def _send(
-                self,
-                status: int,
-                body: bytes,
-                content_type: str,
-                headers: dict[str, str] | None = None,
-            ) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                for name, value in (headers or {}).items():
-                    if name != "Content-Type":
-                        self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass  # probes every few seconds would drown the real events
-
-        self._server = ThreadingHTTPServer((host, int(port)), Handler)
+        try:
+            self._server = ThreadingHTTPServer((host, int(port)), _handler_for(self))
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).rstrip(".")
+            raise ListenError(f"health.listen {listen}: {reason[:1].lower()}{reason[1:]}") from None
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="health", daemon=True
@@ -111,3 +77,46 @@ class HealthServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def _handler_for(health: HealthServer) -> type[BaseHTTPRequestHandler]:
+    """The request handler of one health listener (http.server wants a class)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/healthz":
+                self._send(200, b"ok\n", "text/plain; charset=utf-8")
+            elif path == "/readyz":
+                ready, reason = health.readiness()
+                self._send(
+                    200 if ready else 503, (reason + "\n").encode(), "text/plain; charset=utf-8"
+                )
+            elif path == "/metrics":
+                self._send(200, generate_latest(health.metrics.registry), CONTENT_TYPE_LATEST)
+            elif path == "/" and health.state_path is not None:
+                status, page = health.status_page()
+                self._send(status, page, HEADERS["Content-Type"], HEADERS)
+            else:
+                self._send(404, b"not found\n", "text/plain; charset=utf-8")
+
+        def _send(
+            self,
+            status: int,
+            body: bytes,
+            content_type: str,
+            headers: dict[str, str] | None = None,
+        ) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                if name != "Content-Type":
+                    self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # probes every few seconds would drown the real events
+
+    return Handler

@@ -112,6 +112,17 @@ class Metrics:
             buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
             registry=r,
         )
+        self.config_rejected = Gauge(
+            "connector_config_rejected",
+            "1 while the config file on disk was rejected and the daemon runs on an older one.",
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            "connector_config_reloads",
+            "Config reloads (SIGHUP or a changed file), by result: applied or rejected.",
+            ["result"],
+            registry=r,
+        )
         for attribute, (name, text, labels) in _GAUGES.items():
             setattr(self, attribute, Gauge(name, text, labels, registry=r))
         self.is_degraded = False
@@ -163,6 +174,10 @@ class Metrics:
         if snapshot.phase == "apply":
             self.planned.labels(snapshot.target).set(snapshot.planned)
             self.done.labels(snapshot.target).set(snapshot.done)
+
+    def config_reload(self, applied: bool) -> None:
+        self.config_reloads.labels("applied" if applied else "rejected").inc()
+        self.config_rejected.set(0 if applied else 1)
 
     def failed_cycle(self) -> None:
         """A cycle that ended in an error before it could produce a result."""

@@ -1,25 +1,22 @@
 """Reloading the configuration while the daemon runs: what changed, and whether to take it.
 
 The daemon keeps running on the old configuration when the new one (or a mapping it names) is
-invalid, or when it moves the state file; it says so (`config.rejected`) and goes on.
+invalid, or when it moves the state file: `reload` raises ConfigError, and the daemon rejects
+it (`Daemon._reject_config`: the log, the metrics, the state file for `status`) and goes on.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import structlog
 from pydantic import BaseModel
 
 from connector.config import Config, load_config
 from connector.errors import ConfigError
 from connector.targets import Target, build_targets
-
-log = structlog.get_logger(__name__)
 
 
 def fingerprint(*paths: Path) -> tuple[tuple[float, int], ...]:
@@ -87,35 +84,16 @@ class Reloaded:
     mappings_changed: list[str]  # targets whose mapping file's content changed
 
 
-def reload(
-    config_path: Path,
-    running: Config,
-    digests: dict[str, str],
-    on_rejected: Callable[[list[str]], None] | None = None,
-) -> Reloaded | None:
-    """The new configuration with its targets built, or None (logged, and `on_rejected` told
-    the problems) when it is refused."""
-    try:
-        config = load_config(config_path)
-        targets = build_targets(config)
-    except ConfigError as exc:
-        rejected(exc.file, exc.problems, on_rejected)
-        return None
+def reload(config_path: Path, running: Config, digests: dict[str, str]) -> Reloaded:
+    """The new configuration with its targets built; ConfigError when it is refused."""
+    config = load_config(config_path)
+    targets = build_targets(config)
     if config.state.path != running.state.path:
         for target in targets:
             target.close()
-        problems = ["state.path: cannot change while running; restart instead"]
-        rejected(str(config_path), problems, on_rejected)
-        return None
+        raise ConfigError(
+            str(config_path), ["state.path: cannot change while running; restart instead"]
+        )
     now = mapping_digests(config)
     mappings = sorted(name for name, value in now.items() if digests.get(name) != value)
     return Reloaded(config, targets, changed_keys(running, config), mappings)
-
-
-def rejected(
-    file: str, problems: list[str], on_rejected: Callable[[list[str]], None] | None
-) -> None:
-    """A new config refused: said in the log, and to whoever wants to know (notifications)."""
-    log.error("config.rejected", file=file, problems=problems, keeps="the running configuration")
-    if on_rejected is not None:
-        on_rejected(problems)

@@ -15,6 +15,7 @@ __all__ = ["RunRecord", "StateStore", "TargetState"]
 
 NEXT_RUN = "daemon.next_run"
 DAEMON_PID = "daemon.pid"
+CONFIG_REJECTED = "daemon.config_rejected"
 
 
 class StateStore(Database):
@@ -115,3 +116,16 @@ class StateStore(Database):
 
     def set_daemon_pid(self, pid: int) -> None:
         self.set_meta(DAEMON_PID, str(pid))
+
+    def config_rejected(self) -> tuple[str, str] | None:
+        """When (ISO 8601) the config file on disk was rejected, and why, while that stands."""
+        raw = self.get_meta(CONFIG_REJECTED)
+        if not raw:
+            return None
+        value = json.loads(raw)
+        return str(value["at"]), str(value["reason"])
+
+    def set_config_rejected(self, at: str | None, reason: str = "") -> None:
+        """Record a rejected config (the loader's problems: keys and rules, never a secret's
+        value), or with None clear it after a good (re)load."""
+        self.set_meta(CONFIG_REJECTED, json.dumps({"at": at, "reason": reason}) if at else "")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from connector.service.logs import LIBRARY_EVENT, LIBRARY_EVENTS
+
 REPO = Path(__file__).resolve().parents[2]
 _LOG_CALL = re.compile(r"log\.(?:debug|info|warning|error|exception)\(\s*\"([a-z_]+\.[a-z_.]+)\"")
 _EVENT_VARIABLE = re.compile(r"\"([a-z]+\.[a-z_]+)\" if .+ else \"([a-z]+\.[a-z_]+)\"")
@@ -46,3 +48,6 @@ def test_every_logged_event_is_documented() -> None:
         re.findall(r"^\| `([a-z_.]+)` \|", (REPO / "docs" / "log-events.md").read_text(), re.M)
     )
     assert logged_events() - documented == set()
+    library = {*LIBRARY_EVENTS.values(), LIBRARY_EVENT}
+    assert "scheduler.cycle_skipped" in library
+    assert library - documented == set()
