@@ -2,7 +2,8 @@
 something was held back by a safety rule.
 
 One module per group of commands: check.py (check), cycle.py (plan, sync, approve, run),
-reports.py (status, explain, report, demo); common.py is what they share.
+reports.py (status, explain, report, demo), config.py (config schema); common.py is what they
+share.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import click
 
 from connector.cli.check import check
+from connector.cli.config import config
 from connector.cli.cycle import approve, plan, run, sync
 from connector.cli.reports import demo, explain, report, status
 from connector.service.memory import tune_for_large_cycles
@@ -32,7 +34,7 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
     ctx.obj = config_path
 
 
-for command in (check, plan, sync, approve, run, status, explain, report, demo):
+for command in (check, plan, sync, approve, run, status, explain, report, demo, config):
     main.add_command(command)
 
 

@@ -34,9 +34,8 @@ from connector.config.sources import (
     LdapSourceConfig,
     ProtectedIdentityConfig,
     SourceConfig,
-    Ss12000AuthConfig,
-    Ss12000SourceConfig,
 )
+from connector.config.ss12000 import Ss12000AuthConfig, Ss12000SourceConfig
 from connector.config.targets import (
     DEFAULT_TARGET,
     ArchiveConfig,

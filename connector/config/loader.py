@@ -13,7 +13,8 @@ from pydantic import ValidationError
 
 from connector.config.base import bearer, read_secret_file
 from connector.config.model import Config
-from connector.config.sources import LdapSourceConfig, Ss12000SourceConfig
+from connector.config.sources import LdapSourceConfig
+from connector.config.ss12000 import Ss12000SourceConfig
 from connector.config.targets import FileTargetConfig
 from connector.errors import ConfigError
 
