@@ -10,7 +10,7 @@ service; `load_config` reads a file.
 """
 
 from connector.config.base import BEARER_RULE, Limit
-from connector.config.loader import format_location, load_config, load_yaml, validation_problems
+from connector.config.loader import load_config, load_yaml
 from connector.config.model import Config
 from connector.config.policy import (
     ExternalIdConfig,
@@ -22,6 +22,7 @@ from connector.config.policy import (
     SchoolConfig,
     ScopeConfig,
 )
+from connector.config.problems import format_location, validation_problems
 from connector.config.roles import DivisionConfig, RoleRule, RolesConfig
 from connector.config.service import DaemonConfig, HealthConfig, LoggingConfig, StateConfig
 from connector.config.sources import (

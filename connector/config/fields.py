@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 
 
-def _unwrap(annotation: Any) -> Any:
+def unwrap(annotation: Any) -> Any:
     """Annotated[X, ...] -> X; X | None -> X."""
     while True:
         if get_origin(annotation) is Annotated:
@@ -40,16 +40,16 @@ def is_model(annotation: Any) -> bool:
 
 def union_models(annotation: Any) -> list[type[BaseModel]]:
     """The models of a union of models (a discriminated union: sources, targets, delivery)."""
-    annotation = _unwrap(annotation)
+    annotation = unwrap(annotation)
     if not _is_union(annotation):
         return []
-    members = [_unwrap(a) for a in get_args(annotation) if a is not type(None)]
+    members = [unwrap(a) for a in get_args(annotation) if a is not type(None)]
     return [m for m in members if is_model(m)]
 
 
 def literal_values(annotation: Any) -> list[str]:
     """The allowed values of a Literal (or an enum), as strings; [] for anything else."""
-    annotation = _unwrap(annotation)
+    annotation = unwrap(annotation)
     if get_origin(annotation) is Literal:
         return [str(v) for v in get_args(annotation)]
     if isinstance(annotation, type) and hasattr(annotation, "__members__"):
@@ -69,7 +69,7 @@ def step(annotation: Any, part: int | str) -> tuple[Any, bool] | None:
     """Where `part` of an error's location leads from `annotation`: the next annotation, and
     whether `part` was a union's tag (pydantic puts the tag in the location; the file has
     none there). None when the location leaves the models."""
-    annotation = _unwrap(annotation)
+    annotation = unwrap(annotation)
     origin = get_origin(annotation)
     if isinstance(part, int):
         return (get_args(annotation)[0], False) if origin in (list, tuple, set) else None
@@ -91,7 +91,7 @@ def model_at(root: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseMode
         if moved is None:
             return None
         annotation = moved[0]
-    annotation = _unwrap(annotation)
+    annotation = unwrap(annotation)
     return annotation if is_model(annotation) else None
 
 
@@ -142,7 +142,7 @@ def _keys(model: type[BaseModel], path: str, seen: set[type[BaseModel]]) -> Iter
 
 
 def _models_in(annotation: Any) -> Iterator[tuple[type[BaseModel], str]]:
-    annotation = _unwrap(annotation)
+    annotation = unwrap(annotation)
     origin = get_origin(annotation)
     if origin in (list, tuple, set):
         for child, suffix in _models_in(get_args(annotation)[0]):

@@ -38,16 +38,17 @@ class Config(_Strict):
     The sources are read once per cycle for all of them; a target that fails never stops the
     others. A target's name keys its records in the state file: choose it once and keep it."""
     state: StateConfig
-    """The local state file."""
+    """Local state: the state file (SQLite)."""
     external_id: ExternalIdConfig
-    """How the vendor's externalId is derived from a person's source key."""
+    """The vendor's externalId: how it is derived from a person's source key."""
     sources: list[SourceConfig] = Field(min_length=1)
-    """Where people come from: roster CSV files (type: csv), the directory (type: ldap), an
-    SS 12000 API (type: ss12000). Each is read once per cycle."""
+    """Sources of people: roster CSV files (type: csv), the directory (type: ldap), SS 12000
+    APIs (type: ss12000), each read once per cycle."""
     schools: list[SchoolConfig] = Field(default_factory=list)
     """Names and school types by school unit code. Optional: names also come from a source's
     school_name column; names here win. A school without a known name is named by its code.
-    Directory group rule templates (group_rules above) expand to one group per school here."""
+    Directory group rule templates (a source's group_rules) expand to one group per school
+    here."""
     scope: ScopeConfig = Field(default_factory=ScopeConfig)
     """A person is sent only if at least one placement is in scope. An empty list means "all"."""
     join: JoinConfig | None = None

@@ -61,7 +61,7 @@ class JoinConfig(_Strict):
     from, in order, instead of the order of `sources`."""
     unmatched: dict[str, Literal["use", "skip"]] = Field(default_factory=dict)
     """Someone found in only one of the sources: use them as they are, or skip them (the
-    default). Per source name."""
+    default)."""
 
 
 class SchoolConfig(_Strict):
@@ -77,7 +77,8 @@ class ScopeConfig(_Strict):
     """Which placements count. An empty list means 'all'."""
 
     school_types: list[str] = Field(default_factory=list)
-    """School types in scope (a placement's own school type, else the school's types)."""
+    """School types in scope (a placement's own school type, else the school's types under
+    `schools:`)."""
     school_units: list[str] = Field(default_factory=list)
     """Only these school unit codes."""
     staff_roles: list[str] = Field(default_factory=list)
@@ -118,8 +119,11 @@ class LifecycleConfig(_Strict):
     deletions caused by missing placements are held back; creates and updates still flow."""
     rekey: Literal["ask", "auto", "never"] = "ask"
     """A new person whose userName or e-mail is that of an account whose person is gone (a new
-    source key) keeps that account: "ask" holds each re-key until `connector approve`, "auto"
-    re-keys at once, "never" deactivates the old account and creates a new one."""
+    source key: a move from Procapita to Adela, a new student id) keeps that account: it
+    moves to the new key with its vendor id and memberships (one PATCH of its externalId).
+    "ask" holds each re-key until `connector approve` (neither account is touched meanwhile;
+    `sync` exits 3); "auto" re-keys at once; "never" deactivates the old account and creates
+    a new one."""
 
 
 class ReconcileConfig(_Strict):

@@ -72,4 +72,5 @@ class StateConfig(_Strict):
 
     path: Path
     """The SQLite file holding which vendor id belongs to whom and what was last sent. Back it
-    up; only one connector process may use it at a time. Its folder must exist."""
+    up; only one connector process may use it at a time. Created with mode 0600 (and made 0600
+    if it is not). Its folder must exist."""

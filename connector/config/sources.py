@@ -53,11 +53,11 @@ class CsvColumns(_Strict):
     username: str | None = None
     """The username at the vendor, if the file has one."""
     school_unit_code: str
-    """Required: the 8-digit school unit code (skolenhetskod) of the placement."""
+    """Required: the 8-digit skolenhetskod (school unit code)."""
     school_name: str | None = None
     """The school's name."""
     school_type: str | None = None
-    """The placement's school type (skolform): GR, GRS, GY, GYS, VUX, SFI..."""
+    """The school type (skolform): GR, GRS, GY, GYS, VUX, SFI..."""
     school_year: str | None = None
     """The school year (årskurs)."""
     class_name: str | None = None
@@ -261,7 +261,7 @@ class LdapSourceConfig(_Strict):
     bind_dn: str | None = None
     """The DN to bind as (a service account); unset: an anonymous bind."""
     password: SecretStr | None = None
-    """The bind password, e.g. ${LDAP_PASSWORD}; or password_file."""
+    """The bind password (or password_file)."""
     password_file: Path | None = None
     """A file holding the bind password (systemd LoadCredential, a Kubernetes secret)."""
     base_dns: list[str] = Field(min_length=1)

@@ -23,7 +23,7 @@ class VendorConfig(_Strict):
     base_url: str
     """The SCIM base URL the vendor gave you (the part before /Users and /Groups)."""
     token: SecretStr | None = None
-    """The bearer token, e.g. ${SCIM_TOKEN}; or token_file."""
+    """The bearer token (or token_file)."""
     token_file: Path | None = None
     """A file holding the bearer token (systemd LoadCredential, a Kubernetes secret)."""
     timeout_seconds: float = Field(default=30.0, gt=0)
@@ -75,13 +75,12 @@ class ScimTargetConfig(VendorConfig):
     top-level `safety:` with this target's overrides)."""
 
     kind: Literal["scim"] = "scim"
-    """scim: a SCIM 2.0 API (the default); or file (a CSV file delivered)."""
+    """scim: a SCIM 2.0 API (the default; may be left out); or file: a CSV file delivered."""
     name: str = Field(pattern=TARGET_NAME)
     """The target's name (letters, digits, . _ -): it keys the target's records in the state
     file, so choose it once and keep it."""
     mapping: Path
-    """How people and schools become its Users and Groups (a mapping file, e.g.
-    mappings/default.yaml)."""
+    """How people and schools become its Users and Groups: a mapping file."""
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     """This target's own limits: any key of the top-level `safety:`, overriding it for this
     target."""
