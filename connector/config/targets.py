@@ -219,7 +219,8 @@ class FileTargetConfig(_Strict):
     delivery: DeliveryConfig
     """How the file reaches the vendor: method sftp, ftps or local."""
     format: FileFormatConfig = Field(default_factory=FileFormatConfig)
-    """How the file is written; agree on it with the vendor."""
+    """How the file is written (its name, delimiter, encoding, rows); agree on it with the
+    vendor."""
     archive: ArchiveConfig | None = None
     """Keep each delivered file here (mode 0600) for audit."""
     max_retries: int = Field(default=3, ge=0, le=20)
