@@ -3,7 +3,8 @@ something was held back by a safety rule, 4 interrupted (Ctrl-C or SIGTERM stopp
 `approve` with planned operations not sent; the next cycle plans them again).
 
 One module per group of commands: check.py (check), cycle.py (plan, sync, approve, run),
-reports.py (status, explain, report, demo), notify.py (notify test); common.py is what they share.
+reports.py (status, explain, report, demo), notify.py (notify test), config.py (config schema);
+common.py is what they share.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import click
 
 import connector
 from connector.cli.check import check
+from connector.cli.config import config
 from connector.cli.cycle import approve, plan, run, sync
 from connector.cli.notify import notify
 from connector.cli.reports import demo, explain, report, status
@@ -46,7 +48,7 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
     ctx.obj = config_path
 
 
-for command in (check, plan, sync, approve, run, status, explain, report, demo, notify):
+for command in (check, plan, sync, approve, run, status, explain, report, demo, notify, config):
     main.add_command(command)
 
 

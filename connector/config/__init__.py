@@ -10,13 +10,7 @@ service; `load_config` reads a file.
 """
 
 from connector.config.base import BEARER_RULE, Limit
-from connector.config.loader import (
-    format_location,
-    load_config,
-    load_state_settings,
-    load_yaml,
-    validation_problems,
-)
+from connector.config.loader import load_config, load_state_settings, load_yaml
 from connector.config.model import Config
 from connector.config.policy import (
     ExternalIdConfig,
@@ -28,6 +22,7 @@ from connector.config.policy import (
     SchoolConfig,
     ScopeConfig,
 )
+from connector.config.problems import format_location, validation_problems
 from connector.config.roles import DivisionConfig, RoleRule, RolesConfig
 from connector.config.service import DaemonConfig, HealthConfig, LoggingConfig, StateConfig
 from connector.config.sources import (
@@ -40,9 +35,8 @@ from connector.config.sources import (
     LdapSourceConfig,
     ProtectedIdentityConfig,
     SourceConfig,
-    Ss12000AuthConfig,
-    Ss12000SourceConfig,
 )
+from connector.config.ss12000 import Ss12000AuthConfig, Ss12000SourceConfig
 from connector.config.targets import (
     DEFAULT_TARGET,
     ArchiveConfig,

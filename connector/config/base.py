@@ -9,8 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class _Strict(BaseModel):
-    # A misspelt key is an error, not a silently ignored setting.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A misspelt key is an error, not a silently ignored setting. What a key means is the
+    # docstring under its field: the one text the JSON Schema (`connector config schema`) and
+    # config/example.yaml's comments share (tests/unit/test_config_schema.py).
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def read_secret_file(path: Path) -> SecretStr:
@@ -46,4 +48,6 @@ class Limit(_Strict):
     """Trips when a cycle would exceed both the count and the percentage."""
 
     count: int = Field(ge=0)
+    """The count a cycle must exceed (as well as the percentage) to trip the limit."""
     percent: float = Field(ge=0, le=100)
+    """The percentage a cycle must exceed (as well as the count) to trip the limit."""

@@ -14,8 +14,10 @@ from pydantic import BaseModel, ValidationError
 from connector.config.base import bearer, read_secret_file
 from connector.config.model import Config
 from connector.config.notify import url_problem
+from connector.config.problems import validation_problems
 from connector.config.service import DaemonConfig, StateConfig
-from connector.config.sources import LdapSourceConfig, Ss12000SourceConfig
+from connector.config.sources import LdapSourceConfig
+from connector.config.ss12000 import Ss12000SourceConfig
 from connector.config.targets import FileTargetConfig
 from connector.errors import ConfigError
 
@@ -106,31 +108,6 @@ def _resolve_paths(value: Any, base: Path) -> Any:
     return value
 
 
-def format_location(loc: tuple[int | str, ...]) -> str:
-    """('sources', 0, 'columns', 'key') -> 'sources[0].columns.key'."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in (
-            "csv",
-            "ldap",
-            "ss12000",
-        ):  # the discriminator tag pydantic inserts for unions
-            continue
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
-def validation_problems(error: ValidationError) -> list[str]:
-    problems = []
-    for item in error.errors():
-        message = item["msg"].removeprefix("Value error, ")
-        problems.append(f"{format_location(item['loc'])}: {message}" if item["loc"] else message)
-    return problems
-
-
 def load_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
@@ -169,7 +146,7 @@ def load_config(path: Path, *, secrets: bool = True) -> Config:
     try:
         config = Config.model_validate({**resolved, "source_file": path})
     except ValidationError as exc:
-        raise ConfigError(str(path), validation_problems(exc)) from None
+        raise ConfigError(str(path), validation_problems(exc, Config)) from None
     _check_secret_files(config, path, secrets)
     return config
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from connector.config.base import _Strict
 from connector.config.notify import NotifyConfig
@@ -25,26 +26,68 @@ from connector.config.targets import DEFAULT_TARGET, ScimTargetConfig, TargetCon
 
 
 class Config(_Strict):
-    # One SCIM vendor (`vendor:` and `mapping:`), or any number of targets (`targets:`).
+    """The connector's configuration file: where it reads people (sources), where it sends
+    them (targets), and the rules in between."""
+
     vendor: VendorConfig | None = None
+    """One SCIM vendor, the target named `default`: the keys of a SCIM target without name,
+    kind and safety, with `mapping:` beside it. Or use `targets:`, not both."""
     mapping: Path | None = None
+    """With `vendor:`: that vendor's mapping file (with `targets:`, each target names its own)."""
     targets: list[TargetConfig] = Field(default_factory=list)
+    """Each target is a vendor with its own SCIM API, mapping and (optionally) safety limits.
+    The sources are read once per cycle for all of them; a target that fails never stops the
+    others. A target's name keys its records in the state file: choose it once and keep it."""
     state: StateConfig
+    """Local state: the state file (SQLite)."""
     external_id: ExternalIdConfig
+    """The vendor's externalId: how it is derived from a person's source key."""
     sources: list[SourceConfig] = Field(min_length=1)
+    """Sources of people: roster CSV files (type: csv), the directory (type: ldap), SS 12000
+    APIs (type: ss12000), each read once per cycle."""
     schools: list[SchoolConfig] = Field(default_factory=list)
+    """Names and school types by school unit code. Optional: names also come from a source's
+    school_name column; names here win. A school without a known name is named by its code.
+    Directory group rule templates (a source's group_rules) expand to one group per school
+    here."""
     scope: ScopeConfig = Field(default_factory=ScopeConfig)
+    """A person is sent only if at least one placement is in scope. An empty list means "all"."""
     join: JoinConfig | None = None
+    """Entries with the same join key in these sources become one person: each field from the
+    first listed source that has it (override per field under `prefer`), placements from all,
+    and protected if any source says so. The join key is never sent to the vendor. A join key
+    held by several entries of one source is a conflict: reported, and nobody involved is
+    changed."""
     roles: RolesConfig = Field(default_factory=RolesConfig)
+    """Role values the connector grants and owns value by value. Sent only to targets whose
+    mapping has a `roles:` section (as SCIM `roles` or `entitlements` values: value, display,
+    type - the type is the school unit code or the division's name, the display its name). The
+    connector adds and removes only values it granted: a value an admin granted by hand at the
+    vendor is never touched, also not by a full reconcile. A protected person is granted
+    nothing."""
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    """Accounts carry talking-book rights and passwords: they are moved and renamed, never
+    re-created. Only accounts the connector created or linked are ever changed."""
     reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
+    """Reconciling with the vendor's real state."""
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    """A cycle that would take away more than these limits holds back ALL of its
+    deprovisioning (creates and updates still go): `sync` exits 3, `connector status` and the
+    metrics show it, and `connector approve` shows the held plan and releases it once (or
+    `sync --allow-deprovision` for one run). A limit trips when both the count and the
+    percentage are exceeded. A target's own `safety:` overrides these key by key."""
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    """Running as a service (connector run)."""
     health: HealthConfig = Field(default_factory=HealthConfig)
+    """Health and metrics over HTTP."""
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    """Logging: its format and level."""
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    """Tell an operator when it matters (README, "Notifications"): a target's changes held back by
+    a safety rule, a target degraded or recovered, a changed config rejected, a source failing
+    cycle after cycle."""
     # Where the config came from; set by load_config, not by the file.
-    source_file: Path = Field(default=Path("config.yaml"), exclude=True)
+    source_file: SkipJsonSchema[Path] = Field(default=Path("config.yaml"), exclude=True)
 
     @model_validator(mode="before")
     @classmethod

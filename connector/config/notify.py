@@ -54,9 +54,15 @@ def url_problem(url: str) -> str | None:
 
 class _Channel(_Strict):
     name: str = Field(pattern=CHANNEL_NAME)
+    """Names this channel in the log (notify.sent, notify.failed)."""
     events: list[EventName] = Field(default_factory=lambda: list(_ALL), min_length=1)
+    """Which events this channel gets (default: all of them): held, degraded, recovered,
+    config_rejected, source_failed, source_recovered."""
     timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """Seconds to wait for the answer; a timeout, a dropped connection, a 429 or 5xx (SMTP: a
+    4xx) answer is tried again twice."""
     ca_file: Path | None = None
+    """A CA bundle to verify the server with, if it is not signed by a public CA."""
 
     def gets(self, event: str) -> bool:
         return event == "test" or event in self.events
@@ -66,7 +72,10 @@ class WebhookConfig(_Channel):
     """An incoming webhook (Slack, Mattermost, Teams...): a JSON POST with a `text` field."""
 
     url: SecretStr | None = None
+    """The webhook URL, from the environment (it carries the hook's token): https:// (plain
+    http:// only to a loopback address)."""
     url_file: Path | None = None
+    """...or from a file (systemd LoadCredential, a Kubernetes secret). Set one of the two."""
 
     @field_validator("url")
     @classmethod
@@ -93,13 +102,23 @@ class EmailConfig(_Channel):
     """SMTP: STARTTLS (the default), implicit TLS, or - to a loopback relay only - none."""
 
     host: str = Field(min_length=1)
+    """The SMTP server's host name."""
     port: int | None = Field(default=None, ge=1, le=65535)
+    """Default 587 (starttls), 465 (tls), 25 (none)."""
     security: Literal["starttls", "tls", "none"] = "starttls"
+    """starttls: the server must offer STARTTLS (refused otherwise); tls: TLS from the start
+    (SMTPS); none: no encryption, only allowed to a loopback host (a local relay)."""
     sender: str = Field(alias="from")
+    """The sender's address."""
     to: list[str] = Field(min_length=1)
+    """The recipients (a list)."""
     username: str | None = None
+    """SMTP AUTH, only over TLS: the account. Leave username and password out for a relay
+    without AUTH."""
     password: SecretStr | None = None
+    """The account's password, from the environment..."""
     password_file: Path | None = None
+    """...or from a file."""
 
     _password = field_validator("password")(unpadded)
 
@@ -143,13 +162,19 @@ class NotifyConfig(_Strict):
     """Off unless a channel is listed."""
 
     webhooks: list[WebhookConfig] = Field(default_factory=list)
+    """Incoming webhooks (Slack, Mattermost, Teams...): a JSON POST whose `text` field they show,
+    with the structured fields beside it (event, target, source, counts, reasons, run_id, host,
+    time). The URL carries the hook's token, so it is a secret."""
     email: list[EmailConfig] = Field(default_factory=list)
-    # The same event for the same target or source is sent at most once in this many seconds.
+    """E-mail over SMTP, subject like "[connector] held back: target ilt"."""
     min_interval_seconds: float = Field(default=3600.0, ge=0)
-    # At most this many messages in any hour, all events together.
+    """The same event for the same target or source is sent at most once in this many seconds
+    (a held plan is told when it appears, not at every cycle it stays held). A recovery is
+    always told after its trouble was."""
     max_per_hour: int = Field(default=20, ge=1)
-    # `source_failed` when a source failed this many cycles in a row.
+    """At most this many messages in any hour, all events and targets together."""
     source_failed_after: int = Field(default=3, ge=1)
+    """source_failed is told when a source failed this many cycles in a row."""
 
     @model_validator(mode="after")
     def _unique_names(self) -> NotifyConfig:

@@ -23,9 +23,12 @@ class DivisionConfig(_Strict):
     """A named set of school units and school forms (say GR+GY, or VUX): a role granted at a
     division is one value whose type is the division's name."""
 
-    display: str | None = None  # sent as the value's `display`; default: the name
+    display: str | None = None
+    """Sent as the value's `display`; default: the division's name."""
     school_types: list[str] = Field(default_factory=list)
+    """The school forms in the division (GR, GY...)."""
     school_units: list[str] = Field(default_factory=list)
+    """The school units (8-digit codes) in the division."""
 
     @field_validator("school_units")
     @classmethod
@@ -54,11 +57,19 @@ class RoleRule(_Strict):
     """Exactly one of `group`, `duty`, `people`; at most one of `school_unit`, `division`."""
 
     value: str = Field(min_length=1, max_length=100)
-    group: str | None = Field(default=None, min_length=3)  # a DN, via memberOf
-    duty: str | None = Field(default=None, min_length=1)  # a placement's duty role
-    people: list[str] = Field(default_factory=list)  # source keys, e-mails or usernames
+    """The role value granted (say admin)."""
+    group: str | None = Field(default=None, min_length=3)
+    """A directory group DN, via memberOf; with {school_unit_code}: one group per school
+    under `schools:`."""
+    duty: str | None = Field(default=None, min_length=1)
+    """A placement's duty role, from SS 12000 or a roster's role column."""
+    people: list[str] = Field(default_factory=list)
+    """Source keys, e-mail addresses or usernames."""
     school_unit: str | None = Field(default=None, pattern=r"^\d{8}$")
+    """Grant at this school unit (8 digits); without school_unit or division: at each school
+    unit the person is placed at in scope (for a duty: where they hold it)."""
     division: str | None = None
+    """Grant at this division (a name under roles.divisions)."""
 
     @field_validator("value")
     @classmethod
@@ -103,12 +114,18 @@ class RoleRule(_Strict):
 
 
 class RolesConfig(_Strict):
+    """Role rules, the divisions they may grant at, and whether to revoke."""
+
     rules: list[RoleRule] = Field(default_factory=list)
+    """Each rule: `value`, exactly one source of truth (`group`, `duty` or `people`) and
+    where: `school_unit`, `division`, or neither."""
     divisions: dict[str, DivisionConfig] = Field(default_factory=dict)
-    # Grant-only by default: a value the connector granted and no rule gives any more stays
-    # (and stays recorded as granted) until this is switched on. A protected person's values
-    # are always taken away.
+    """Named sets of school units and school forms, for rules that grant at a division."""
     revoke: bool = False
+    """Grant-only (false, the default): a value the connector granted that no rule gives any
+    more stays at the vendor (and stays recorded as granted) until this is true. Revocations
+    then count against safety.max_revocations. A person who becomes protected loses the
+    values the connector granted at once, whatever this says."""
 
     @model_validator(mode="after")
     def _divisions_exist(self) -> RolesConfig:

@@ -14,13 +14,16 @@ class DaemonConfig(_Strict):
     """`connector run`: an incremental cycle every interval, a full reconcile on a schedule."""
 
     interval_seconds: float = Field(default=300.0, ge=1)
-    # Crontab syntax (minute hour day month weekday), in `timezone`.
+    """An incremental cycle this often (seconds). A cycle that overruns delays the next."""
     full_reconcile_cron: str = "0 2 * * *"
+    """The full reconcile with the vendor's real state, in crontab syntax (minute hour day
+    month weekday), in `timezone`."""
     timezone: str = "Europe/Stockholm"
-    # Reload when the config or mapping file changes (checked while no cycle runs).
+    """The time zone of full_reconcile_cron (an IANA name)."""
     watch_files: bool = True
-    # On SIGTERM: how long to wait for the request in flight before giving up.
+    """Reload when this file or the mapping file changes (SIGHUP always reloads)."""
     shutdown_timeout_seconds: float = Field(default=30.0, gt=0)
+    """On SIGTERM, how long to wait for the request in flight before giving up (exit 1)."""
 
     @field_validator("full_reconcile_cron")
     @classmethod
@@ -48,20 +51,34 @@ class DaemonConfig(_Strict):
 class HealthConfig(_Strict):
     """/healthz, /readyz and /metrics over HTTP. Off unless `listen` is set."""
 
-    listen: str | None = Field(default=None, pattern=r"^[^:\s]+:\d{1,5}$")  # host:port
-    # /readyz fails when the last successful cycle is older than this.
+    listen: str | None = Field(default=None, pattern=r"^[^:\s]+:\d{1,5}$")
+    """host:port for /healthz, /readyz, /metrics and the status page at / (read-only HTML: last
+    runs, what is held back, failing objects, sources); unset (null) means off."""
     ready_max_age_seconds: float = Field(default=1800.0, gt=0)
-    # The status page at / shows opaque refs only; on: also the userName and displayName the
-    # state file holds for held-back and failing objects (personal data: mind who can reach it).
+    """/readyz fails when the last successful cycle is older than this."""
     show_names: bool = False
+    """The status page names objects by opaque refs only; true: it also shows the userName and
+    displayName the state file holds for held-back and failing objects (personal data: only
+    where everyone who can reach the page may see them)."""
 
 
 class LoggingConfig(_Strict):
+    """How the connector logs: the events and their fields are in docs/log-events.md."""
+
     format: Literal["auto", "json", "console"] = "auto"
+    """json: one JSON object per line (for journald, Kubernetes, log shippers); console:
+    readable text; auto: console on a terminal, json otherwise."""
     level: Literal["debug", "info", "warning", "error"] = "info"
-    # While a plan is applied (or the vendor listed): a `sync.progress` event this often.
+    """debug | info | warning | error."""
     progress_seconds: float = Field(default=5.0, gt=0)
+    """While a cycle applies its plan (or lists the vendor in a full reconcile): a
+    `sync.progress` event (done, planned, rate, eta) this often, in seconds."""
 
 
 class StateConfig(_Strict):
+    """The local state file."""
+
     path: Path
+    """The SQLite file holding which vendor id belongs to whom and what was last sent. Back it
+    up; only one connector process may use it at a time. Created with mode 0600 (and made 0600
+    if it is not). Its folder must exist."""

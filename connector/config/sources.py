@@ -9,7 +9,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from connector.config.base import _Strict, bearer, secret_value, unpadded
+from connector.config.base import _Strict, secret_value, unpadded
+from connector.config.ss12000 import Ss12000SourceConfig
 from connector.people.model import Kind
 
 CsvRequired = Literal["given_name", "family_name", "email", "username", "school_unit_code"]
@@ -42,21 +43,33 @@ class CsvColumns(_Strict):
     """Which column (by header name) holds each field. Unused fields stay unset."""
 
     key: str
+    """Required: a stable id for the person in this system."""
     given_name: str | None = None
+    """The given name (förnamn)."""
     family_name: str | None = None
+    """The family name (efternamn)."""
     email: str | None = None
+    """The e-mail address."""
     username: str | None = None
+    """The username at the vendor, if the file has one."""
     school_unit_code: str
+    """Required: the 8-digit skolenhetskod (school unit code)."""
     school_name: str | None = None
+    """The school's name."""
     school_type: str | None = None
+    """The school type (skolform): GR, GRS, GY, GYS, VUX, SFI..."""
     school_year: str | None = None
+    """The school year (årskurs)."""
     class_name: str | None = None
+    """The class (klass)."""
     role: str | None = None
-    # A mobile number (sent only where a mapping opts in: `mobile_opt_in`).
+    """For staff files: the duty role (Lärare, Rektor...)."""
     mobile: str | None = None
-    # A value present in another source too (a student id, a personnummer) that joins this
-    # person with their entry there (see `join:`). Never sent to the vendor.
+    """A mobile number, E.164 or Swedish (070-...); an invalid one skips the row. Sent only
+    where a mapping opts in (mobile_opt_in)."""
     join_key: str | None = None
+    """A value present in another source too (a student id, a personnummer) that joins this
+    person with their entry there (see `join:`). Never sent to the vendor."""
 
     @model_validator(mode="after")
     def _no_personnummer_in_mapped_fields(self) -> CsvColumns:
@@ -69,9 +82,10 @@ class _MarkingConfig(_Strict):
     protected'. Fail closed: any other value, an empty one or a missing one means protected."""
 
     not_protected_values: list[str] = Field(default_factory=list)
-    # Only for a source that does not carry the marking at all (e.g. a staff list): its people
-    # count as not protected, and every start logs a warning saying so.
+    """The values that mean "not protected", compared ignoring case and surrounding spaces."""
     assume_not_protected: bool = False
+    """Only for a source that does not carry the marking at all, such as a staff list taken
+    from HR: its people count as not protected, and every run logs a warning saying so."""
     _where: ClassVar[str]  # the name of the field that says where the marking is
 
     @model_validator(mode="after")
@@ -92,38 +106,67 @@ class ProtectedIdentityConfig(_MarkingConfig):
     """The marking in a CSV file: a column."""
 
     column: str | None = None
+    """The column holding the marking. An empty cell or any value not listed in
+    not_protected_values means protected."""
     _where: ClassVar[str] = "column"
 
 
 class CsvSourceConfig(_Strict):
+    """A student information system's roster export (Adela, Procapita/Edlevo, IST Extens...):
+    one row per placement; a person at two schools appears on two rows."""
+
     type: Literal["csv"]
+    """csv: a roster CSV file."""
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """A short name used in logs (letters, digits, . _ -)."""
     path: Path
+    """The CSV file."""
     kind: Kind
+    """student | staff: what the people in this source are."""
     delimiter: str = Field(default=";", min_length=1, max_length=1)
+    """One character: ; or , or a tab ("\\t")."""
     encoding: Literal["utf-8", "windows-1252", "auto"] = "utf-8"
+    """utf-8 (with or without BOM) | windows-1252 | auto (a header with letters beyond ASCII
+    decides; otherwise utf-8 unless most lines with such letters are not valid UTF-8). Rows
+    the encoding cannot read, and values that look like UTF-8 read as Windows-1252 ("Ã¥"),
+    are reported by line and skipped."""
     columns: CsvColumns
+    """The header name of the column holding each field. Leave a field out if the file lacks
+    it."""
     protected_identity: ProtectedIdentityConfig
-    # A field listed here must be non-empty, or the row is reported and skipped.
+    """Protected identity (skyddad identitet). Fail closed: a person is treated as protected
+    (never sent anywhere) unless this column holds one of the values below. An empty cell or
+    any other value means protected. A file without this column, or with it empty in every
+    row, fails the source: nothing is sent or taken away for anyone in it."""
     required: list[CsvRequired] = Field(
         default_factory=lambda: list[CsvRequired](["given_name", "family_name", "school_unit_code"])
     )
+    """Fields that must be non-empty; a row missing one is reported (file and line) and
+    skipped."""
 
 
 class LdapAttributes(_Strict):
     """Which LDAP attribute gives each field of a person."""
 
-    # The stable key: entryUUID (OpenLDAP), objectGUID (Active Directory), employeeID...
     key: str
+    """The stable key: entryUUID (OpenLDAP), objectGUID (Active Directory), employeeID..."""
     given_name: str | None = "givenName"
+    """The given name."""
     family_name: str | None = "sn"
+    """The family name."""
     email: str | None = "mail"
+    """The e-mail address."""
     username: str | None = None
-    # A (multi-valued) attribute holding school unit codes: one placement per value.
+    """The username at the vendor (userPrincipalName, uid...)."""
     school_unit_codes: str | None = None
+    """A (multi-valued) attribute holding school unit codes: one placement per value."""
     role: str | None = None
-    mobile: str | None = None  # e.g. `mobile`; sent only where a mapping opts in
+    """The duty role of the person's placements (title...)."""
+    mobile: str | None = None
+    """A mobile number (e.g. mobile); sent only where a mapping opts in."""
     join_key: str | None = None
+    """A value present in another source too (a student id) that joins this person with their
+    entry there (see `join:`). Never sent to the vendor."""
 
     @model_validator(mode="after")
     def _no_personnummer_in_mapped_fields(self) -> LdapAttributes:
@@ -142,8 +185,13 @@ class LdapGroupRule(_Strict):
     """
 
     group: str = Field(min_length=3)
+    """The group's DN; with {school_unit_code} in it, a template: one group per school unit
+    under `schools:`."""
     school_unit_code: str | None = Field(default=None, pattern=r"^\d{8}$")
+    """The school unit (8 digits) a member is placed at; required unless the group is a
+    template."""
     role: str | None = None
+    """The duty role of that placement (Lärare, Rektor...)."""
 
     @property
     def is_template(self) -> bool:
@@ -186,37 +234,63 @@ class LdapProtectedIdentityConfig(_MarkingConfig):
     """The marking in the directory: an attribute."""
 
     attribute: str | None = None
+    """The attribute holding the marking. A missing or empty one, or any value not listed in
+    not_protected_values, means protected."""
     _where: ClassVar[str] = "attribute"
 
 
 class LdapSourceConfig(_Strict):
+    """The municipal directory (Active Directory or OpenLDAP)."""
+
     type: Literal["ldap"]
+    """ldap: a directory (Active Directory or OpenLDAP)."""
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """A short name used in logs (letters, digits, . _ -)."""
     kind: Kind
-    # One or more servers, tried in order: ldap://host[:port] or ldaps://host[:port].
+    """student | staff: what the people in this source are."""
     servers: list[str] = Field(min_length=1)
+    """Tried in order until one answers. ldaps:// (TLS from the start) or ldap:// (+
+    start_tls)."""
     start_tls: bool = False
+    """Upgrade an ldap:// connection to TLS (StartTLS)."""
     verify_tls: bool = True
+    """Verify the directory's TLS certificate: leave on; a CA file if the directory's CA is
+    private."""
     ca_file: Path | None = None
+    """A CA bundle to verify the directory with, if it is not signed by a public CA."""
     bind_dn: str | None = None
+    """The DN to bind as (a service account); unset: an anonymous bind."""
     password: SecretStr | None = None
+    """The bind password (or password_file)."""
     password_file: Path | None = None
+    """A file holding the bind password (systemd LoadCredential, a Kubernetes secret)."""
     base_dns: list[str] = Field(min_length=1)
+    """One or more subtrees to read."""
     filter: str = "(objectClass=person)"
+    """The LDAP search filter for the people to read."""
     page_size: int = Field(default=500, ge=1, le=100000)
+    """Paged search: directories larger than the server's size limit are read whole."""
     timeout_seconds: float = Field(default=30.0, gt=0)
-    # Active Directory: objectGUID as a UUID, disabled accounts (userAccountControl) left out,
-    # ranged retrieval of large multi-valued attributes.
+    """Seconds to wait for the directory before the read fails."""
     active_directory: bool = False
+    """objectGUID read as a UUID, disabled accounts (userAccountControl) counted as not
+    present, large multi-valued attributes fetched in ranges."""
     attributes: LdapAttributes
+    """Which attribute gives each field. Leave out what the directory does not hold."""
     group_rules: list[LdapGroupRule] = Field(default_factory=list)
-    # The duty role of a placement when neither its group rule nor attributes.role gives one
-    # (e.g. "Lärare", so that staff placed by group membership count as teachers).
+    """Placements from group membership (memberOf): being in `group` means a placement at the
+    school unit, with the role given."""
     default_role: str | None = Field(default=None, min_length=1)
+    """The duty role of a placement when neither its group rule nor attributes.role gives
+    one."""
     protected_identity: LdapProtectedIdentityConfig
+    """Protected identity (skyddad identitet): an attribute and the values that mean "not
+    protected" (fail closed), or assume_not_protected for a directory that carries no
+    marking."""
     required: list[LdapRequired] = Field(
         default_factory=lambda: list[LdapRequired](["given_name", "family_name"])
     )
+    """Attributes that must be present, or the entry is reported (by DN) and skipped."""
 
     @field_validator("servers")
     @classmethod
@@ -259,82 +333,6 @@ class LdapSourceConfig(_Strict):
         """The group rules with each template expanded for these school unit codes."""
         codes = list(school_codes)
         return [expanded for rule in self.group_rules for expanded in rule.expand(codes)]
-
-
-class Ss12000AuthConfig(_Strict):
-    """A static bearer token, or OAuth2 client credentials (the token is cached until it
-    expires and renewed on 401)."""
-
-    token: SecretStr | None = None
-    token_file: Path | None = None
-    token_url: str | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    client_secret_file: Path | None = None
-    scope: str | None = None
-
-    _token = field_validator("token", "client_secret")(bearer)
-
-    @model_validator(mode="after")
-    def _one_way(self) -> Ss12000AuthConfig:
-        static = self.token is not None or self.token_file is not None
-        oauth = self.token_url is not None
-        if static == oauth:
-            raise ValueError(
-                "set either token (or token_file) or token_url with client credentials"
-            )
-        if oauth and (
-            self.client_id is None
-            or (self.client_secret is None) == (self.client_secret_file is None)
-        ):
-            raise ValueError(
-                "token_url needs client_id and one of client_secret, client_secret_file"
-            )
-        return self
-
-    def static_token(self) -> str | None:
-        return secret_value(self.token, self.token_file)
-
-    def secret(self) -> str:
-        value = secret_value(self.client_secret, self.client_secret_file)
-        assert value is not None  # the validator requires one of them
-        return value
-
-
-class Ss12000SourceConfig(_Strict):
-    """An SS 12000:2020 API (Edlevo, IST...): persons, enrolments, duties, school units."""
-
-    type: Literal["ss12000"]
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    base_url: str
-    auth: Ss12000AuthConfig
-    # Enrolments in these school types count (empty: all), e.g. GR, GRS, GY, GYS, VUX, SFI.
-    school_types: list[str] = Field(default_factory=list)
-    # Duties with these roles count (empty: all), e.g. Lärare, Rektor, Bibliotekarie.
-    duty_roles: list[str] = Field(default_factory=list)
-    student_email_type: str = "Skola elev"
-    staff_email_type: str = "Skola personal"
-    # username from eduPersonPrincipalNames, or none
-    username: Literal["eppn", "none"] = "eppn"
-    # civicNo as the join key with other sources (never sent, never stored).
-    join_key: Literal["civicNo"] | None = None
-    # Also read class groups (groupType Klass): a student's class at each school unit.
-    classes: bool = False
-    page_size: int = Field(default=500, ge=1, le=10000)
-    timeout_seconds: float = Field(default=30.0, gt=0)
-    verify_tls: bool = True
-    ca_file: Path | None = None
-    # Between full reads, ask only for what changed (meta.modified.after, /deletedEntities).
-    incremental: bool = True
-    # Checkpoints step back this far, so a change made during a read is never missed.
-    checkpoint_overlap_seconds: float = Field(default=300.0, ge=0)
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/")
 
 
 SourceConfig = Annotated[

@@ -18,22 +18,38 @@ DEFAULT_TARGET = "default"
 
 
 class VendorConfig(_Strict):
-    base_url: str = Field(description="SCIM base URL, e.g. https://scim.vendor.example/v2")
+    """A SCIM 2.0 vendor's API."""
+
+    base_url: str
+    """The SCIM base URL the vendor gave you (the part before /Users and /Groups)."""
     token: SecretStr | None = None
+    """The bearer token (or token_file)."""
     token_file: Path | None = None
+    """A file holding the bearer token (systemd LoadCredential, a Kubernetes secret)."""
     timeout_seconds: float = Field(default=30.0, gt=0)
+    """Seconds to wait for one HTTP request before it counts as failed (and is retried)."""
     verify_tls: bool = True
+    """Verify the vendor's TLS certificate. Leave this on; turning it off logs a warning at
+    start."""
     ca_file: Path | None = None
+    """A CA bundle to verify the vendor with, if it is not signed by a public CA."""
     concurrency: int = Field(default=4, ge=1, le=64)
+    """How many requests may be in flight at once."""
     member_chunk_size: int = Field(default=100, ge=1, le=1000)
+    """At most this many members are added or removed in one PATCH of a group."""
     max_retries: int = Field(default=4, ge=0, le=20)
-    # Requests per second at most (0: no limit). Protects the vendor.
+    """How often a request that failed for a temporary reason (429, 5xx, timeout, a dropped
+    connection) is retried: Retry-After is honoured, otherwise exponential backoff with
+    jitter. Other 4xx answers are not retried."""
     rate_limit: float = Field(default=0.0, ge=0)
-    # SCIM Bulk (RFC 7644 section 3.7), used only if the vendor also advertises it: creates,
-    # updates, deactivations, deletions and membership changes go in batches of at most
-    # this many operations (and the vendor's own maxOperations and maxPayloadSize).
+    """At most this many requests per second (0: no limit), if the vendor asks for one."""
     bulk: bool = False
+    """SCIM Bulk: send creates, updates, deactivations, deletions and membership changes many
+    to a request. Only used if the vendor's /ServiceProviderConfig says it supports Bulk;
+    batches stay within its maxOperations and maxPayloadSize, and within
+    bulk_max_operations."""
     bulk_max_operations: int = Field(default=100, ge=1, le=10_000)
+    """At most this many operations in one SCIM Bulk request."""
 
     @field_validator("base_url")
     @classmethod
@@ -59,9 +75,15 @@ class ScimTargetConfig(VendorConfig):
     top-level `safety:` with this target's overrides)."""
 
     kind: Literal["scim"] = "scim"
+    """scim: a SCIM 2.0 API (the default; may be left out); or file: a CSV file delivered."""
     name: str = Field(pattern=TARGET_NAME)
+    """The target's name (letters, digits, . _ -): it keys the target's records in the state
+    file, so choose it once and keep it."""
     mapping: Path
+    """How people and schools become its Users and Groups: a mapping file."""
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    """This target's own limits: any key of the top-level `safety:`, overriding it for this
+    target."""
 
 
 class SftpDeliveryConfig(_Strict):
@@ -69,15 +91,23 @@ class SftpDeliveryConfig(_Strict):
     or changed host key is refused, never accepted)."""
 
     method: Literal["sftp"]
+    """sftp: SFTP with an SSH key."""
     host: str = Field(min_length=1)
+    """The server's host name."""
     port: int = Field(default=22, ge=1, le=65535)
+    """The server's port."""
     username: str = Field(min_length=1)
+    """The user to log in as."""
     private_key_file: Path
-    # For an encrypted key: the passphrase, in a file of its own.
+    """The SSH private key."""
     private_key_passphrase_file: Path | None = None
+    """For an encrypted key: the passphrase, in a file of its own."""
     known_hosts_file: Path
+    """The server's host key, in OpenSSH known_hosts form."""
     directory: str = "."
+    """The folder on the server to put the file in."""
     timeout_seconds: float = Field(default=30.0, gt=0)
+    """Seconds to wait for the server before the delivery attempt fails."""
 
     def files(self) -> list[tuple[str, Path | None]]:
         return [
@@ -92,15 +122,25 @@ class FtpsDeliveryConfig(_Strict):
     mode, the server's certificate verified (against `ca_file`, or the system's CAs)."""
 
     method: Literal["ftps"]
+    """ftps: FTP with explicit TLS."""
     host: str = Field(min_length=1)
+    """The server's host name."""
     port: int = Field(default=21, ge=1, le=65535)
+    """The server's port."""
     username: str = Field(min_length=1)
+    """The user to log in as."""
     password: SecretStr | None = None
+    """The password, e.g. ${FTPS_PASSWORD}; or password_file."""
     password_file: Path | None = None
+    """A file holding the password."""
     directory: str = "."
+    """The folder on the server to put the file in."""
     ca_file: Path | None = None
+    """A CA bundle to verify the server with, if it is not signed by a public CA."""
     verify_tls: bool = True
+    """Verify the server's TLS certificate. Leave this on."""
     timeout_seconds: float = Field(default=30.0, gt=0)
+    """Seconds to wait for the server before the delivery attempt fails."""
 
     @model_validator(mode="after")
     def _one_password(self) -> FtpsDeliveryConfig:
@@ -121,7 +161,9 @@ class LocalDeliveryConfig(_Strict):
     """A folder on this machine, for the municipality's own transfer job."""
 
     method: Literal["local"]
+    """local: a folder on this machine."""
     directory: Path
+    """The folder to put the file in."""
 
     def files(self) -> list[tuple[str, Path | None]]:
         return []
@@ -136,22 +178,30 @@ class FileFormatConfig(_Strict):
     """How the file is written; agree on it with the vendor."""
 
     file_name: str = Field(default="users.csv", pattern=r"^[^/\\\x00]+$")
+    """The file's name at the vendor."""
     delimiter: str = Field(default=";", min_length=1, max_length=1)
-    # utf-8-bom: UTF-8 with a byte order mark (what Excel wants to see).
+    """One character between the columns."""
     encoding: Literal["utf-8", "utf-8-bom", "windows-1252"] = "utf-8"
+    """utf-8 | utf-8-bom (UTF-8 with a byte order mark: what Excel wants to see) |
+    windows-1252."""
     line_ending: Literal["crlf", "lf"] = "crlf"
+    """crlf | lf."""
     quoting: Literal["minimal", "all"] = "minimal"
-    # A person at several schools: one row per school, or one row with the per-school
-    # columns joined by `joined_separator`.
+    """minimal (only where needed) | all (every value quoted)."""
     rows: Literal["per_school", "joined"] = "per_school"
+    """A person at several schools: one row per school (per_school), or one row with the
+    per-school columns joined by `joined_separator` (joined)."""
     joined_separator: str = Field(default=",", min_length=1, max_length=3)
+    """What joins the per-school values with rows: joined."""
 
 
 class ArchiveConfig(_Strict):
     """Each delivered file kept here (mode 0600) for audit, removed after `retention_days`."""
 
     directory: Path
+    """The folder the delivered files are kept in."""
     retention_days: int = Field(default=90, ge=1)
+    """Days to keep each delivered file."""
 
 
 class FileTargetConfig(_Strict):
@@ -160,14 +210,24 @@ class FileTargetConfig(_Strict):
     and delivered by SFTP, FTPS or into a local folder."""
 
     kind: Literal["file"]
+    """file: a CSV file delivered (Inläsningstjänst)."""
     name: str = Field(pattern=TARGET_NAME)
+    """The target's name (letters, digits, . _ -): it keys the target's records in the state
+    file, so choose it once and keep it."""
     mapping: Path
+    """The file mapping: which columns the file has and what goes in them."""
     delivery: DeliveryConfig
+    """How the file reaches the vendor: method sftp, ftps or local."""
     format: FileFormatConfig = Field(default_factory=FileFormatConfig)
+    """How the file is written (its name, delimiter, encoding, rows); agree on it with the
+    vendor."""
     archive: ArchiveConfig | None = None
-    # Attempts per delivery before the cycle gives up (the next cycle sends it again).
+    """Keep each delivered file here (mode 0600) for audit."""
     max_retries: int = Field(default=3, ge=0, le=20)
+    """Attempts per delivery before the cycle gives up (the next cycle sends it again)."""
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    """This target's own limits: any key of the top-level `safety:`, overriding it for this
+    target."""
 
     # A file has no membership chunks; the planner asks every target for one.
     member_chunk_size: ClassVar[int] = 100

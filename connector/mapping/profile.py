@@ -280,6 +280,6 @@ def load_mapping(path: Path) -> Mapping:
     try:
         parsed = _MappingFile.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(str(path), validation_problems(exc)) from None
+        raise ConfigError(str(path), validation_problems(exc, _MappingFile)) from None
     values = ValueMapping(parsed.roles, parsed.entitlements)
     return Mapping(path, parsed.user, parsed.group, values)

@@ -15,14 +15,13 @@ import structlog
 from connector.config import CsvSourceConfig
 from connector.errors import SourceError
 from connector.people.model import (
-    REASONS,
     Person,
     ReadContext,
     SourceIssue,
     SourceRead,
-    unsafe_text,
 )
-from connector.sources.csv_decoding import UNDECODABLE, decode, has_undecodable
+from connector.sources.csv_decoding import UNDECODABLE, decode
+from connector.sources.csv_header import missing_columns, missing_marking
 from connector.sources.csv_records import Record, Records
 from connector.sources.csv_rows import MAX_FIELD_LENGTH, Layout, RowError, RowReader
 from connector.sources.marking import MarkingReader
@@ -94,17 +93,15 @@ class CsvRosterSource:
             raise SourceError(self.name, f"{file_label}:1: header cannot be parsed ({first.error})")
         header = [h.strip() for h in first.row]
         records.columns = len(header)
-        index = self._column_index(header, file_label)
-        column = self.config.protected_identity.column
-        if column is not None and column not in index:
-            # Nobody in this file can be shown to be unprotected; making everyone protected
-            # would take every account away. The file is broken: fail it.
-            raise SourceError(
-                self.name,
-                f"{file_label}: the protected-identity column {column!r} is missing from the "
-                "header: nothing is sent or taken away for anyone from it",
-            )
-        return header, index
+        missing = missing_columns(self.config, header)
+        if missing is not None:
+            raise SourceError(self.name, f"{file_label}: {missing}")
+        # Without the marking nobody in this file can be shown to be unprotected; making
+        # everyone protected would take every account away. The file is broken: fail it.
+        missing = missing_marking(self.config, header)
+        if missing is not None:
+            raise SourceError(self.name, f"{file_label}: {missing}")
+        return header, {name: i for i, name in enumerate(header)}
 
     def _broken_record(
         self,
@@ -177,48 +174,3 @@ class CsvRosterSource:
                     Person(key, kind, "", "", None, None, True, join_key=join_key)
                 )
         result.schools = list(rows.schools.values())
-
-    def _column_index(self, header: list[str], file_label: str) -> dict[str, int]:
-        index = {name: i for i, name in enumerate(header)}
-        columns = self.config.columns.model_dump(exclude_none=True)
-        missing = sorted({col for col in columns.values() if col not in index})
-        if missing:
-            raise SourceError(
-                self.name,
-                f"{file_label}: header lacks configured column(s) {', '.join(missing)}; "
-                + self._describe_header(header),
-            )
-        return index
-
-    def _describe_header(self, header: list[str]) -> str:
-        """What the first line holds, for an operator to see what went wrong - but only if
-        it is a header row (one of the configured column names in it): a file without one
-        starts with a person."""
-        config = self.config
-        if has_undecodable(header):
-            return (
-                f"the header holds bytes that are not valid {config.encoding}: is the file's "
-                "encoding right? (encoding: windows-1252, or auto)"
-            )
-        wanted = [c.casefold() for c in config.columns.model_dump(exclude_none=True).values()]
-        if config.protected_identity.column:
-            wanted.append(config.protected_identity.column.casefold())
-        if not any(name in cell.casefold() for cell in header for name in wanted):
-            return (
-                "the first line does not look like a header row (no configured column name is "
-                "in it): does the file start with its header?"
-            )
-        shown = " | ".join(cell[:60] for cell in header[:30])
-        found = f"header found: {shown}"
-        if any(unsafe_text(cell) == REASONS["mojibake"] for cell in header):
-            found += (
-                "; it looks like UTF-8 read as Windows-1252: is the file's encoding right? "
-                "(encoding: utf-8, or auto)"
-            )
-        others = [d for d in ";,\t|" if d != config.delimiter and any(d in c for c in header)]
-        if len(header) == 1 and others:
-            found += (
-                f"; is the delimiter right? {config.delimiter!r} is configured, the header "
-                f"holds {others[0]!r}"
-            )
-        return found

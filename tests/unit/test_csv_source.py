@@ -551,6 +551,28 @@ def test_a_utf8_header_read_as_windows_1252_says_so(tmp_path: Path) -> None:
     assert "Åsa" not in info.value.reason
 
 
+def test_a_misspelt_protected_identity_column_is_suggested(tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "elever.csv", [row("E1", "Åsa")])
+    marking = {"column": "skydad", "not_protected_values": ["Nej"]}
+    with pytest.raises(SourceError) as info:
+        read(path, protected_identity=marking)
+    reason = info.value.reason
+    assert "(protected_identity.column); did you mean 'Skyddad'?" in reason
+    assert "The header found: Elev-ID, Förnamn, Efternamn, E-post, Skolenhetskod" in reason
+    assert "Åsa" not in reason
+
+
+def test_a_first_line_of_data_is_never_shown(tmp_path: Path) -> None:
+    # A row whose cells hold a configured column name inside them ("Skola" in "Skola 1") is
+    # still a row: nothing of it is shown.
+    path = tmp_path / "elever.csv"
+    path.write_text(";".join(row("E1", "Åsa", school_name="Skola 1")) + "\r\n", encoding="utf-8")
+    with pytest.raises(SourceError) as info:
+        read(path)
+    assert "does not look like a header row" in info.value.reason
+    assert "Åsa" not in info.value.reason and "Skola 1" not in info.value.reason
+
+
 def test_empty_file_raises_source_error(tmp_path: Path) -> None:
     path = tmp_path / "elever.csv"
     path.write_bytes(b"")

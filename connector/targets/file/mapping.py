@@ -165,5 +165,5 @@ def load_file_mapping(path: Path, file_format: FileFormatConfig) -> FileMapping:
     try:
         parsed = _FileMappingFile.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(str(path), validation_problems(exc)) from None
+        raise ConfigError(str(path), validation_problems(exc, _FileMappingFile)) from None
     return FileMapping(path, parsed, file_format)
