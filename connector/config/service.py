@@ -60,3 +60,5 @@ class LoggingConfig(_Strict):
 
 class StateConfig(_Strict):
     path: Path
+    # Days the history of changes (`connector history`) is kept; older rows are deleted.
+    history_days: int = Field(400, ge=1)
