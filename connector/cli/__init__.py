@@ -2,7 +2,7 @@
 something was held back by a safety rule.
 
 One module per group of commands: check.py (check), cycle.py (plan, sync, approve, run),
-reports.py (status, explain, report, demo); common.py is what they share.
+reports.py (status, explain, history, report, demo); common.py is what they share.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import click
 
 from connector.cli.check import check
 from connector.cli.cycle import approve, plan, run, sync
-from connector.cli.reports import demo, explain, report, status
+from connector.cli.reports import demo, explain, history, report, status
 from connector.service.memory import tune_for_large_cycles
 
 
@@ -32,7 +32,7 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
     ctx.obj = config_path
 
 
-for command in (check, plan, sync, approve, run, status, explain, report, demo):
+for command in (check, plan, sync, approve, run, status, explain, history, report, demo):
     main.add_command(command)
 
 
