@@ -1,5 +1,6 @@
 """Finding a person by what an operator types: a source key, a join key, an e-mail address, a
-username, or a ref (the first 12 or more characters of their externalId, as the logs give it).
+username, or a ref (the first 12 or more characters of their externalId, as the logs give it;
+for a person in the sources this needs the externalId key: `explain` has it).
 One rule for `sync --only`, `explain` and `history`."""
 
 from __future__ import annotations
