@@ -103,8 +103,7 @@ def history(
             click.echo(report_history.render_not_found(query, key_problem))
             sys.exit(report_history.NOT_FOUND)
         after = since.astimezone(UTC) if since else None
-        ids = {o.external_id for o in objects}
-        entries = state.history.entries(ids, {o.target for o in objects}, after)
+        entries = state.history.entries(((o.target, o.external_id) for o in objects), after)
     finally:
         state.close()
     if as_json:

@@ -166,23 +166,20 @@ class History:
         self.database = database
 
     def entries(
-        self,
-        external_ids: Iterable[str],
-        targets: Iterable[str] = (),
-        since: datetime | None = None,
+        self, objects: Iterable[tuple[str, str]], since: datetime | None = None
     ) -> list[HistoryEntry]:
-        """The rows of these objects in time order (as written, within a second)."""
-        wanted, only = sorted(set(external_ids)), set(targets)
+        """The rows of these (target, externalId) in time order (as written, within a
+        second); each read by the index on (target, external_id, at)."""
         found: list[tuple[int, HistoryEntry]] = []
-        for ext in wanted:
+        for target, ext in sorted(set(objects)):
             rows = self._db.execute(
                 "SELECT h.rowid, h.target, h.external_id, h.at, h.op, h.attributes, h.outcome, "
                 "h.run_id, h.approval_id, a.requested_by FROM history h "
                 "LEFT JOIN approvals a ON a.id = h.approval_id "
-                "WHERE h.external_id = ? AND h.at >= ?",
-                (ext, _iso(since) if since else ""),
+                "WHERE h.target = ? AND h.external_id = ? AND h.at >= ?",
+                (target, ext, _iso(since) if since else ""),
             )
-            found += [(row[0], _entry(row[1:])) for row in rows if not only or row[1] in only]
+            found += [(row[0], _entry(row[1:])) for row in rows]
         found.sort(key=lambda item: (item[1].at, item[0]))
         return [entry for _, entry in found]
 
