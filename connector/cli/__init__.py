@@ -3,8 +3,8 @@ something was held back by a safety rule, 4 interrupted (Ctrl-C or SIGTERM stopp
 `approve` with planned operations not sent; the next cycle plans them again).
 
 One module per group of commands: check.py (check), cycle.py (plan, sync, approve, run),
-reports.py (status, explain, report, demo), notify.py (notify test), config.py (config schema);
-common.py is what they share.
+reports.py (status, explain, history, report, demo), notify.py (notify test), config.py
+(config schema); common.py is what they share.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from connector.cli.check import check
 from connector.cli.config import config
 from connector.cli.cycle import approve, plan, run, sync
 from connector.cli.notify import notify
-from connector.cli.reports import demo, explain, report, status
+from connector.cli.reports import demo, explain, history, report, status
 from connector.service.memory import tune_for_large_cycles
 
 
@@ -48,7 +48,20 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
     ctx.obj = config_path
 
 
-for command in (check, plan, sync, approve, run, status, explain, report, demo, notify, config):
+for command in (
+    check,
+    plan,
+    sync,
+    approve,
+    run,
+    status,
+    explain,
+    history,
+    report,
+    demo,
+    notify,
+    config,
+):
     main.add_command(command)
 
 

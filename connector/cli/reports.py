@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from connector.cli.common import (
     close_all,
@@ -14,7 +19,14 @@ from connector.cli.common import (
     target_option,
     targets_of,
 )
-from connector.config import Config, load_config, load_state_settings
+from connector.config import (
+    Config,
+    load_config,
+    load_state_settings,
+    load_yaml,
+    validation_problems,
+)
+from connector.config.loader import _expand_env, _resolve_paths
 from connector.cycle.run import desire
 from connector.cycle.sources import Sources, read_all
 from connector.errors import ConfigError
@@ -52,7 +64,8 @@ def status(ctx: click.Context, runs: int) -> None:
 @click.pass_context
 @plain_errors
 def explain(ctx: click.Context, person: str, target_names: tuple[str, ...]) -> None:
-    """Tell whether PERSON (source key, e-mail or username) is in scope, why (not), and as what."""
+    """Tell whether PERSON (source key, e-mail, username, or a ref from the log) is in scope,
+    why (not), and as what."""
     from connector.reports.explain import explain as explain_person
 
     config = load(ctx)
@@ -63,6 +76,88 @@ def explain(ctx: click.Context, person: str, target_names: tuple[str, ...]) -> N
         close_all(targets)
     click.echo("\n".join(explanation.lines).strip())
     sys.exit(0 if explanation.found else 1)
+
+
+@click.command()
+@click.argument("query", metavar="PERSON|REF")
+@click.option("--target", "target_names", multiple=True, metavar="NAME", help="Only this target.")
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Only changes from this local date (or time) on.",
+)
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
+@click.pass_context
+@plain_errors
+def history(
+    ctx: click.Context,
+    query: str,
+    target_names: tuple[str, ...],
+    since: datetime | None,
+    as_json: bool,
+) -> None:
+    """What the connector did to PERSON (userName or e-mail) or REF (12+ characters of an
+    externalId, as the logs give it) at each target, in time order, with runs and approvals.
+    Reads the state file only: needs no secrets, and works beside a running daemon."""
+    from connector.reports import history as report_history
+
+    path = config_path(ctx)
+    state_path, days = state_settings(path)
+    state = StateStore.open_readonly(state_path)
+    if state is None:
+        raise click.ClickException(f"there is no state file yet ({state_path})")
+    try:
+        keyed, key_problem = _keyed(path)
+        found = report_history.find(state.history, query, keyed)
+        if found.ambiguous:
+            click.echo(report_history.render_ambiguous(query, found.objects))
+            sys.exit(report_history.AMBIGUOUS)
+        objects = [o for o in found.objects if not target_names or o.target in target_names]
+        if not objects:
+            click.echo(report_history.render_not_found(query, key_problem))
+            sys.exit(report_history.NOT_FOUND)
+        after = since.astimezone(UTC) if since else None
+        entries = state.history.entries(((o.target, o.external_id) for o in objects), after)
+    finally:
+        state.close()
+    if as_json:
+        click.echo(report_history.render_json(query, objects, entries))
+    else:
+        click.echo(report_history.render_history(objects, entries, days))
+
+
+def state_settings(path: Path) -> tuple[Path, int]:
+    """`state.path` and `state.history_days` from the config file, reading nothing else it
+    names: no secret (no token, no key) is needed for it."""
+    state, _daemon = load_state_settings(path)
+    return state.path, state.history_days
+
+
+def _section(path: Path, key: str) -> dict[str, Any]:
+    raw = load_yaml(path)
+    section = raw.get(key) if isinstance(raw, dict) else None
+    return section if isinstance(section, dict) else {}
+
+
+def _keyed(path: Path) -> tuple[Callable[[str], frozenset[str]] | None, str | None]:
+    """Turning a source key into its externalIds needs `external_id` with its secret key, and
+    nothing else of the config: (how, or why not)."""
+    from connector.config import ExternalIdConfig
+    from connector.people.externalid import ExternalIdMaker
+    from connector.people.lookup import keyed_external_ids
+
+    problems: list[str] = []
+    section = _expand_env(_section(path, "external_id"), "external_id", problems)
+    if problems:
+        return None, "; ".join(problems)
+    try:
+        config = ExternalIdConfig.model_validate(_resolve_paths(section, path.parent.resolve()))
+        ids = ExternalIdMaker(config)
+    except ValidationError as exc:
+        return None, "; ".join(f"external_id: {p}" for p in validation_problems(exc))
+    except OSError as exc:
+        return None, f"external_id.key_file: {exc.strerror}"
+    return (lambda key: keyed_external_ids(key, ids)), None
 
 
 @click.group()

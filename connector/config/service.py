@@ -82,3 +82,7 @@ class StateConfig(_Strict):
     """The SQLite file holding which vendor id belongs to whom and what was last sent. Back it
     up; only one connector process may use it at a time. Created with mode 0600 (and made 0600
     if it is not). Its folder must exist."""
+    history_days: int = Field(400, ge=1)
+    """Days the history of changes is kept (`connector history`: what was done to whom, when, in
+    which run, approved by whom; names of attributes only, never values). Older rows are
+    deleted once per cycle."""

@@ -46,6 +46,9 @@ class Options:
     stop: threading.Event | None = None
     # From `connector approve`: exactly these held steps pass, per target.
     approved: dict[str, frozenset[str]] = field(default_factory=dict)
+    # The approval (its id in the state's `approvals`) each target's approved steps come from:
+    # recorded with every change it released, in the history.
+    approval_ids: dict[str, str] = field(default_factory=dict)
     allow_deprovision: bool = False
     # On-demand sync of one person (source key, e-mail or username).
     only: str | None = None
@@ -126,6 +129,7 @@ def run_cycle(
         for target in targets
     ]
     remember(config, state, sources, _counts_to_keep(sources, results, options))
+    prune_history(state, config.state.history_days)
     state.checkpoint()
     structlog.contextvars.unbind_contextvars("run_id")
     return results
@@ -155,6 +159,11 @@ def run_target(
     started = time.monotonic()
     tstate = state.target(target.name)
     tstate.start_run(run_id, options.command)
+    tstate.history.begin(
+        run_id,
+        options.approval_ids.get(target.name),
+        options.approved.get(target.name, frozenset()),
+    )
     log.info("sync.started", command=options.command, full_reconcile=full)
     requests_before = target.requests()
     try:
@@ -278,6 +287,7 @@ def scrub_protected(state: TargetState, known: Known, protected: frozenset[str])
     their account off the vendor needs (its id, whether it is active) - at once, not only once
     that succeeded, which may take cycles or an approval."""
     state.drop_usernames(protected)  # a generated name is theirs: not kept either
+    state.history.drop(protected)  # and what was done to them: no trail either
     for ext in protected & known.users.keys():
         user = known.users[ext]
         if user.attributes.keys() - {"active"}:
@@ -286,6 +296,13 @@ def scrub_protected(state: TargetState, known: Known, protected: frozenset[str])
             # the plan can take them away from an account that is kept (deactivated).
             granted = {p: user.attributes[p] for p in VALUE_PATHS if p in user.attributes}
             user.attributes = {"active": user.active, **granted}
+
+
+def prune_history(state: StateStore, days: int) -> None:
+    """Rows older than `state.history_days` go, once per cycle (by the index on `at`)."""
+    pruned = state.history.prune(days)
+    if pruned:
+        log.info("history.pruned", rows=pruned, days=days)
 
 
 def defer_backing_off(result: CycleResult, state: TargetState, now: datetime) -> None:

@@ -1,4 +1,5 @@
 """`connector explain PERSON`: why a person is (not) at each target, and exactly as what.
+PERSON is anything `people/lookup.py` finds a person by, a log line's `ref` too.
 
 For an admin at the terminal. A protected person is only ever reported as excluded, and why:
 nothing else about them is shown.
@@ -37,10 +38,11 @@ def explain(config: Config, targets: list[Target], query: str) -> Explanation:
         f"warning: source {f.source} failed ({f.reason}); the answer may be incomplete"
         for f in sources.failures
     ]
-    raw = [p for r in sources.reads for p in r.persons if matches(p, query)]
+    ids = ExternalIdMaker(config.external_id)
+    raw = [p for r in sources.reads for p in r.persons if matches(p, query, ids)]
     if not raw:
         lines.append(
-            f"No person in the sources matches {query!r} (by source key, e-mail or username)."
+            f"No person in the sources matches {query!r} (by source key, e-mail, username or ref)."
         )
         return Explanation(lines, found=False)
     if any(p.protected for p in raw):

@@ -103,6 +103,10 @@ class Links:
                     known.groups[group_ext].members.add(ext)
         return known
 
+    def named(self, query: str) -> set[str]:
+        """The externalIds of users whose recorded userName or an e-mail address is `query`."""
+        return self._named(query.casefold())
+
     def _named(self, folded: str) -> set[str]:
         found = set()
         rows = self._db.execute(
@@ -230,8 +234,8 @@ class Links:
         attributes: dict[str, Any],
         version: str | None = None,
     ) -> None:
-        """An account moved to its person's new key: its link and memberships follow (the
-        link keeps its origin), with what was last applied."""
+        """An account moved to its person's new key: its link, memberships and history follow
+        (the link keeps its origin), with what was last applied."""
         active = bool(attributes.get("active", True))
         with self.transaction():
             self._db.execute(
@@ -262,6 +266,11 @@ class Links:
             self._db.execute(
                 "DELETE FROM memberships WHERE target = ? AND user_external_id = ?",
                 (self.target, old),
+            )
+            # Its history follows too: one account, one trail (state/history.py).
+            self._db.execute(
+                "UPDATE history SET external_id = ? WHERE target = ? AND external_id = ?",
+                (new, self.target, old),
             )
             self._clear_intent(new)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.state.database import Database
+from connector.state.history import History
 from connector.state.target import RUN_COLUMNS, RunRecord, TargetState, run_record
 
 __all__ = ["RunRecord", "StateStore", "TargetState"]
@@ -32,6 +33,11 @@ class StateStore(Database):
     def target(self, name: str) -> TargetState:
         """One target's part of the file."""
         return TargetState(self, name)
+
+    @property
+    def history(self) -> History:
+        """The audit trail of every target: reading it, and its retention."""
+        return History(self)
 
     def target_names(self) -> list[str]:
         """The targets the file holds anything for."""

@@ -7,10 +7,12 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from connector.mapping.usernames import AssignedName
 from connector.planning.held import HeldPlan
+from connector.state.history import TargetHistory
 from connector.state.links import Links, now_utc
 from connector.state.schema import target_meta_key
 
@@ -38,6 +40,11 @@ def run_record(row: tuple[Any, ...]) -> RunRecord:
 
 class TargetState(Links):
     """One target's namespace in the state file."""
+
+    @cached_property
+    def history(self) -> TargetHistory:
+        """The target's audit trail (state/history.py)."""
+        return TargetHistory(self.database, self.target)
 
     def _meta(self, name: str) -> str | None:
         return self.database.get_meta(target_meta_key(self.target, name)) or None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import sqlite3
 import uuid
@@ -19,6 +20,7 @@ import pytest
 from connector.demo.localscim import LocalScimServer
 from tests.fakes.sshd import Sshd
 from tests.fakes.tcp_cut import TcpCutProxy
+from tests.support.ids import opaque_id
 from tests.support.paths import DEFAULT_MAPPING, ILT_FILE_MAPPING
 from tests.support.rosters import staff, student
 from tests.support.scim import ScimPeek
@@ -163,6 +165,33 @@ def test_a_school_year_of_changes_is_delivered_row_for_row(space: FileWorkspace)
             row("E4", "Noa", "Björk"),
         ]
     )
+
+
+def test_the_history_lists_each_persons_rows_added_changed_and_removed(
+    space: FileWorkspace,
+) -> None:
+    space.students([student("E1", "Åsa", "Öberg"), student("E2", "Erik", "Ek")])
+    first = space.sync()
+    space.students([student("E1", "Åsa", "Öberg", B, klass="8B"), student("E2", "Erik", "Ek")])
+    moved = space.sync()
+    space.students([student("E2", "Erik", "Ek")])
+    left = space.sync()
+
+    result = space.run("history", "--json", "e1@edu.example.se")
+    assert result.exit_code == 1  # gone from the file: its names are gone from the state
+    result = space.run("history", "--json", opaque_id("E1")[:12])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    listed = [
+        (e["target"], e["op"], e["attributes"], e["run_id"])
+        for e in json.loads(result.stdout)["entries"]
+    ]
+    runs = [str(r.event("sync.finished")["run_id"]) for r in (first, moved, left)]
+    assert listed == [
+        ("ilt", "row_add", HEADER, runs[0]),
+        ("ilt", "row_change", ["Skolenhetskod", "Skola", "Klass"], runs[1]),
+        ("ilt", "row_remove", [], runs[2]),
+    ]
+    assert "Öberg" not in result.stdout and "8B" not in result.stdout
 
 
 def test_a_protected_person_is_never_in_the_file_nor_in_the_state(space: FileWorkspace) -> None:

@@ -28,6 +28,7 @@ from connector.state.target import TargetState
 from connector.targets.base import ApplyReport, CheckReport
 from connector.targets.base import Observation as BaseObservation
 from connector.targets.file.archive import archive_file
+from connector.targets.file.audit import row_changes
 from connector.targets.file.delivery import Delivery, DeliveryError, build_delivery
 from connector.targets.file.mapping import FileMapping, load_file_mapping
 from connector.targets.file.render import checksum, render_file
@@ -136,7 +137,8 @@ class FileTarget:
             report.vendor_unavailable, report.vendor_error = True, EMPTY_REFUSED
             return report
         if unchanged and observation is None:
-            _record(plan, state, attributes)  # e.g. a removal of someone with no rows left
+            # e.g. a removal of someone with no rows left
+            _record(plan, state, attributes, known, self.mapping.columns)
             report.counts.update(RESULTS[op.kind] for op in plan.operations)
             report.succeeded = len(plan.operations)
             return report
@@ -148,7 +150,7 @@ class FileTarget:
             report.transient_failures = len(plan.operations)
             return report
         now = datetime.now(UTC)
-        _record(plan, state, attributes)
+        _record(plan, state, attributes, known, self.mapping.columns)
         state.set_delivered_file(
             {
                 "name": delivered.name,
@@ -203,9 +205,17 @@ def _after(plan: Plan, known: Known) -> dict[str, dict[str, Any]]:
     return people
 
 
-def _record(plan: Plan, state: TargetState, people: dict[str, dict[str, Any]]) -> None:
-    """The delivered file, person by person, as the next plan's known state."""
+def _record(
+    plan: Plan,
+    state: TargetState,
+    people: dict[str, dict[str, Any]],
+    known: Known,
+    columns: list[str],
+) -> None:
+    """The delivered file, person by person, as the next plan's known state; what changed
+    for each, in the history (row by row, the names of the columns changed)."""
     with state.batch():
+        state.history.record(row_changes(plan, known, people, columns, state.history))
         for op in plan.operations:
             if op.kind == "rekey_user" and op.target in people:
                 state.rekey_user(op.previous, op.target, op.target, people[op.target])

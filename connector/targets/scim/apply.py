@@ -92,6 +92,8 @@ class Applier(BulkMixin, ValuesMixin, RecordingMixin):
         self.known = known
         self.user_ids = {ext: u.vendor_id for ext, u in known.users.items()}
         self.group_ids = {ext: g.vendor_id for ext, g in known.groups.items()}
+        # Display names of groups created or changed in this run, for the history.
+        self.group_names: dict[str, str] = {}
         self._external_id_filter = True
         self._combined_filter = True
         self.index: VendorIndex | None = index

@@ -6,10 +6,27 @@ import structlog
 
 from connector.planning.objects import Known
 from connector.planning.plan import Operation
+from connector.state.history import Change
 from connector.state.target import TargetState
 from connector.targets.scim.outcome import ApplyReport, Outcome, failure_key, origin_of, ref
 
 log = structlog.get_logger(__name__)
+
+# An operation as the history names it (state/history.py).
+HISTORY_OPS = {
+    "create_user": "create",
+    "create_group": "create",
+    "update_user": "update",
+    "update_group": "update",
+    "rekey_user": "rekey",
+    "grant_values": "grant",
+    "revoke_values": "revoke",
+    "deactivate_user": "deactivate",
+    "delete_user": "delete",
+    "delete_group": "delete",
+    "add_members": "member_add",
+    "remove_members": "member_remove",
+}
 
 
 class RecordingMixin:
@@ -23,16 +40,53 @@ class RecordingMixin:
     retry_delay: float
     max_retry_delay: float
     _server_errors: list[Operation]
+    group_names: dict[str, str]
 
     def _record(self, outcome: Outcome, report: ApplyReport) -> None:
         """Write one outcome to the state file and the report (this thread alone does)."""
         if outcome.result == "postponed":
             report.counts["postponed"] += 1
-        elif outcome.result in ("failed", "conflict"):
+            return
+        # First, so the state change that follows commits it with itself.
+        self.state.history.record(self._history_of(outcome))
+        if outcome.result in ("failed", "conflict"):
             self._record_failure(outcome, report)
         else:
             self._record_change(outcome)
             self._count(outcome, report)
+
+    def _history_of(self, outcome: Outcome) -> list[Change]:
+        """The history's rows for an outcome: names of attributes, never values; none at all
+        for a protected person's removal (their trail is deleted, see cycle/run.py)."""
+        op = outcome.op
+        if op.reason == "protected":
+            return []
+        result = outcome.result if outcome.result in ("failed", "conflict") else "applied"
+        history = self.state.history
+        if op.kind in ("add_members", "remove_members"):
+            group = (self._group_label(op.target),)
+            members = op.members if result != "applied" else outcome.members
+            return [
+                Change(m, HISTORY_OPS[op.kind], group, result, history.approval_for(op, m))
+                for m in members
+            ]
+        name = HISTORY_OPS[op.kind]
+        if outcome.result == "linked":
+            name = "link"
+        elif op.kind == "update_user" and op.attributes.get("active") is True:
+            name = "reactivate"
+        if op.kind in ("create_group", "update_group") and outcome.applied:
+            self.group_names[op.target] = str(outcome.applied.get("displayName") or "")
+        attributes = tuple(sorted(op.attributes))
+        return [Change(op.target, name, attributes, result, history.approval_for(op))]
+
+    def _group_label(self, external_id: str) -> str:
+        """A group as the history names it: the school's name and code (no personal data)."""
+        name = self.group_names.get(external_id)
+        if name is None:
+            seen = self.known.groups.get(external_id)
+            name = str(seen.attributes.get("displayName") or "") if seen else ""
+        return f"{name} ({ref(external_id)})" if name else ref(external_id)
 
     def _record_failure(self, outcome: Outcome, report: ApplyReport) -> None:
         op = outcome.op
