@@ -43,6 +43,8 @@ class CycleResult:
     degraded: bool = False
     full_reconcile: bool = False
     applied: ApplyReport | None = None
+    # The approval (state's approvals table) whose held steps this run let through, if any.
+    approval_id: str | None = None
     requests: dict[str, int] = field(default_factory=dict)
     duration_seconds: float = 0.0
 

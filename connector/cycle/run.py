@@ -42,8 +42,10 @@ class Options:
     # Compare with the vendor's real state (drift repair); None: when it is due per target.
     full: bool | None = None
     stop: threading.Event | None = None
-    # From `connector approve`: exactly these held steps pass, per target.
+    # From `connector approve`: exactly these held steps pass, per target...
     approved: dict[str, frozenset[str]] = field(default_factory=dict)
+    # ...under this approval (its id in the state's approvals table), per target.
+    approval_ids: dict[str, str] = field(default_factory=dict)
     allow_deprovision: bool = False
     # On-demand sync of one person (source key, e-mail or username).
     only: str | None = None
@@ -180,6 +182,7 @@ def _sync_target(
     if options.only is not None:
         plan = restrict_to(plan, person_refs(config, options.only, sources, known), desired)
     result = CycleResult(run_id, plan, desired, sources.reads, sources.failures, target.name)
+    result.approval_id = options.approval_ids.get(target.name)
     guard(
         result,
         config,

@@ -8,10 +8,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from connector.state.approvals import Approval, recent_approvals
 from connector.state.database import Database
+from connector.state.requests import Requests
 from connector.state.target import RUN_COLUMNS, RunRecord, TargetState, run_record
 
-__all__ = ["RunRecord", "StateStore", "TargetState"]
+__all__ = ["Approval", "RunRecord", "StateStore", "TargetState"]
 
 NEXT_RUN = "daemon.next_run"
 DAEMON_PID = "daemon.pid"
@@ -113,5 +115,18 @@ class StateStore(Database):
     def daemon_pid(self) -> str | None:
         return self.get_meta(DAEMON_PID) or None
 
-    def set_daemon_pid(self, pid: int) -> None:
-        self.set_meta(DAEMON_PID, str(pid))
+    def set_daemon_pid(self, pid: int | None) -> None:
+        self.set_meta(DAEMON_PID, str(pid) if pid else "")
+
+    # -- approvals, and what commands ask of a running daemon ---------------------------------
+
+    def approvals(self, settled: int = 5) -> list[Approval]:
+        """Every pending approval and the last `settled` applied or expired ones (all targets)."""
+        return recent_approvals(self._db, settled)
+
+    def pending_approvals(self) -> list[Approval]:
+        return [a for a in recent_approvals(self._db, 0) if a.status == "pending"]
+
+    def requests(self) -> Requests:
+        """`sync --only` asked of a running daemon (state/requests.py)."""
+        return Requests(self)

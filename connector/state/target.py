@@ -11,6 +11,7 @@ from typing import Any
 
 from connector.mapping.usernames import AssignedName
 from connector.planning.held import HeldPlan
+from connector.state.approvals import ApprovalRecords
 from connector.state.links import Links, now_utc
 from connector.state.schema import target_meta_key
 
@@ -36,8 +37,8 @@ def run_record(row: tuple[Any, ...]) -> RunRecord:
     )
 
 
-class TargetState(Links):
-    """One target's namespace in the state file."""
+class TargetState(ApprovalRecords, Links):
+    """One target's namespace in the state file (its approvals: state/approvals.py)."""
 
     def _meta(self, name: str) -> str | None:
         return self.database.get_meta(target_meta_key(self.target, name)) or None
