@@ -4,9 +4,9 @@ Beside a running daemon, `approve` records an approval (state/approvals.py) and 
 its next cycle takes every pending approval of each target (`take_approvals`), lets exactly the
 approved steps through the safety rules, and marks them applied with its run id
 (`settle_approvals`). An approval expires instead when none of the steps it approved is held
-back any more (the source recovered, or someone else's approval or `--allow-deprovision` let
-them through), or when no cycle took it within `APPROVAL_MAX_AGE`: what an operator saw and
-approved a day ago is not what they would approve now.
+back, or in the cycle's plan, any more (the source recovered, or `--allow-deprovision` let them
+through), or when no cycle took it within `APPROVAL_MAX_AGE` (24 hours): what an operator saw
+and approved a day ago is not what they would approve now.
 """
 
 from __future__ import annotations
@@ -72,12 +72,24 @@ def take_approvals(state: StateStore, targets: list[str], now: datetime | None =
 
 
 def settle_approvals(state: StateStore, taken: Taken, results: list[CycleResult]) -> None:
-    """After the cycle: the approvals it took are applied, in its run."""
+    """After the cycle: the approvals it took are applied in its run - or expired, when none of
+    the steps they approved was in its plan any more (nothing left for them to let through)."""
     for result in results:
         ids = taken.taken.get(result.target)
         if not ids:
             continue
-        state.target(result.target).settle_approvals(ids, "applied", result.run_id)
+        tstate = state.target(result.target)
+        if not result.approved_steps:
+            tstate.settle_approvals(ids, "expired")
+            for ident in ids:
+                log.warning(
+                    "approval.expired",
+                    approval_id=ident,
+                    target=result.target,
+                    reason="none of the steps it approved was still to be done",
+                )
+            continue
+        tstate.settle_approvals(ids, "applied", result.run_id)
         for ident in ids:
             log.info(
                 "approval.applied",
@@ -85,4 +97,5 @@ def settle_approvals(state: StateStore, taken: Taken, results: list[CycleResult]
                 target=result.target,
                 run_id=result.run_id,
                 outcome=result.outcome,
+                operations=result.approved_steps,
             )

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from connector.reports.render import table
-from connector.state.store import RunRecord, StateStore
+from connector.state.store import Approval, RunRecord, StateStore
 
 _CHANGE_KEYS = (
     ("users_created", "created"),
@@ -47,6 +47,7 @@ def render_status(state_path: Path, runs: int = 10) -> str:
             for name, t in targets.items()
             if t.degraded_since()
         }
+        approvals = state.approvals()
     finally:
         state.close()
     lines = _daemon_lines(state_path, pid, next_run)
@@ -62,6 +63,7 @@ def render_status(state_path: Path, runs: int = 10) -> str:
         return "\n".join(lines)
     lines.append(_runs_table(records, several=len(targets) > 1))
     lines += _last_run_notes(records)
+    lines += approval_lines(approvals)
     return "\n".join(lines)
 
 
@@ -115,3 +117,30 @@ def _last_run_notes(records: list[RunRecord]) -> list[str]:
                 f"Sources that failed in the last run: {', '.join(last['source_failures'])}"
             )
     return lines
+
+
+def approval_lines(approvals: list[Approval]) -> list[str]:
+    """Pending approvals (who, when, which target, how many steps) and the last settled ones."""
+    if not approvals:
+        return []
+    rows = []
+    for approval in approvals:
+        if approval.status == "pending":
+            what = "waits for the daemon's next cycle"
+        elif approval.status == "applied":
+            what = f"applied {approval.applied_at} in run {approval.applied_run_id}"
+        else:
+            what = f"expired {approval.applied_at} (nothing it approved is held, or too old)"
+        rows.append(
+            (
+                approval.status.upper() if approval.status == "pending" else approval.status,
+                approval.id,
+                approval.target,
+                approval.requested_by,
+                approval.requested_at,
+                str(len(approval.keys)),
+                what,
+            )
+        )
+    headers = ("APPROVAL", "ID", "TARGET", "BY", "AT (UTC)", "OPERATIONS", "")
+    return ["", "Approvals:", table(headers, rows)]

@@ -27,6 +27,7 @@ from connector.targets import Target
 log = structlog.get_logger(__name__)
 
 WAKE_SIGNAL = signal.SIGUSR1
+send_signal = os.kill  # (the tests take the permission away here)
 
 
 def serve_requests(
@@ -83,7 +84,7 @@ def wake(state: StateStore, state_path: Path) -> tuple[bool, str]:
     if b"run" not in command or not any(b"connector" in part for part in command):
         return False, "the process holding the state file is not a `connector run` daemon"
     try:
-        os.kill(int(pid), WAKE_SIGNAL)
+        send_signal(int(pid), WAKE_SIGNAL)
     except PermissionError:
         return False, f"not permitted to signal the daemon (pid {pid}; another user)"
     except ProcessLookupError:
