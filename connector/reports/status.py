@@ -126,11 +126,11 @@ def approval_lines(approvals: list[Approval]) -> list[str]:
     rows = []
     for approval in approvals:
         if approval.status == "pending":
-            what = "waits for the daemon's next cycle"
+            what = "waits for the next cycle"
         elif approval.status == "applied":
             what = f"applied {approval.applied_at} in run {approval.applied_run_id}"
         else:
-            what = f"expired {approval.applied_at} (nothing it approved is held, or too old)"
+            what = f"expired {approval.applied_at} (nothing it approved was left, or too old)"
         rows.append(
             (
                 approval.status.upper() if approval.status == "pending" else approval.status,
@@ -142,5 +142,13 @@ def approval_lines(approvals: list[Approval]) -> list[str]:
                 what,
             )
         )
-    headers = ("APPROVAL", "ID", "TARGET", "BY", "AT (UTC)", "OPERATIONS", "")
+    headers = (
+        "APPROVAL",
+        "ID",
+        "TARGET",
+        "BY",
+        "REQUESTED (UTC)",
+        "OPERATIONS",
+        "WHAT BECAME OF IT",
+    )
     return ["", "Approvals:", table(headers, rows)]
