@@ -50,11 +50,16 @@ def load(ctx: click.Context) -> Config:
 
 def targets_of(config: Config, names: tuple[str, ...] = ()) -> list[Target]:
     """The targets a command is for: the named ones, or all."""
+    check_target_names(config, names)
+    return build_targets(config, list(names) if names else None)
+
+
+def check_target_names(config: Config, names: tuple[str, ...] = ()) -> None:
+    """Fail with a usage error for a target name the config does not have."""
     unknown = sorted(set(names) - {t.name for t in config.targets})
     if unknown:
         known = ", ".join(t.name for t in config.targets)
         raise click.UsageError(f"no target named {', '.join(unknown)} (the targets: {known})")
-    return build_targets(config, list(names) if names else None)
 
 
 def close_all(targets: list[Target]) -> None:

@@ -14,7 +14,14 @@ from typing import Any, TextIO, cast
 import click
 import structlog
 
+from connector.cli.beside import (
+    approve_beside_daemon,
+    operator,
+    record_approvals,
+    sync_beside_daemon,
+)
 from connector.cli.common import (
+    check_target_names,
     close_all,
     config_path,
     finish,
@@ -24,9 +31,11 @@ from connector.cli.common import (
     targets_of,
 )
 from connector.config import Config, load_config
+from connector.cycle.approvals import Taken, settle_approvals
 from connector.cycle.preview import preview
 from connector.cycle.result import CycleResult, exit_code_of
 from connector.cycle.run import Options, run_cycle
+from connector.errors import StateLockedError
 from connector.planning.guard import approval_keys
 from connector.planning.held import HeldPlan
 from connector.progress import Progress
@@ -115,6 +124,13 @@ def plan_document(result: CycleResult) -> dict[str, Any]:
     help="Sync just this person now (source key, e-mail or username): their account and "
     "memberships, nobody else's.",
 )
+@click.option(
+    "--timeout",
+    default=300.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --only beside a running daemon: how long to wait for it to serve the request.",
+)
 @target_option()
 @click.pass_context
 @plain_errors
@@ -123,6 +139,7 @@ def sync(
     full: bool,
     allow_deprovision: bool,
     only: str | None,
+    timeout: float,
     target_names: tuple[str, ...],
 ) -> None:
     """Run one cycle: read, plan, apply, record; print a summary."""
@@ -131,7 +148,18 @@ def sync(
     state = StateStore.open(config.state.path)
     targets = []
     try:
-        state.acquire_lock()
+        try:
+            state.acquire_lock()
+        except StateLockedError:
+            if only is None:
+                raise
+            # A daemon runs: it serves this person between its cycles.
+            check_target_names(config, target_names)
+            sys.exit(
+                sync_beside_daemon(
+                    state, config.state.path, only, target_names, allow_deprovision, timeout
+                )
+            )
         targets = targets_of(config, target_names)
         with interruptible(config, options):
             results = run_cycle(config, targets, state, options)
@@ -143,41 +171,47 @@ def sync(
 
 @click.command()
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--by",
+    metavar="NAME",
+    help="Who approves, for the record (default: the user who ran sudo, or the OS user).",
+)
 @target_option()
 @click.pass_context
 @plain_errors
-def approve(ctx: click.Context, yes: bool, target_names: tuple[str, ...]) -> None:
-    """Show what the last cycle held back, and after confirmation let it run, once."""
+def approve(ctx: click.Context, yes: bool, by: str | None, target_names: tuple[str, ...]) -> None:
+    """Show what the last cycle held back, and after confirmation let it run, once.
+
+    Beside a running daemon the approval is recorded and the daemon applies it in its next
+    cycle (at once: it is woken with SIGUSR1)."""
     config = load(ctx)
+    check_target_names(config, target_names)
+    who = operator(by)
     state = StateStore.open(config.state.path)
     targets = []
     try:
-        state.acquire_lock()
-        names = target_names or tuple(t.name for t in config.targets)
-        held: dict[str, HeldPlan] = {}
-        for name in names:
-            one = state.target(name).held_plan()
-            if one is not None and one.plan:
-                held[name] = one
+        try:
+            state.acquire_lock()
+            beside = False
+        except StateLockedError:
+            beside = True
+        held = show_held(config, state, target_names)
         if not held:
-            click.echo("Nothing is held back.")
             return
-        for name, one in held.items():
-            if len(config.targets) > 1:
-                click.echo(f"== Target {name}")
-            click.echo(f"Held back by run {one.run_id} at {one.held_at}:")
-            for reason in one.reasons:
-                click.echo(f"  {reason}")
-            click.echo("")
-            click.echo(render_held(one.plan, state.target(name).load_known()))
         if not yes and not click.confirm("Apply these now (once)?", default=False):
             click.echo("Nothing was changed.")
             return
+        if beside:
+            approve_beside_daemon(state, config.state.path, held, who)
+            return
+        ids = record_approvals(state, held, who)
         approved = {name: approval_keys(one.plan) for name, one in held.items()}
         targets = targets_of(config, tuple(held))
-        options = Options(command="approve", approved=approved)
+        options = Options(command="approve", approved=approved, approval_ids=ids)
         with interruptible(config, options):
             results = run_cycle(config, targets, state, options)
+        taken = Taken(approved, ids, {name: [ident] for name, ident in ids.items()})
+        settle_approvals(state, taken, results)
     finally:
         close_all(targets)
         state.close()
@@ -223,6 +257,29 @@ def _say_stopping(signum: int) -> None:
         consequence="the requests in flight finish and are recorded; the rest waits for the "
         "next cycle (another signal stops at once)",
     )
+
+
+def show_held(
+    config: Config, state: StateStore, target_names: tuple[str, ...]
+) -> dict[str, HeldPlan]:
+    """Print what each target holds back; the held plans (none: says so)."""
+    names = target_names or tuple(t.name for t in config.targets)
+    held: dict[str, HeldPlan] = {}
+    for name in names:
+        one = state.target(name).held_plan()
+        if one is not None and one.plan:
+            held[name] = one
+    if not held:
+        click.echo("Nothing is held back.")
+    for name, one in held.items():
+        if len(config.targets) > 1:
+            click.echo(f"== Target {name}")
+        click.echo(f"Held back by run {one.run_id} at {one.held_at}:")
+        for reason in one.reasons:
+            click.echo(f"  {reason}")
+        click.echo("")
+        click.echo(render_held(one.plan, state.target(name).load_known()))
+    return held
 
 
 @click.command()

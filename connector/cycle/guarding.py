@@ -14,6 +14,7 @@ from connector.mapping.desired import Desired
 from connector.people.model import SourceRead
 from connector.planning.guard import (
     Held,
+    approval_keys,
     hold_for_failed_sources,
     hold_for_newly_protected,
     hold_for_rekeys,
@@ -120,6 +121,7 @@ def guard(
         result.reads, last_good, config.safety.min_source_percent
     )
     released, rest = release(result.plan, approved, allow_deprovision)
+    result.approved_steps = len(approval_keys(released) & approved) if approved else 0
     failed = {f.source: f"failed ({f.reason})" for f in result.source_failures}
     rest, held = hold(rest, config, target, known, failed | result.unhealthy_sources, now)
     result.plan = Plan(

@@ -55,6 +55,10 @@ class CycleResult:
     # A signal stopped the applying with planned operations left undone (they wait).
     interrupted: bool = False
     applied: ApplyReport | None = None
+    # The approval (state's approvals table) whose held steps this run let through, if any.
+    approval_id: str | None = None
+    # How many approved steps were in this run's plan (and so let through the safety rules).
+    approved_steps: int = 0
     requests: dict[str, int] = field(default_factory=dict)
     duration_seconds: float = 0.0
 

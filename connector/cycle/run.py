@@ -44,7 +44,7 @@ class Options:
     # Compare with the vendor's real state (drift repair); None: when it is due per target.
     full: bool | None = None
     stop: threading.Event | None = None
-    # From `connector approve`: exactly these held steps pass, per target.
+    # From `connector approve`: exactly these held steps pass, per target...
     approved: dict[str, frozenset[str]] = field(default_factory=dict)
     # The approval (its id in the state's `approvals`) each target's approved steps come from:
     # recorded with every change it released, in the history.
@@ -203,6 +203,7 @@ def _sync_target(
     if options.only is not None:
         plan = restrict_to(plan, person_refs(config, options.only, sources, known), desired)
     result = CycleResult(run_id, plan, desired, sources.reads, sources.failures, target.name)
+    result.approval_id = options.approval_ids.get(target.name)
     guard(
         result,
         config,

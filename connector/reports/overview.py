@@ -102,7 +102,10 @@ def _target(state: TargetState, show_names: bool) -> TargetFacts:
         detail = f"{attempts} attempt{'s' if attempts != 1 else ''}; next try {when[:19]}Z"
         facts.failing.append(ObjectRow(kind, ref(ext), names.get(ext), detail))
     for pending in state.pending_approvals():
-        approval_id, run_id, operations, at, by = pending
-        who = by if show_names else None
-        facts.approvals.append(PendingApproval(approval_id, run_id, operations, at, who))
+        who = pending.requested_by if show_names else None
+        facts.approvals.append(
+            PendingApproval(
+                pending.id, pending.held_run_id, len(pending.keys), pending.requested_at, who
+            )
+        )
     return facts

@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connector.reports.render import table
-from connector.state.store import RunRecord, StateStore
+from connector.state.store import Approval, RunRecord, StateStore
 
 _CHANGE_KEYS = (
     ("users_created", "created"),
@@ -99,6 +99,7 @@ def render_status(state_path: Path, runs: int = 10, timezone: str = "Europe/Stoc
         return f"No state file at {state_path}: the connector has not run yet."
     try:
         facts = read_status(state, runs)
+        approvals = state.approvals()
     finally:
         state.close()
     records, targets = facts.records, facts.target_names
@@ -119,6 +120,7 @@ def render_status(state_path: Path, runs: int = 10, timezone: str = "Europe/Stoc
         return "\n".join(lines)
     lines.append(_runs_table(records, zone, several=len(targets) > 1))
     lines += _last_run_notes(records)
+    lines += approval_lines(approvals)
     return "\n".join(lines)
 
 
@@ -178,3 +180,38 @@ def _last_run_notes(records: list[RunRecord]) -> list[str]:
                 f"Sources that failed in the last run: {', '.join(last['source_failures'])}"
             )
     return lines
+
+
+def approval_lines(approvals: list[Approval]) -> list[str]:
+    """Pending approvals (who, when, which target, how many steps) and the last settled ones."""
+    if not approvals:
+        return []
+    rows = []
+    for approval in approvals:
+        if approval.status == "pending":
+            what = "waits for the next cycle"
+        elif approval.status == "applied":
+            what = f"applied {approval.applied_at} in run {approval.applied_run_id}"
+        else:
+            what = f"expired {approval.applied_at} (nothing it approved was left, or too old)"
+        rows.append(
+            (
+                approval.status.upper() if approval.status == "pending" else approval.status,
+                approval.id,
+                approval.target,
+                approval.requested_by,
+                approval.requested_at,
+                str(len(approval.keys)),
+                what,
+            )
+        )
+    headers = (
+        "APPROVAL",
+        "ID",
+        "TARGET",
+        "BY",
+        "REQUESTED (UTC)",
+        "OPERATIONS",
+        "WHAT BECAME OF IT",
+    )
+    return ["", "Approvals:", table(headers, rows)]

@@ -6,10 +6,11 @@ interval later, so a cycle that overruns delays the next instead of stacking. Th
 only waits for signals: SIGTERM/SIGINT stop new requests, let those in flight finish (a cycle
 cut short ends `interrupted`) and exit 0; SIGHUP, or a changed config or mapping file, reloads
 them between cycles. An invalid new config is rejected and the daemon keeps running on the old
-one. The state file is touched
-by the worker thread, or by the main thread while it holds the cycle lock (a reload, a
-rejection), never by both at once. Under systemd (`service/systemd.py`) the main loop also
-feeds the watchdog.
+one. SIGUSR1 (sent by `approve` and `sync --only` beside it) serves what they asked at once
+(service/ondemand.py); each cycle applies the approvals recorded meanwhile
+(cycle/approvals.py). The state file is touched by the worker thread, or by the main thread
+while it holds the cycle lock (a reload, a rejection), never by both at once. Under systemd
+(`service/systemd.py`) the main loop also feeds the watchdog.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from connector.config import Config
+from connector.cycle.approvals import settle_approvals, take_approvals
 from connector.cycle.run import Options, run_cycle
 from connector.errors import ConfigError, ListenError
 from connector.progress import Progress
@@ -37,6 +39,7 @@ from connector.service.health import HealthServer
 from connector.service.memory import collect_after_cycle
 from connector.service.metrics import Metrics
 from connector.service.notify import Notifier
+from connector.service.ondemand import WAKE_SIGNAL, serve_requests
 from connector.service.reload import fingerprint, mapping_digests, reload, watched_files
 from connector.service.systemd import SystemdNotifier, cycle_hung
 from connector.state.store import StateStore
@@ -56,6 +59,8 @@ class Daemon:
         self.targets: list[Target] = build_targets(config)
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
+        self.wake_event = threading.Event()  # SIGUSR1: a command asks for something now
+        self._wakes = 0
         self.cycle_lock = threading.Lock()
         self.metrics = Metrics()
         self.notifier = Notifier(config.notify)
@@ -78,11 +83,20 @@ class Daemon:
             self._cycle_started = time.monotonic()
             self.systemd.status("cycle running" + (" (full reconcile)" if full else ""))
             try:
-                # The same tracker logs sync.progress and feeds the live gauges of /metrics.
-                progress = Progress(config.logging.progress_seconds, [self.metrics])
-                options = Options(command="run", full=full, stop=self.stop_event, progress=progress)
+                serve_requests(config, targets, self.state, self.stop_event)
+                taken = take_approvals(self.state, [t.name for t in targets])
+                options = Options(
+                    command="run",
+                    full=full,
+                    stop=self.stop_event,
+                    approved=taken.approved,
+                    approval_ids=taken.approval_ids,
+                    # The same tracker logs sync.progress and feeds the live gauges of /metrics.
+                    progress=Progress(config.logging.progress_seconds, [self.metrics]),
+                )
                 self.metrics.running.set(1)
                 results = run_cycle(config, targets, self.state, options)
+                settle_approvals(self.state, taken, results)
                 self.metrics.observe(results, [s.name for s in config.sources])
                 self.notifier.observe(results, [s.name for s in config.sources])
                 # Only when every target is degraded: one vendor down must not slow the others
@@ -98,6 +112,21 @@ class Daemon:
                 self._cycle_started = None
                 collect_after_cycle()
                 self._schedule_next()
+
+    def _wake(self) -> None:
+        """SIGUSR1: serve the requests (`sync --only`) now, and run a cycle now if an approval
+        waits; otherwise the schedule stays as it is."""
+        with self.cycle_lock:
+            if self.stop_event.is_set():
+                return
+            try:
+                serve_requests(self.config, self.targets, self.state, self.stop_event)
+                due = bool(self.state.pending_approvals())
+            except Exception:
+                log.exception("sync.crashed")
+                due = False
+        if due:
+            self._cycle(None)
 
     def _schedule_next(self) -> None:
         if self.stop_event.is_set() or self._scheduler is None:
@@ -124,7 +153,7 @@ class Daemon:
         health = self._start_health()
         previous = {
             sig: signal.signal(sig, self._on_signal)
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, WAKE_SIGNAL)
         }
         daemon = self.config.daemon
         zone = ZoneInfo(daemon.timezone)
@@ -171,6 +200,7 @@ class Daemon:
                         self._reload()
                     finally:
                         self.cycle_lock.release()
+                self._queue_wake()
                 daemon = self.config.daemon
             return self._shutdown(health)
         finally:
@@ -196,9 +226,22 @@ class Daemon:
         health.start()
         return health
 
+    def _queue_wake(self) -> None:
+        """After SIGUSR1: `_wake` on the worker thread, after the cycle in flight (each its own
+        job id, so a wake during a wake is queued rather than skipped as a second instance)."""
+        if not self.wake_event.is_set():
+            return
+        self.wake_event.clear()
+        assert self._scheduler is not None
+        self._wakes += 1
+        self._scheduler.add_job(self._wake, id=f"wake-{self._wakes}")
+        log.info("daemon.woken", signal="SIGUSR1")
+
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
             self.reload_event.set()
+        elif signum == WAKE_SIGNAL:
+            self.wake_event.set()
         else:
             self.stop_event.set()
 
@@ -220,6 +263,7 @@ class Daemon:
             return 1
         try:
             self.state.set_next_run(None)
+            self.state.set_daemon_pid(None)
             self.state.checkpoint()
         finally:
             self.state.close()

@@ -67,6 +67,8 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     """Read-only; a file of an older schema is migrated in a copy in memory, never on disk
     (commands that read only must not change the file)."""
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    # Beside a running daemon: wait out its checkpoint instead of failing at once.
+    connection.execute("PRAGMA busy_timeout=5000")
     if version_of(connection) >= SCHEMA_VERSION:
         return connection
     copy = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
@@ -77,7 +79,13 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
 
 
 class _Batch:
-    """An open transaction that is committed and reopened every so many changes or seconds."""
+    """Changes committed together, every so many changes or seconds.
+
+    The transaction is begun at the first change, not when the batch starts, and `commit` ends
+    it at any time (the next change begins another): the write lock is held only while changes
+    are being recorded, never while the connector waits for a vendor, so a command beside a
+    running daemon (`approve`, `sync --only`) waits at most about `max_seconds` to write.
+    """
 
     def __init__(self, db: sqlite3.Connection, max_changes: int, max_seconds: float) -> None:
         self._db = db
@@ -85,6 +93,14 @@ class _Batch:
         self._max_seconds = max_seconds
         self._changes = 0
         self._since = time.monotonic()
+        self.open = False
+
+    def begin(self) -> None:
+        if not self.open:
+            self._db.execute("BEGIN IMMEDIATE")
+            self.open = True
+            self._changes = 0
+            self._since = time.monotonic()
 
     def changed(self) -> None:
         self._changes += 1
@@ -92,10 +108,12 @@ class _Batch:
             self._changes >= self._max_changes
             or time.monotonic() - self._since >= self._max_seconds
         ):
+            self.commit()
+
+    def commit(self) -> None:
+        if self.open:
+            self.open = False
             self._db.execute("COMMIT")
-            self._db.execute("BEGIN IMMEDIATE")
-            self._changes = 0
-            self._since = time.monotonic()
 
 
 class Database:
@@ -161,6 +179,7 @@ class Database:
     def transaction(self) -> Iterator[None]:
         if self._batch is not None:
             # Inside a batch: all or nothing of this change, committed with the batch.
+            self._batch.begin()
             self._db.execute("SAVEPOINT change")
             try:
                 yield
@@ -192,13 +211,17 @@ class Database:
         if self._batch is not None:
             yield
             return
-        self._db.execute("BEGIN IMMEDIATE")
         self._batch = _Batch(self._db, max_changes, max_seconds)
         try:
             yield
         finally:
-            self._batch = None
-            self._db.execute("COMMIT")
+            batch, self._batch = self._batch, None
+            batch.commit()
+
+    def flush(self) -> None:
+        """Commit what an open batch has recorded so far (before waiting on something slow)."""
+        if self._batch is not None:
+            self._batch.commit()
 
     def get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

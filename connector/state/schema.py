@@ -1,8 +1,9 @@
 """The state file's tables, and the migrations that bring an older file up to date.
 
 Version 4 adds `approvals` (an operator's approval of a held plan, with who and when, so a
-running daemon can apply it) and `history` (every change applied, per object, for the audit
-trail: names of attributes only, never their values).
+running daemon can apply it), `requests` (a `sync --only` a running daemon serves) and
+`history` (every change applied, per object, for the audit trail: names of attributes only,
+never their values).
 
 Version 3 adds `usernames`: the usernames the connector generated, per target and person, so
 a name once given is never generated again (see connector/mapping/usernames.py).
@@ -109,6 +110,20 @@ CREATE TABLE IF NOT EXISTS approvals (
     applied_run_id TEXT
 );
 CREATE INDEX IF NOT EXISTS approvals_by_status ON approvals (target, status);
+-- Work a command asks of a running daemon (`sync --only PERSON`): what the operator typed is
+-- kept only until the daemon takes the request (then NULL), the result (counts, opaque refs)
+-- until the command has read it, and then the row is deleted.
+CREATE TABLE IF NOT EXISTS requests (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('sync_only')),
+    query TEXT,
+    options TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done')),
+    exit_code INTEGER,
+    result TEXT,
+    finished_at TEXT
+);
 -- What was done to each object, when, in which run (and under which approval): the names of
 -- the attributes changed, never their values. Scrubbed with the object's person.
 CREATE TABLE IF NOT EXISTS history (
@@ -190,7 +205,7 @@ def _v2_to_v3(db: sqlite3.Connection) -> None:
 
 
 def _v3_to_v4(db: sqlite3.Connection) -> None:
-    """The approvals and history tables are new; nothing else changes."""
+    """The approvals, requests and history tables are new; nothing else changes."""
     create_tables(db)
 
 

@@ -8,11 +8,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from connector.state.approvals import Approval, recent_approvals
 from connector.state.database import Database
 from connector.state.history import History
+from connector.state.requests import Requests
 from connector.state.target import RUN_COLUMNS, RunRecord, TargetState, run_record
 
-__all__ = ["RunRecord", "StateStore", "TargetState"]
+__all__ = ["Approval", "RunRecord", "StateStore", "TargetState"]
 
 NEXT_RUN = "daemon.next_run"
 DAEMON_PID = "daemon.pid"
@@ -120,8 +122,8 @@ class StateStore(Database):
     def daemon_pid(self) -> str | None:
         return self.get_meta(DAEMON_PID) or None
 
-    def set_daemon_pid(self, pid: int) -> None:
-        self.set_meta(DAEMON_PID, str(pid))
+    def set_daemon_pid(self, pid: int | None) -> None:
+        self.set_meta(DAEMON_PID, str(pid) if pid else "")
 
     def config_rejected(self) -> tuple[str, str] | None:
         """When (ISO 8601) the config file on disk was rejected, and why, while that stands."""
@@ -135,3 +137,16 @@ class StateStore(Database):
         """Record a rejected config (the loader's problems: keys and rules, never a secret's
         value), or with None clear it after a good (re)load."""
         self.set_meta(CONFIG_REJECTED, json.dumps({"at": at, "reason": reason}) if at else "")
+
+    # -- approvals, and what commands ask of a running daemon ---------------------------------
+
+    def approvals(self, settled: int = 5) -> list[Approval]:
+        """Every pending approval and the last `settled` applied or expired ones (all targets)."""
+        return recent_approvals(self._db, settled)
+
+    def pending_approvals(self) -> list[Approval]:
+        return [a for a in recent_approvals(self._db, 0) if a.status == "pending"]
+
+    def requests(self) -> Requests:
+        """`sync --only` asked of a running daemon (state/requests.py)."""
+        return Requests(self)

@@ -12,6 +12,7 @@ from typing import Any
 
 from connector.mapping.usernames import AssignedName
 from connector.planning.held import HeldPlan
+from connector.state.approvals import ApprovalRecords
 from connector.state.history import TargetHistory
 from connector.state.links import Links, now_utc
 from connector.state.schema import target_meta_key
@@ -38,8 +39,8 @@ def run_record(row: tuple[Any, ...]) -> RunRecord:
     )
 
 
-class TargetState(Links):
-    """One target's namespace in the state file."""
+class TargetState(ApprovalRecords, Links):
+    """One target's namespace in the state file (its approvals: state/approvals.py)."""
 
     @cached_property
     def history(self) -> TargetHistory:
@@ -135,16 +136,6 @@ class TargetState(Links):
                 )
                 names.update((ext, str(name)) for ext, name in rows if name)
         return names
-
-    def pending_approvals(self) -> list[tuple[str, str, int, str, str]]:
-        """(id, held run id, operations approved, requested at, requested by) of approvals
-        recorded for this target that no cycle has applied yet."""
-        rows = self._db.execute(
-            "SELECT id, held_run_id, json_array_length(keys), requested_at, requested_by "
-            "FROM approvals WHERE target = ? AND status = 'pending' ORDER BY requested_at",
-            (self.target,),
-        )
-        return [(str(i), str(r), int(n or 0), str(at), str(by)) for i, r, n, at, by in rows]
 
     # -- what is held back, and the vendor's health ------------------------------------------
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import structlog
 
@@ -45,6 +45,10 @@ from connector.targets.scim.resources import PayloadError
 from connector.targets.scim.values import ValuesMixin
 
 log = structlog.get_logger(__name__)
+
+# An answer slower than this: what is recorded so far is committed before waiting on (so a
+# command beside the daemon can write the state meanwhile).
+FLUSH_AFTER_SECONDS = 0.2
 
 __all__ = ["Applier", "ApplyReport", "Outcome", "VendorIndex", "failure_key"]
 
@@ -129,6 +133,9 @@ class Applier(BulkMixin, ValuesMixin, RecordingMixin):
                 )
                 with self.state.batch():
                     for future in futures:
+                        if not wait([future], timeout=FLUSH_AFTER_SECONDS).done:
+                            # Never hold the state's write lock while waiting on the vendor.
+                            self.state.database.flush()
                         for outcome in future.result():
                             self._record(outcome, report)
                             if outcome.result != "postponed":
