@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from connector.config.base import bearer, read_secret_file
+from connector.config.builtin import is_builtin
 from connector.config.model import Config
 from connector.config.sources import LdapSourceConfig, Ss12000SourceConfig
 from connector.config.targets import FileTargetConfig
@@ -54,12 +55,17 @@ _PATH_KEYS = {
 
 
 def _resolve_paths(value: Any, base: Path) -> Any:
-    """Make relative file paths relative to the config file's folder."""
+    """Make relative file paths relative to the config file's folder (a `mapping:` of
+    `builtin:NAME` is a profile shipped with the connector, not a path)."""
     if isinstance(value, dict):
         return {
             k: (
                 str((base / v).resolve())
-                if k in _PATH_KEYS and isinstance(v, str) and v and not Path(v).is_absolute()
+                if k in _PATH_KEYS
+                and isinstance(v, str)
+                and v
+                and not Path(v).is_absolute()
+                and not (k == "mapping" and is_builtin(v))
                 else _resolve_paths(v, base)
             )
             for k, v in value.items()

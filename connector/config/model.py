@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from connector.config.base import _Strict
+from connector.config.builtin import MappingPath
 from connector.config.policy import (
     ExternalIdConfig,
     JoinConfig,
@@ -26,7 +27,7 @@ from connector.config.targets import DEFAULT_TARGET, ScimTargetConfig, TargetCon
 class Config(_Strict):
     # One SCIM vendor (`vendor:` and `mapping:`), or any number of targets (`targets:`).
     vendor: VendorConfig | None = None
-    mapping: Path | None = None
+    mapping: MappingPath | None = None
     targets: list[TargetConfig] = Field(default_factory=list)
     state: StateConfig
     external_id: ExternalIdConfig

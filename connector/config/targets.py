@@ -9,6 +9,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connector.config.base import _Strict, bearer, secret_value
+from connector.config.builtin import MappingPath
 from connector.config.policy import SafetyConfig
 
 # A target's name keys its part of the state file: keep it when editing the config.
@@ -60,7 +61,7 @@ class ScimTargetConfig(VendorConfig):
 
     kind: Literal["scim"] = "scim"
     name: str = Field(pattern=TARGET_NAME)
-    mapping: Path
+    mapping: MappingPath
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
 
 
@@ -161,7 +162,7 @@ class FileTargetConfig(_Strict):
 
     kind: Literal["file"]
     name: str = Field(pattern=TARGET_NAME)
-    mapping: Path
+    mapping: MappingPath
     delivery: DeliveryConfig
     format: FileFormatConfig = Field(default_factory=FileFormatConfig)
     archive: ArchiveConfig | None = None
