@@ -56,11 +56,13 @@ _PATH_KEYS = {
 
 def _resolve_paths(value: Any, base: Path) -> Any:
     """Make relative file paths relative to the config file's folder (a `mapping:` of
-    `builtin:NAME` is a profile shipped with the connector, not a path)."""
+    `builtin:NAME` is a profile shipped with the connector, not a path). Links are kept, not
+    followed: in a Kubernetes volume `id-key` is a link through `..data`, which kubelet points
+    at a new folder on every update (and removes the old one)."""
     if isinstance(value, dict):
         return {
             k: (
-                str((base / v).resolve())
+                os.path.normpath(base / v)
                 if k in _PATH_KEYS
                 and isinstance(v, str)
                 and v
