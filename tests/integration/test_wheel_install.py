@@ -11,6 +11,7 @@ fetches setuptools into an isolated build environment (pip's cache keeps it).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -118,6 +119,12 @@ def test_the_wheel_installs_and_runs_away_from_the_repository(
     )
     assert Path(installed.strip()).is_relative_to(purelib)
     assert "Usage: connector" in run(bin_dir / "connector", "--help", cwd=away, env=env)
+    # the README's way to the example config
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    (example_code,) = re.findall(r"/opt/connector/bin/python -c '([^']+)'", readme)
+    example = Path(run(bin_dir / "python", "-c", example_code, cwd=away, env=env).strip())
+    assert example.is_relative_to(purelib)
+    assert example.read_bytes() == (REPO / "config" / "example.yaml").read_bytes()
 
     workspace = Workspace(away, scim_url)
     workspace.students([student("E1", "Åsa", "Berg"), student("E2", "Erik", "Lind")])

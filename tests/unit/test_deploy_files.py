@@ -152,3 +152,12 @@ def test_the_commands_the_deployment_files_use_exist() -> None:
     runner = CliRunner()
     for command in ("run", "status", "sync", "check"):
         assert runner.invoke(main, [command, "--help"]).exit_code == 0
+
+
+def test_the_readme_names_deploy_files_that_exist() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"\bdeploy/[\w-]+/[\w.-]*\w", readme))  # not kubectl deploy/NAME
+    assert "deploy/prometheus/alerts.test.yaml" in named
+    assert "deploy/grafana/connector.json" in named
+    for name in named:
+        assert (REPO / name).exists(), f"README names {name}, which is not in the repository"
