@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import shutil
 import tomllib
-from fnmatch import fnmatch
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -62,6 +61,12 @@ def test_every_profile_in_mappings_is_built_in_with_the_same_content() -> None:
     assert EXAMPLE_CONFIG.read_bytes() == (REPO / "config" / "example.yaml").read_bytes()
 
 
+def matches(name: str, pattern: str) -> bool:
+    """setuptools' package-data glob: `*` stays within one folder."""
+    path = PurePosixPath(name)
+    return len(path.parts) == len(PurePosixPath(pattern).parts) and path.match(pattern)
+
+
 def test_the_wheel_carries_the_profiles_and_the_example() -> None:
     """pyproject's package data names every file under connector/share (what the wheel holds)."""
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
@@ -72,7 +77,7 @@ def test_the_wheel_carries_the_profiles_and_the_example() -> None:
     shared = [p.relative_to(package).as_posix() for p in files]
     assert len(shared) == 4
     for name in shared:
-        assert any(fnmatch(name, pattern) for pattern in patterns), name
+        assert any(matches(name, pattern) for pattern in patterns), name
 
 
 @pytest.mark.parametrize("name", ["default", "ilt", "ilt-file"])
