@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format bench mutate clean
+.PHONY: demo test lint format dist bench mutate clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "connector needs Python 3.11 or newer")'
@@ -30,6 +30,12 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The wheel and sdist in dist/ (what the README's install steps install): the code, the mapping
+# profiles (`mapping: builtin:default`) and the example config.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
 # The benchmark (bench/README.md): a synthetic town of 20,000 persons through the real connector
 # into a real scim2-server and slapd (first sync, quiet cycle, one person, 1% churn, rollover),
 # a town of 100,000 synced in bulk (first sync, quiet cycle, one person), planning at 100,000 and
@@ -46,4 +52,4 @@ mutate: $(STAMP)
 	$(BIN)/mutmut results
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info mutants
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info mutants build dist

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from connector.config.base import bearer, read_secret_file
+from connector.config.builtin import is_builtin
 from connector.config.model import Config
 from connector.config.notify import url_problem
 from connector.config.problems import validation_problems
@@ -93,12 +94,19 @@ _PATH_KEYS = {
 
 
 def _resolve_paths(value: Any, base: Path) -> Any:
-    """Make relative file paths relative to the config file's folder."""
+    """Make relative file paths relative to the config file's folder (a `mapping:` of
+    `builtin:NAME` is a profile shipped with the connector, not a path). Links are kept, not
+    followed: in a Kubernetes volume `id-key` is a link through `..data`, which kubelet points
+    at a new folder on every update (and removes the old one)."""
     if isinstance(value, dict):
         return {
             k: (
-                str((base / v).resolve())
-                if k in _PATH_KEYS and isinstance(v, str) and v and not Path(v).is_absolute()
+                os.path.normpath(base / v)
+                if k in _PATH_KEYS
+                and isinstance(v, str)
+                and v
+                and not Path(v).is_absolute()
+                and not (k == "mapping" and is_builtin(v))
                 else _resolve_paths(v, base)
             )
             for k, v in value.items()

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from connector.config.base import _Strict
+from connector.config.builtin import MappingPath
 from connector.config.notify import NotifyConfig
 from connector.config.policy import (
     ExternalIdConfig,
@@ -32,8 +33,8 @@ class Config(_Strict):
     vendor: VendorConfig | None = None
     """One SCIM vendor, the target named `default`: the keys of a SCIM target without name,
     kind and safety, with `mapping:` beside it. Or use `targets:`, not both."""
-    mapping: Path | None = None
-    """With `vendor:`: that vendor's mapping file (with `targets:`, each target names its own)."""
+    mapping: MappingPath | None = None
+    """With `vendor:`: that vendor's mapping: builtin:NAME or a mapping file (with `targets:`, each target names its own)."""
     targets: list[TargetConfig] = Field(default_factory=list)
     """Each target is a vendor with its own SCIM API, mapping and (optionally) safety limits.
     The sources are read once per cycle for all of them; a target that fails never stops the

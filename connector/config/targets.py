@@ -9,6 +9,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connector.config.base import _Strict, bearer, secret_value
+from connector.config.builtin import MappingPath
 from connector.config.policy import SafetyConfig
 
 # A target's name keys its part of the state file: keep it when editing the config.
@@ -79,8 +80,11 @@ class ScimTargetConfig(VendorConfig):
     name: str = Field(pattern=TARGET_NAME)
     """The target's name (letters, digits, . _ -): it keys the target's records in the state
     file, so choose it once and keep it."""
-    mapping: Path
-    """How people and schools become its Users and Groups: a mapping file."""
+    mapping: MappingPath
+    """How people and schools become its Users and Groups: a profile that comes with the
+    connector (builtin:default; builtin:ilt for usernames set once, generated usernames and
+    the mobile opt-in; they are mappings/*.yaml in the repository), or the path of a mapping
+    file of your own (start from a copy of one of those)."""
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     """This target's own limits: any key of the top-level `safety:`, overriding it for this
     target."""
@@ -214,8 +218,9 @@ class FileTargetConfig(_Strict):
     name: str = Field(pattern=TARGET_NAME)
     """The target's name (letters, digits, . _ -): it keys the target's records in the state
     file, so choose it once and keep it."""
-    mapping: Path
-    """The file mapping: which columns the file has and what goes in them."""
+    mapping: MappingPath
+    """The file mapping (builtin:ilt-file, or the path of a file of your own): which columns the
+    file has and what goes in them."""
     delivery: DeliveryConfig
     """How the file reaches the vendor: method sftp, ftps or local."""
     format: FileFormatConfig = Field(default_factory=FileFormatConfig)

@@ -19,15 +19,18 @@ from connector.errors import ConfigError
 from connector.targets import Target, build_targets
 
 
-def fingerprint(*paths: Path) -> tuple[tuple[float, int], ...]:
-    """Cheap change detection for the watched files: modification time and size."""
+def fingerprint(*paths: Path) -> tuple[tuple[int, int, int], ...]:
+    """Cheap change detection for the watched files: modification time, size and the file
+    itself (its inode, through links): a file replaced by another (an editor's save by
+    rename, kubelet's swap of a ConfigMap volume's `..data` link) is a change even when the
+    size and the clock tick are the same."""
     stamps = []
     for path in paths:
         try:
             info = path.stat()
-            stamps.append((info.st_mtime, info.st_size))
+            stamps.append((info.st_mtime_ns, info.st_size, info.st_ino))
         except OSError:
-            stamps.append((0.0, -1))
+            stamps.append((0, -1, 0))
     return tuple(stamps)
 
 

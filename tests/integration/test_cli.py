@@ -85,12 +85,9 @@ EXAMPLE_ENV = {"SCIM_TOKEN": "x", "CONNECTOR_ID_KEY": "y", "LDAP_PASSWORD": "z"}
 
 
 def example_config(folder: Path) -> Path:
-    """config/example.yaml with its mapping and CA file pointing at files that exist here."""
+    """config/example.yaml (its mapping built in) with its CA file pointing at a file here."""
     example = folder / "example.yaml"
     text = (REPO / "config" / "example.yaml").read_text(encoding="utf-8")
-    text = text.replace(
-        "/etc/connector/mappings/default.yaml", str(REPO / "mappings" / "default.yaml")
-    )
     text = text.replace("/var/lib/connector/state.db", str(folder / "state.db"))
     example.write_text(text.replace("/etc/connector/kommun-ca.pem", str(REPO / "README.md")))
     return example
