@@ -70,7 +70,7 @@ def _expand_env(value: Any, where: str, problems: list[str], secrets: bool = Tru
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in os.environ:
-                if not secrets and _is_secret(where):
+                if not secrets and (_is_secret(where) or where.endswith(_SECRET_FILES)):
                     # A URL's place needs a URL to validate; it is never used unloaded.
                     return UNLOADED_URL if _SECRET_PATTERN.fullmatch(where) else match.group(0)
                 problems.append(f"{where}: environment variable {name} is not set")

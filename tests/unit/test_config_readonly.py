@@ -174,3 +174,21 @@ def test_without_secrets_notification_secrets_need_not_be_set(
 
     loaded = load_config(path, secrets=False)
     assert loaded.state.path == tmp_path / "state.db"
+
+
+def test_without_secrets_credential_folders_need_not_be_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """systemd sets $CREDENTIALS_DIRECTORY for the service only: `status` in a shell has none."""
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    monkeypatch.setenv("RO_SCIM_TOKEN", "t0ken")
+    monkeypatch.setenv("RO_LDAP_PASSWORD", "secret")
+    config = config_with_secrets(tmp_path)
+    config["external_id"] = {"key_file": "${CREDENTIALS_DIRECTORY}/connector_id-key"}
+    path = write(tmp_path, config)
+
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert "CREDENTIALS_DIRECTORY is not set" in "\n".join(refused.value.problems)
+
+    assert load_config(path, secrets=False).state.path == tmp_path / "state.db"

@@ -60,7 +60,7 @@ def test_systemd_unit_runs_the_daemon_hardened() -> None:
 def test_systemd_unit_credentials_match_what_it_tells_the_config() -> None:
     """The paths the unit's comments give for the config are where the credentials arrive."""
     path = DEPLOY / "systemd" / "connector.service"
-    named = set(re.findall(r"_file: +/run/credentials/connector\.service/(\S+)", path.read_text()))
+    named = set(re.findall(r"_file: +\$\{CREDENTIALS_DIRECTORY\}/(\S+)", path.read_text()))
     assert named == {"connector_scim-token", "connector_id-key", "connector_ldap-password"}
     # LoadCredential=ID:DIRECTORY names each file's credential ID_FILE
     credential_id = systemd_unit(path)["Service"]["LoadCredential"][0].split(":")[0]
