@@ -109,6 +109,12 @@ def _header(overview: Overview, metrics: Metrics | None) -> str:
             f'<p class="bad degraded">Target {e(name)}: degraded since {e(since)} '
             f"({e(failing)} failing cycles in a row; cycles are slowed down)</p>"
         )
+    if status and status.rejected:
+        at, problems = status.rejected
+        lines.append(
+            f'<p class="bad rejected">Config rejected at {e(at)}: {e(problems)} '
+            "(the daemon runs on the config it had; fix the file to clear this)</p>"
+        )
     return "\n".join(lines)
 
 

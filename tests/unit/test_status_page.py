@@ -211,3 +211,17 @@ def test_http_answer_is_get_only_with_safety_headers(state_path: Path) -> None:
     assert '<meta http-equiv="refresh" content="30">' in answer.text
     assert posted.status_code == 501
     assert metrics.status_code == 200
+
+
+def test_a_rejected_config_is_shown_until_a_good_one_is_loaded(state_path: Path) -> None:
+    state = StateStore.open(state_path)
+    state.set_config_rejected("2025-03-02T09:00:00+00:00", "daemon.intervall_seconds: unknown key")
+    state.close()
+
+    rejected = parse(render_page(state_path, None)).find("p", cls="rejected")
+
+    assert "daemon.intervall_seconds: unknown key" in rejected.text
+    state = StateStore.open(state_path)
+    state.set_config_rejected(None)
+    state.close()
+    assert parse(render_page(state_path, None)).find_all("p", cls="rejected") == []
