@@ -132,6 +132,15 @@ def load_yaml(path: Path) -> Any:
         raise ConfigError(str(path), [f"{where}not valid YAML ({problem})"]) from None
 
 
+def _top_level(path: Path) -> dict[str, Any]:
+    raw = load_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            str(path), ["the file must hold a mapping of keys (vendor:, state:, ...)"]
+        )
+    return raw
+
+
 def load_config(path: Path, *, secrets: bool = True) -> Config:
     """Read, expand and validate a config file; raise ConfigError naming every problem.
 
@@ -141,11 +150,7 @@ def load_config(path: Path, *, secrets: bool = True) -> Config:
     neither read nor required. Nothing else is relaxed; such a config must never be used to
     talk to a source or a vendor."""
     path = Path(path)
-    raw = load_yaml(path)
-    if not isinstance(raw, dict):
-        raise ConfigError(
-            str(path), ["the file must hold a mapping of keys (vendor:, state:, ...)"]
-        )
+    raw = _top_level(path)
     problems: list[str] = []
     expanded = _expand_env(raw, "", problems, secrets)
     if problems:
@@ -163,11 +168,7 @@ def load_state_settings(path: Path) -> tuple[StateConfig, DaemonConfig]:
     """Only `state:` and `daemon:` of a config file that is otherwise invalid: enough for
     `status` to show what the state file says (a daemon that rejected this file runs on)."""
     path = Path(path)
-    raw = load_yaml(path)
-    if not isinstance(raw, dict):
-        raise ConfigError(
-            str(path), ["the file must hold a mapping of keys (vendor:, state:, ...)"]
-        )
+    raw = _top_level(path)
     problems: list[str] = []
     parts = {k: _expand_env(raw.get(k) or {}, k, problems, False) for k in ("state", "daemon")}
     parts = _resolve_paths(parts, path.parent.resolve())

@@ -52,7 +52,7 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-class _Channel(_Strict):
+class ChannelConfig(_Strict):
     name: str = Field(pattern=CHANNEL_NAME)
     """Names this channel in the log (notify.sent, notify.failed)."""
     events: list[EventName] = Field(default_factory=lambda: list(_ALL), min_length=1)
@@ -68,7 +68,7 @@ class _Channel(_Strict):
         return event == "test" or event in self.events
 
 
-class WebhookConfig(_Channel):
+class WebhookConfig(ChannelConfig):
     """An incoming webhook (Slack, Mattermost, Teams...): a JSON POST with a `text` field."""
 
     url: SecretStr | None = None
@@ -98,7 +98,7 @@ class WebhookConfig(_Channel):
         return self.url.get_secret_value().strip()
 
 
-class EmailConfig(_Channel):
+class EmailConfig(ChannelConfig):
     """SMTP: STARTTLS (the default), implicit TLS, or - to a loopback relay only - none."""
 
     host: str = Field(min_length=1)

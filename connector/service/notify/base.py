@@ -7,6 +7,7 @@ import ssl
 from pathlib import Path
 from typing import Protocol
 
+from connector.config.notify import ChannelConfig
 from connector.service.notify.message import Message
 
 
@@ -31,6 +32,20 @@ class Channel(Protocol):
 
     def send(self, message: Message) -> None:
         """Deliver, or raise DeliveryError."""
+
+
+class ChannelBase:
+    """What the channels share: their name and the events their config lets through."""
+
+    kind = ""
+
+    def __init__(self, config: ChannelConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.events: tuple[str, ...] = tuple(config.events)
+
+    def gets(self, event: str) -> bool:
+        return self.config.gets(event)
 
 
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:

@@ -9,20 +9,16 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from connector.config.notify import EmailConfig
-from connector.service.notify.base import DeliveryError, tls_context
+from connector.service.notify.base import ChannelBase, DeliveryError, tls_context
 from connector.service.notify.message import Message
 
 
-class EmailChannel:
+class EmailChannel(ChannelBase):
     kind = "email"
+    config: EmailConfig
 
     def __init__(self, config: EmailConfig) -> None:
-        self.config = config
-        self.name = config.name
-        self.events: tuple[str, ...] = tuple(config.events)
-
-    def gets(self, event: str) -> bool:
-        return self.config.gets(event)
+        super().__init__(config)
 
     def where(self) -> str:
         config = self.config

@@ -8,22 +8,18 @@ from urllib.parse import urlsplit
 import httpx
 
 from connector.config.notify import WebhookConfig
-from connector.service.notify.base import DeliveryError, tls_context
+from connector.service.notify.base import ChannelBase, DeliveryError, tls_context
 from connector.service.notify.message import Message
 
 _URL = re.compile(r"\w+://\S+")
 
 
-class WebhookChannel:
+class WebhookChannel(ChannelBase):
     kind = "webhook"
+    config: WebhookConfig
 
     def __init__(self, config: WebhookConfig) -> None:
-        self.config = config
-        self.name = config.name
-        self.events: tuple[str, ...] = tuple(config.events)
-
-    def gets(self, event: str) -> bool:
-        return self.config.gets(event)
+        super().__init__(config)
 
     def where(self) -> str:
         """The scheme and host the messages go to (what `check` shows; not the token)."""
