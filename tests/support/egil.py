@@ -51,7 +51,7 @@ def student(
         key,
         Kind.STUDENT,
         given,
-        family or f"Nr{key}",
+        f"Nr{key}" if family is None else family,
         f"{key.lower()}@elev.example.se",
         None,
         protected,
