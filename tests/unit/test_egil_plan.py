@@ -202,3 +202,26 @@ def test_a_rename_is_one_put_of_the_whole_user() -> None:
     assert change.method == "PUT"
     assert change.attributes["name"] == {"givenName": "Elev", "familyName": "Berg"}
     assert change.attributes["enrolments"] == before.users[uuid_of(anna)].attributes["enrolments"]
+
+
+def test_a_full_reconcile_resends_every_known_object_whole_in_order() -> None:
+    desired = builder().build(scoped(student("S1"), teacher("T1")))
+    known = sent(desired)
+    changes = gather(egil_plan(desired, known, RULES), known, resend=True)
+    assert len(changes) == len(known.users) + len(known.groups)
+    assert all(c.method == "PUT" and not c.ops for c in changes)
+    assert {c.target: c.resource for c in changes} == {
+        **{e: u.attributes[RESOURCE] for e, u in known.users.items()},
+        **{e: g.attributes[RESOURCE] for e, g in known.groups.items()},
+    }
+    klass = EGIL_IDS.student_group(NORR, "Klass", "7A")
+    assert next(c for c in changes if c.target == klass).members == {uuid_of(student("S1"))}
+    order = [stage[0].resource for stage in stages(changes)]
+    assert order == [
+        "Organisations",
+        "SchoolUnits",
+        "Students",
+        "Teachers",
+        "Employments",
+        "StudentGroups",
+    ]

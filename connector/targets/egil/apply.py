@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextvars
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -26,7 +27,7 @@ from connector.progress import Progress
 from connector.state.target import TargetState
 from connector.targets.base import ApplyReport
 from connector.targets.egil.changes import Change, gather, sendable, stages
-from connector.targets.egil.objects import STUDENTS, TEACHERS
+from connector.targets.egil.objects import STUDENTS, TEACHERS, USER_RESOURCES
 from connector.targets.egil.wire import render
 from connector.targets.scim.outcome import (
     VENDOR_DOWN_AFTER,
@@ -85,6 +86,7 @@ class EgilApplier(RecordingMixin):
         self._down = threading.Event()
         self._vendor_error: str | None = None
         self._transient_in_a_row = 0
+        self._not_created: set[str] = set()
 
     def apply(self, plan: Plan, *, resend: bool = False) -> ApplyReport:
         """`resend` (a full reconcile): every known object is sent whole again too."""
@@ -127,11 +129,20 @@ class EgilApplier(RecordingMixin):
         why = sendable(change)
         if why is not None:
             return [Outcome(op, "failed", error=why) for op in ops]
+        with self._lock:
+            # A student whose create failed this run is not at the server: a group that
+            # named them would be refused as a whole; they join it once they are there.
+            missing = change.members & self._not_created
+        if missing:
+            change = replace(change, members=change.members - missing)
         try:
             self._request(change)
         except VendorError as exc:
             return self._refused(change, ops, exc)
         except ScimError as exc:
+            if change.method == "POST" and change.resource in USER_RESOURCES:
+                with self._lock:
+                    self._not_created.add(change.target)
             return self._failed(change, ops, exc)
         self._count_transient(False)
         if not change.ops:
@@ -182,7 +193,10 @@ class EgilApplier(RecordingMixin):
     def _done(self, op: Operation, change: Change) -> Outcome:
         result = RESULTS[op.kind]
         applied = change.attributes if change.method != "DELETE" else None
-        return Outcome(op, result, vendor_id=change.target, applied=applied, members=op.members)
+        members = op.members
+        if op.kind == "add_members":
+            members = tuple(m for m in op.members if m in change.members)  # the rest skipped
+        return Outcome(op, result, vendor_id=change.target, applied=applied, members=members)
 
     def _failed(self, change: Change, ops: list[Operation], exc: ScimError) -> list[Outcome]:
         status = exc.status

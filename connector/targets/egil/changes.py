@@ -58,7 +58,10 @@ def stages(changes: list[Change]) -> list[list[Change]]:
 
 def _change(target: str, ops: list[Operation], known: Known) -> Change:
     kinds = {op.kind for op in ops}
-    resource = next((r for op in ops if (r := resource_of(op, known))), "")
+    seen_at = known.users.get(target) or known.groups.get(target)
+    resource = next((r for op in ops if (r := resource_of(op, known))), "") or str(
+        seen_at.attributes.get(RESOURCE) or "" if seen_at else ""
+    )
     if kinds & {"delete_user", "delete_group"}:
         return Change(target, resource, "DELETE", ops)
     if kinds & {"create_user", "create_group"}:

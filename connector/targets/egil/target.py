@@ -123,7 +123,7 @@ class EgilTarget:
         applier = EgilApplier(
             self.transport,
             state,
-            known,
+            _with_all_members(plan, known, state),
             concurrency=self.config.concurrency,
             stop=stop,
             retry_delay=self.config.safety.retry_delay_seconds,
@@ -140,6 +140,19 @@ class EgilTarget:
 
     def close(self) -> None:
         self.transport.close()
+
+
+def _with_all_members(plan: Plan, known: Known, state: TargetState) -> Known:
+    """A group is sent whole: its members as the state file records them all, not only those
+    of the few users an on-demand sync (`sync --only`) loaded."""
+    changed = {op.target for op in plan.operations if op.target in known.groups}
+    if not changed:
+        return known
+    recorded = state.memberships_of(changed)
+    groups = dict(known.groups)
+    for ext in changed:
+        groups[ext] = replace(known.groups[ext], members=recorded[ext])
+    return Known(known.users, groups)
 
 
 def check_mapping(mapping: Mapping) -> None:
