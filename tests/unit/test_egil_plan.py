@@ -219,6 +219,7 @@ def test_a_full_reconcile_resends_every_known_object_whole_in_order() -> None:
     order = [stage[0].resource for stage in stages(changes)]
     assert order == [
         "Organisations",
+        "SchoolUnitGroups",
         "SchoolUnits",
         "Students",
         "Teachers",
