@@ -102,8 +102,8 @@ class EgilApplier(RecordingMixin):
                 with self.state.batch():
                     for change, future in zip(stage, futures, strict=True):
                         outcomes = future.result()
-                        if not change.ops and outcomes:
-                            report.counts[f"objects_{outcomes[0].result}"] += 1
+                        if not change.ops:
+                            _resent(outcomes[0], report)
                         for outcome in outcomes if change.ops else ():
                             self._record(outcome, report)
                             if outcome.result != "postponed":
@@ -233,6 +233,18 @@ class EgilApplier(RecordingMixin):
         return [
             Outcome(op, "failed", error=str(exc), transient=True, vendor_wide=True) for op in ops
         ]
+
+
+def _resent(outcome: Outcome, report: ApplyReport) -> None:
+    """A full reconcile's resend of an object the plan did not touch: counted, and a failure
+    reported (the next full reconcile sends it again)."""
+    report.counts[f"objects_{outcome.result}"] += 1
+    if outcome.result == "failed":
+        report.transient_failures += outcome.transient
+        report.failures.append(
+            {"op": "resend", "ref": ref(outcome.op.target), "error": outcome.error}
+        )
+        log.warning("apply.failed", op="resend", ref=ref(outcome.op.target), error=outcome.error)
 
 
 def _texts(value: Any, found: dict[str, str] | None = None) -> dict[str, str]:
