@@ -226,3 +226,12 @@ def test_a_full_reconcile_resends_every_known_object_whole_in_order() -> None:
         "Employments",
         "StudentGroups",
     ]
+
+
+def test_the_plan_shows_a_complex_value_by_its_parts() -> None:
+    from connector.reports.render import show_value
+
+    assert show_value({"givenName": "Elev", "familyName": "Berg"}) == (
+        "givenName=Elev familyName=Berg"
+    )
+    assert show_value([{"value": "a@b.se", "type": "work"}]) == "a@b.se (work)"
