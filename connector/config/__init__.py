@@ -40,6 +40,8 @@ from connector.config.ss12000 import Ss12000AuthConfig, Ss12000SourceConfig
 from connector.config.targets import (
     DEFAULT_TARGET,
     ArchiveConfig,
+    EgilOrganisationConfig,
+    EgilTargetConfig,
     FileFormatConfig,
     FileTargetConfig,
     FtpsDeliveryConfig,
@@ -60,6 +62,8 @@ __all__ = [
     "CsvSourceConfig",
     "DaemonConfig",
     "DivisionConfig",
+    "EgilOrganisationConfig",
+    "EgilTargetConfig",
     "ExternalIdConfig",
     "FileFormatConfig",
     "FileTargetConfig",

@@ -19,7 +19,7 @@ from connector.config.problems import validation_problems
 from connector.config.service import DaemonConfig, StateConfig
 from connector.config.sources import LdapSourceConfig
 from connector.config.ss12000 import Ss12000SourceConfig
-from connector.config.targets import FileTargetConfig
+from connector.config.targets import EgilTargetConfig, FileTargetConfig
 from connector.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
@@ -201,6 +201,9 @@ def _check_secret_files(config: Config, path: Path, secrets: bool = True) -> Non
             files += [(f"{where}.token_file", target.token_file)]
             files += [(f"{where}.ca_file", target.ca_file)]
             bearer_files.add(f"{where}.token_file")
+            if isinstance(target, EgilTargetConfig):
+                files += [(f"{where}.api_key_file", target.api_key_file)]
+                bearer_files.add(f"{where}.api_key_file")
         mappings.append(
             ("mapping" if config.vendor is not None else f"{where}.mapping", target.mapping)
         )

@@ -9,7 +9,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connector.config.base import _Strict, bearer, secret_value
-from connector.config.builtin import MappingPath
+from connector.config.builtin import MappingPath, builtin_mapping
 from connector.config.policy import SafetyConfig
 
 # A target's name keys its part of the state file: keep it when editing the config.
@@ -238,4 +238,75 @@ class FileTargetConfig(_Strict):
     member_chunk_size: ClassVar[int] = 100
 
 
-TargetConfig = Annotated[ScimTargetConfig | FileTargetConfig, Field(discriminator="kind")]
+# What an Employment's `employmentRole` may be (SS 12000:2018, as EGIL uses it).
+EmploymentRole = Literal[
+    "Rektor", "Lärare", "Förskollärare", "Övrig pedagogisk personal", "Annan personal"
+]
+
+
+class EgilOrganisationConfig(_Strict):
+    """The municipality, sent as EGIL's one Organisation (every school unit points at it)."""
+
+    display_name: str = Field(min_length=1)
+    """Its name, e.g. "Exempels kommun"."""
+    municipality_code: str = Field(pattern=r"^[0-9]{4}$")
+    """Its four-digit municipality code (kommunkod), e.g. "1234"; also each school unit's
+    municipalityCode."""
+
+
+class EgilTargetConfig(VendorConfig):
+    """A vendor that takes EGIL, Sambruk's SCIM profile of SS 12000:2018: the organisation,
+    school units, students and teachers with their enrolments, employments, classes and
+    teaching groups, and activities, each at its own endpoint, with lower-case UUID ids. Planned
+    and guarded like a SCIM vendor; each object is sent whole (POST, PUT, DELETE)."""
+
+    kind: Literal["egil"]
+    """egil: a vendor that takes EGIL (SS 12000:2018 over SCIM)."""
+    name: str = Field(pattern=TARGET_NAME)
+    """The target's name (letters, digits, . _ -): it keys the target's records in the state
+    file, so choose it once and keep it."""
+    mapping: MappingPath = Field(default_factory=lambda: builtin_mapping("egil"))
+    """How a person's names, userName and e-mail are written (builtin:egil, the default, or a
+    mapping file of your own in the same form); the EGIL objects themselves are built by the
+    connector."""
+    organisation: EgilOrganisationConfig
+    """The municipality as EGIL's Organisation."""
+    school_unit_groups: dict[str, str] = Field(default_factory=dict)
+    """School unit code -> the name of the SchoolUnitGroup it belongs to (e.g. a division
+    such as "Gymnasiet"); leave out for no SchoolUnitGroups."""
+    employment_roles: dict[str, EmploymentRole] = Field(default_factory=dict)
+    """A staff member's duty role in the sources -> their Employment's employmentRole
+    (Rektor, Lärare, Förskollärare, Övrig pedagogisk personal or Annan personal), compared
+    without regard to case."""
+    default_employment_role: EmploymentRole = "Annan personal"
+    """The employmentRole of a duty role not in `employment_roles`."""
+    teacher_roles: list[str] | None = None
+    """Staff sent to /Teachers: only those with one of these duty roles; leave out to send all
+    staff in scope (as EGIL clients do: /Teachers is where EGIL has its staff)."""
+    api_key: SecretStr | None = None
+    """An API key sent as the X-API-Key header (e.g. ${EGIL_API_KEY}), for servers that take
+    one instead of a bearer token; or api_key_file."""
+    api_key_file: Path | None = None
+    """A file holding the API key."""
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    """This target's own limits: any key of the top-level `safety:`, overriding it for this
+    target."""
+
+    _api_key = field_validator("api_key")(bearer)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> EgilTargetConfig:
+        if self.api_key is not None and self.api_key_file is not None:
+            raise ValueError("set either api_key or api_key_file, not both")
+        for code in self.school_unit_groups:
+            if not re.fullmatch(r"[0-9]{8}", code):
+                raise ValueError(f"school_unit_groups: {code!r} is not an 8-digit school unit code")
+        return self
+
+    def api_key_value(self) -> str | None:
+        return secret_value(self.api_key, self.api_key_file)
+
+
+TargetConfig = Annotated[
+    ScimTargetConfig | FileTargetConfig | EgilTargetConfig, Field(discriminator="kind")
+]

@@ -32,6 +32,7 @@ from connector.service import memory
 from connector.state.store import StateStore
 from connector.state.target import TargetState
 from connector.targets.base import ApplyReport, Observation, Target
+from connector.targets.egil.ids import EgilIds, is_egil_uuid
 
 log = structlog.get_logger(__name__)
 
@@ -101,7 +102,10 @@ def person_refs(config: Config, query: str, sources: Sources, known: Known) -> f
     (found in the state file) or is now protected."""
     persons = [p for read in sources.reads for p in read.persons]
     accounts = [(ext, user.attributes) for ext, user in known.users.items()]
-    return external_ids_for(query, persons, ExternalIdMaker(config.external_id), accounts)
+    ids = ExternalIdMaker(config.external_id)
+    found = external_ids_for(query, persons, ids, accounts)
+    # An EGIL target keys the same people by the UUID form of their externalIds.
+    return found | {EgilIds(ids).person(ext) for ext in found if not is_egil_uuid(ext)}
 
 
 def run_cycle(

@@ -62,6 +62,14 @@ class ExternalIdMaker:
         # The one-shot form: the same value as hmac.new(...).hexdigest(), in a third of the time.
         return hmac.digest(self._secret, message, "sha256").hex()[:32]
 
+    def for_name(self, name: str) -> str:
+        """An opaque 32-hex id for a typed name that is not a person ("school:<code>"): the
+        same keyed HMAC as a person's (an unkeyed SHA-256 where the mode has no key)."""
+        message = f"name:{name}".encode()
+        if self._secret:
+            return hmac.digest(self._secret, message, "sha256").hex()[:32]
+        return hashlib.sha256(message).hexdigest()[:32]
+
     def digest(self, text: str) -> str:
         """An opaque fingerprint of a short text (a marking value) that can be kept without
         keeping the text: keyed where there is a key."""

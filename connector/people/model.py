@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 
 class Kind(StrEnum):
@@ -28,6 +28,17 @@ class Placement:
     school_year: str | None = None  # students: year, e.g. "7"
     class_name: str | None = None  # students: class, e.g. "7B"
     role: str | None = None  # staff: duty role, e.g. "Lärare"
+
+
+@dataclass(frozen=True, slots=True)
+class StudyGroup:
+    """A group a person studies in or teaches (SS 12000 groups, a CSV column, directory
+    groups by pattern): a class (Klass) or a teaching group (Undervisning) at a school unit."""
+
+    school_unit_code: str
+    name: str
+    type: Literal["Klass", "Undervisning"]
+    role: Literal["student", "teacher"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +81,9 @@ class Person:
     grants: tuple[Grant, ...] = ()
     # E.164 (connector.people.phones); sent only where a mapping opts in (`mobile_opt_in`).
     mobile: str | None = None
+    # The groups they study in or teach (never for a protected person); a student's class
+    # from a placement's class_name stays there.
+    study_groups: tuple[StudyGroup, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,9 @@ def show_value(value: Any) -> str:
         return "(removed)"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict) and "value" not in value and "display" not in value:
+        # A complex value that is no multi-valued entry (EGIL's name): its parts.
+        return " ".join(f"{k}={show_value(v)}" for k, v in value.items())
     if isinstance(value, dict):
         notes = [str(value[k]) for k in ("type",) if value.get(k)]
         notes += ["primary"] if value.get("primary") is True else []

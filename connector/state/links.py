@@ -340,6 +340,19 @@ class Links:
                 [(self.target, group_external_id, u) for u in user_external_ids],
             )
 
+    def memberships_of(self, group_external_ids: Iterable[str]) -> dict[str, set[str]]:
+        """Every member recorded for these groups (also when what was loaded is only a few
+        users': a target that sends a group whole needs all of them)."""
+        found: dict[str, set[str]] = {}
+        for group_ext in sorted(set(group_external_ids)):
+            rows = self._db.execute(
+                "SELECT user_external_id FROM memberships "
+                "WHERE target = ? AND group_external_id = ?",
+                (self.target, group_ext),
+            )
+            found[group_ext] = {str(row[0]) for row in rows}
+        return found
+
     def _clear_intent(self, external_id: str) -> None:
         self._db.execute(
             "DELETE FROM intents WHERE target = ? AND external_id = ?",

@@ -1,13 +1,22 @@
 """The places the connector keeps in step with the sources (see base.py for what a target
-does): SCIM 2.0 vendors (scim/) and vendors fed by a delivered CSV file (file/)."""
+does): SCIM 2.0 vendors (scim/), vendors fed by a delivered CSV file (file/) and vendors that
+take EGIL, the SS 12000:2018 profile of SCIM (egil/)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from connector.config import Config, FileTargetConfig, ScimTargetConfig, TargetConfig
+from connector.config import (
+    Config,
+    EgilTargetConfig,
+    FileTargetConfig,
+    ScimTargetConfig,
+    TargetConfig,
+)
 from connector.mapping.profile import load_mapping
 from connector.targets.base import Target
+from connector.targets.egil.http import make_egil_transport
+from connector.targets.egil.target import EgilTarget, check_mapping
 from connector.targets.file.target import build_file_target
 from connector.targets.scim.client import ScimClient
 from connector.targets.scim.target import ScimTarget, make_client
@@ -19,6 +28,10 @@ def build_target(config: TargetConfig, client_factory: ClientFactory = make_clie
     """One target, its mapping loaded (a ConfigError names what is wrong with it)."""
     if isinstance(config, FileTargetConfig):
         return build_file_target(config)
+    if isinstance(config, EgilTargetConfig):
+        mapping = load_mapping(config.mapping)
+        check_mapping(mapping)
+        return EgilTarget(config, mapping, make_egil_transport(config))
     return ScimTarget(config, load_mapping(config.mapping), client_factory(config))
 
 

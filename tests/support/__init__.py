@@ -11,7 +11,8 @@
 - `ss12000`: an SS 12000 source on the fake server, and a workspace syncing from it;
 - `town`: three schools, 60 students and 4 staff, and what the vendor should hold for them;
 - `browser`: headless Chromium's DOM of a page and a screenshot into the CI artifacts;
-- `dom`: a tiny DOM from an HTML page, to find elements by tag, id or class.
+- `dom`: a tiny DOM from an HTML page, to find elements by tag, id or class;
+- `egil`: an EGIL target's config and a small school roster.
 
 A helper two test modules need lives here: test modules never import each other.
 """

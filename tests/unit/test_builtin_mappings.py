@@ -53,7 +53,7 @@ def write(folder: Path, data: dict[str, Any]) -> Path:
 
 def test_every_profile_in_mappings_is_built_in_with_the_same_content() -> None:
     shipped = sorted(p.stem for p in MAPPINGS.glob("*.yaml"))
-    assert shipped == ["default", "ilt", "ilt-file"]
+    assert shipped == ["default", "egil", "ilt", "ilt-file"]
     assert builtin_names() == shipped
     for name in shipped:
         built_in = BUILTIN_MAPPINGS / f"{name}.yaml"
@@ -75,7 +75,7 @@ def test_the_wheel_carries_the_profiles_and_the_example() -> None:
     share = package / "share"
     files = [*share.glob("*.yaml"), *share.glob("mappings/*.yaml")]  # rglob stops at a link
     shared = [p.relative_to(package).as_posix() for p in files]
-    assert len(shared) == 4
+    assert len(shared) == 5
     for name in shared:
         assert any(matches(name, pattern) for pattern in patterns), name
 
@@ -120,5 +120,5 @@ def test_an_unknown_builtin_names_the_known_ones(tmp_path: Path, name: str) -> N
         load_config(write(tmp_path, config(f"builtin:{name}")))
     assert info.value.problems == [
         f"mapping: no built-in mapping {name!r}; the built-in ones are: "
-        "builtin:default, builtin:ilt, builtin:ilt-file"
+        "builtin:default, builtin:egil, builtin:ilt, builtin:ilt-file"
     ]

@@ -228,4 +228,4 @@ def test_the_schema_refuses_an_unknown_kind(validator: jsonschema.Draft202012Val
     assert errors(validator, config)
     targets = config_schema()["properties"]["targets"]["items"]
     assert targets["discriminator"]["propertyName"] == "kind"
-    assert len(targets["oneOf"]) == 2
+    assert len(targets["oneOf"]) == 3

@@ -103,7 +103,7 @@ def test_no_close_key_lists_the_keys_there(tmp_path: Path, monkeypatch: pytest.M
 
 def test_a_misspelt_kind_of_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     message = problems(tmp_path, targets(minimal(), {**SCIM, "kind": "scm"}), monkeypatch)
-    assert "targets[0].kind: should be one of: scim, file; did you mean scim?" in message
+    assert "targets[0].kind: should be one of: scim, file, egil; did you mean scim?" in message
 
 
 def test_a_misspelt_or_missing_source_type(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,60 @@
+"""`connector check` for an EGIL server: can it be reached, and which resource types it
+lists (GET /ResourceTypes, where it offers it: GET is optional at EGIL servers)."""
+
+from __future__ import annotations
+
+from connector.config import EgilTargetConfig
+from connector.targets.base import CheckReport
+from connector.targets.egil.objects import SEND_ORDER
+from connector.targets.scim.transport import ScimError, Transport
+
+_HINTS = {401: " (is the token right?)", 403: " (is the token or API key right?)"}
+# The resource types EGIL's endpoints are, by endpoint.
+NAMES = {
+    "Organisations": "Organisation",
+    "SchoolUnitGroups": "SchoolUnitGroup",
+    "SchoolUnits": "SchoolUnit",
+    "Students": "Student",
+    "Teachers": "Teacher",
+    "Employments": "Employment",
+    "StudentGroups": "StudentGroup",
+    "Activities": "Activity",
+}
+
+
+def check_egil(
+    config: EgilTargetConfig, transport: Transport, linked: tuple[int, int]
+) -> CheckReport:
+    report = CheckReport()
+    where = f"egil {config.name} ({config.base_url})"
+    try:
+        response = transport.request("GET", "/ResourceTypes", expect=(200, 404, 405, 501))
+    except ScimError as exc:
+        report.lines.append(("FAIL", f"{where}: {exc}{_HINTS.get(exc.status or 0, '')}"))
+        return report
+    if response.status_code != 200:
+        report.lines.append(
+            ("ok", f"{where}: reached; it does not list its resource types (GET is optional)")
+        )
+    else:
+        endpoints = _endpoints(response.json())
+        missing = [e for e in SEND_ORDER if e not in endpoints]
+        listed = ", ".join(NAMES.get(e, e) for e in SEND_ORDER if e in endpoints)
+        report.lines.append(("ok", f"{where}: resource types {listed or 'none'}"))
+        if missing:
+            names = ", ".join(NAMES[e] for e in missing)
+            report.lines.append(("FAIL", f"{where}: no endpoint for {names}"))
+    report.lines.append(
+        ("", f"{linked[0]} users and {linked[1]} other objects linked in the state file")
+    )
+    return report
+
+
+def _endpoints(body: object) -> set[str]:
+    """The endpoints a /ResourceTypes answer names (a ListResponse, or a bare list)."""
+    resources = body.get("Resources") if isinstance(body, dict) else body
+    found = set()
+    for resource in resources if isinstance(resources, list) else []:
+        if isinstance(resource, dict) and isinstance(resource.get("endpoint"), str):
+            found.add(resource["endpoint"].strip("/"))
+    return found
