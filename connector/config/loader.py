@@ -90,6 +90,10 @@ _PATH_KEYS = {
     "password_file",
     "client_secret_file",
     "url_file",
+    "client_cert_file",
+    "client_key_file",
+    "jwks_file",
+    "cache_file",
 }
 
 
@@ -200,6 +204,7 @@ def _check_secret_files(config: Config, path: Path, secrets: bool = True) -> Non
         else:
             files += [(f"{where}.token_file", target.token_file)]
             files += [(f"{where}.ca_file", target.ca_file)]
+            files += target.tls.files(where)
             bearer_files.add(f"{where}.token_file")
             if isinstance(target, EgilTargetConfig):
                 files += [(f"{where}.api_key_file", target.api_key_file)]

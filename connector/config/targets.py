@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from connector.config.base import _Strict, bearer, secret_value
 from connector.config.builtin import MappingPath, builtin_mapping
 from connector.config.policy import SafetyConfig
+from connector.config.tls import TlsClientConfig
 
 # A target's name keys its part of the state file: keep it when editing the config.
 TARGET_NAME = r"^[A-Za-z0-9_.-]+$"
@@ -34,6 +35,9 @@ class VendorConfig(_Strict):
     start."""
     ca_file: Path | None = None
     """A CA bundle to verify the vendor with, if it is not signed by a public CA."""
+    tls: TlsClientConfig = Field(default_factory=TlsClientConfig)
+    """Mutual TLS (a client certificate) and the server's key pinned, from the config or from a
+    federation's signed metadata (EGIL vendors in Skolfederation)."""
     concurrency: int = Field(default=4, ge=1, le=64)
     """How many requests may be in flight at once."""
     member_chunk_size: int = Field(default=100, ge=1, le=1000)

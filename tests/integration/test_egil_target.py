@@ -9,45 +9,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from connector.people.model import Kind, Person
-from tests.support.egil import EGIL_IDS, IDS
+from tests.support.egil import API_KEY, EGIL_IDS, IDS, EgilWorkspace
 from tests.support.rosters import staff, student
 from tests.support.servers import missing_server
-from tests.support.workspace import Workspace
 
 if TYPE_CHECKING:
     from tests.fakes.egil import EgilServer
 
 NORR, SODER = "11111111", "22222222"
-API_KEY = "egil-test-key-7c1"
-
-
-class EgilWorkspace(Workspace):
-    """A workspace whose one target is an EGIL server."""
-
-    def __init__(self, root: Path, url: str) -> None:
-        super().__init__(root, url)
-        self.target: dict[str, Any] = {
-            "kind": "egil",
-            "name": "egil",
-            "base_url": url,
-            "api_key": API_KEY,
-            "max_retries": 0,
-            "organisation": {"display_name": "Exempels kommun", "municipality_code": "1234"},
-            "school_unit_groups": {SODER: "Gymnasiet"},
-            "employment_roles": {"Lärare": "Lärare", "Rektor": "Rektor"},
-        }
-
-    def config(self) -> dict[str, Any]:
-        config = super().config()
-        del config["vendor"], config["mapping"]
-        config["targets"] = [self.target]
-        config["lifecycle"] = {"delete_after_days": 0}
-        return config
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from connector.config import EgilTargetConfig, ExternalIdConfig
@@ -13,12 +14,14 @@ from connector.targets.egil.ids import EgilIds
 from connector.targets.egil.objects import EgilBuilder
 from tests.support.ids import ID_KEY
 from tests.support.paths import REPO
+from tests.support.workspace import Workspace
 
 EGIL_MAPPING = REPO / "mappings" / "egil.yaml"
 NORR, SODER = "11111111", "22222222"
 SCHOOLS = (School(NORR, "Norrskolan", ("GR",)), School(SODER, "Söderskolan", ("GY",)))
 IDS = ExternalIdMaker(ExternalIdConfig(key=ID_KEY))
 EGIL_IDS = EgilIds(IDS)
+API_KEY = "egil-test-key-7c1"
 
 
 def egil_config(base_url: str = "https://egil.example/scim/v2", **extra: Any) -> EgilTargetConfig:
@@ -103,3 +106,27 @@ def builder(**extra: Any) -> EgilBuilder:
 
 def uuid_of(person: Person) -> str:
     return EGIL_IDS.person(IDS.for_person(person))
+
+
+class EgilWorkspace(Workspace):
+    """A workspace whose one target is an EGIL server."""
+
+    def __init__(self, root: Path, url: str) -> None:
+        super().__init__(root, url)
+        self.target: dict[str, Any] = {
+            "kind": "egil",
+            "name": "egil",
+            "base_url": url,
+            "api_key": API_KEY,
+            "max_retries": 0,
+            "organisation": {"display_name": "Exempels kommun", "municipality_code": "1234"},
+            "school_unit_groups": {SODER: "Gymnasiet"},
+            "employment_roles": {"Lärare": "Lärare", "Rektor": "Rektor"},
+        }
+
+    def config(self) -> dict[str, Any]:
+        config = super().config()
+        del config["vendor"], config["mapping"]
+        config["targets"] = [self.target]
+        config["lifecycle"] = {"delete_after_days": 0}
+        return config

@@ -11,6 +11,7 @@ import structlog
 
 from connector.config import EgilTargetConfig
 from connector.targets.scim.transport import Transport
+from connector.targets.tls import tls_settings
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +30,7 @@ class EgilTransport(Transport):
             ca_file=config.ca_file,
             max_retries=config.max_retries,
             rate_limit=config.rate_limit,
+            tls=tls_settings(config.tls, config.base_url, config.name),
         )
         api_key = config.api_key_value()
         if api_key:

@@ -29,6 +29,7 @@ from connector.targets.scim.reconcile import (
     resolve_interrupted_creates,
 )
 from connector.targets.scim.usernames import assign_usernames
+from connector.targets.tls import tls_settings
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +49,7 @@ def make_client(config: ScimTargetConfig) -> ScimClient:
         ca_file=config.ca_file,
         max_retries=config.max_retries,
         rate_limit=config.rate_limit,
+        tls=tls_settings(config.tls, config.base_url, config.name),
     )
 
 

@@ -33,6 +33,7 @@ from tenacity import (
 )
 
 from connector.errors import TargetError
+from connector.targets.tls import TlsSettings, client_context, pinned_transport
 
 log = structlog.get_logger(__name__)
 
@@ -218,22 +219,26 @@ class Transport:
         ca_file: Path | None = None,
         max_retries: int = 4,
         rate_limit: float = 0.0,
+        tls: TlsSettings | None = None,
     ) -> None:
         headers = {"Accept": SCIM_JSON, "User-Agent": "connector/0.1"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        verify: bool | ssl.SSLContext = verify_tls
-        if verify_tls:
-            # The system's trust store, or the CA file given; TLS 1.2 at least.
-            verify = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-            verify.minimum_version = ssl.TLSVersion.TLSv1_2
+        # The system's trust store, or the CA file given; TLS 1.2 at least; mutual TLS and
+        # the server's key pinned where configured.
+        verify = client_context(verify_tls, ca_file, tls)
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
+        pinned = None
+        if tls is not None and tls.pins is not None and isinstance(verify, ssl.SSLContext):
+            pinned = pinned_transport(verify, tls.pins, limits)
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.base_url + "/",
             headers=headers,
             timeout=timeout,
             verify=verify,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            limits=limits,
+            transport=pinned,
         )
         self._max_retries = max_retries
         self._rate = RateLimiter(rate_limit) if rate_limit > 0 else None
