@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,7 +33,9 @@ def school(server: SS12000Server) -> dict[str, Any]:
     """Two school units, students, staff at two units, every kind of protected marking."""
     gr = server.add_school_unit("Björkskolan", GR_CODE, ("GR",))
     gy = server.add_school_unit("Ekgymnasiet", GY_CODE, ("GY",))
-    today = date.today()
+    # The connector's calendar is Sweden's (sources/ss12000_people.py): the machine's date
+    # is another one between 23:00 and 24:00 UTC in winter.
+    today = datetime.now(ZoneInfo("Europe/Stockholm")).date()
     ids: dict[str, Any] = {"gr": gr, "gy": gy}
 
     def student(
