@@ -205,6 +205,9 @@ def _check_secret_files(config: Config, path: Path, secrets: bool = True) -> Non
             files += [(f"{where}.token_file", target.token_file)]
             files += [(f"{where}.ca_file", target.ca_file)]
             files += target.tls.files(where)
+            if target.oauth2 is not None:
+                secret_file = target.oauth2.client_secret_file
+                files += [(f"{where}.oauth2.client_secret_file", secret_file)]
             bearer_files.add(f"{where}.token_file")
             if isinstance(target, EgilTargetConfig):
                 files += [(f"{where}.api_key_file", target.api_key_file)]

@@ -8,6 +8,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from connector.config.auth import OAuth2Config
 from connector.config.base import _Strict, bearer, secret_value
 from connector.config.builtin import MappingPath, builtin_mapping
 from connector.config.policy import SafetyConfig
@@ -35,6 +36,8 @@ class VendorConfig(_Strict):
     start."""
     ca_file: Path | None = None
     """A CA bundle to verify the vendor with, if it is not signed by a public CA."""
+    oauth2: OAuth2Config | None = None
+    """OAuth2 client credentials instead of token/token_file."""
     tls: TlsClientConfig = Field(default_factory=TlsClientConfig)
     """Mutual TLS (a client certificate) and the server's key pinned, from the config or from a
     federation's signed metadata (EGIL vendors in Skolfederation)."""
@@ -69,6 +72,8 @@ class VendorConfig(_Strict):
     def _one_token_source(self) -> VendorConfig:
         if self.token is not None and self.token_file is not None:
             raise ValueError("set either token or token_file, not both")
+        if self.oauth2 is not None and (self.token is not None or self.token_file is not None):
+            raise ValueError("set either a token (token, token_file) or oauth2, not both")
         return self
 
     def bearer_token(self) -> str | None:

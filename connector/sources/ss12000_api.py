@@ -3,8 +3,6 @@ fail as a whole, and listings followed page by page (`pageToken`) to the end."""
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -12,6 +10,7 @@ from typing import Any
 import httpx
 
 from connector.config import Ss12000SourceConfig
+from connector.oauth2 import ClientCredentials, TokenError
 
 DELETED_ENTITY_NAMES = {
     "organisations": "Organisation",
@@ -27,15 +26,8 @@ class ReadFailed(Exception):
     """The read cannot complete; becomes a SourceError naming the source."""
 
 
-def renewal_margin(lifetime: float) -> float:
-    """How early to renew, so a token never expires between the check and the request:
-    in proportion to its lifetime, so a short-lived token still serves most of its life."""
-    return max(5.0, lifetime / 10)
-
-
 class TokenSource:
-    """OAuth2 client credentials: one token, cached until shortly before it expires (a token
-    living no longer than the margin serves only the request it was fetched for)."""
+    """The bearer token: static, or OAuth2 client credentials (connector/oauth2.py)."""
 
     def __init__(
         self,
@@ -43,48 +35,22 @@ class TokenSource:
         http: httpx.Client,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._auth = config.auth
-        self._http = http
-        self._clock = clock
-        self._token: str | None = None
-        self._renew_at = 0.0
-        self._lock = threading.Lock()
+        auth = config.auth
+        self._static = auth.static_token()
+        self._oauth = (
+            ClientCredentials(auth.token_url, auth.client_id, auth.secret, auth.scope, http, clock)
+            if auth.token_url is not None and auth.client_id is not None
+            else None
+        )
 
     def token(self, *, renew: bool = False) -> str:
-        static = self._auth.static_token()
-        if static:
-            return static
-        with self._lock:
-            if renew or self._token is None or self._clock() >= self._renew_at:
-                self._token = self._fetch()
-            return self._token
-
-    def _fetch(self) -> str:
-        auth = self._auth
-        assert auth.token_url is not None and auth.client_id is not None
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": auth.client_id,
-            "client_secret": auth.secret(),
-        }
-        if auth.scope:
-            form["scope"] = auth.scope
+        if self._static:
+            return self._static
+        assert self._oauth is not None  # the config requires one of the two
         try:
-            response = self._http.post(auth.token_url, data=form)
-        except httpx.HTTPError as exc:
-            raise ReadFailed(f"token endpoint: {type(exc).__name__}") from None
-        if response.status_code != 200:
-            error = ""
-            with contextlib.suppress(ValueError):
-                error = str(response.json().get("error", ""))
-            hint = " (wrong client id or secret?)" if error == "invalid_client" else ""
-            raise ReadFailed(
-                f"token endpoint refused the client: {response.status_code} {error}{hint}"
-            )
-        body = response.json()
-        lifetime = float(body.get("expires_in", 300))
-        self._renew_at = self._clock() + lifetime - renewal_margin(lifetime)
-        return str(body["access_token"])
+            return self._oauth.token(renew=renew)
+        except TokenError as exc:
+            raise ReadFailed(str(exc)) from None
 
 
 class Api:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import structlog
 
 from connector.config import EgilTargetConfig
+from connector.targets.auth import oauth2_auth
 from connector.targets.scim.transport import Transport
 from connector.targets.tls import tls_settings
 
@@ -31,6 +32,7 @@ class EgilTransport(Transport):
             max_retries=config.max_retries,
             rate_limit=config.rate_limit,
             tls=tls_settings(config.tls, config.base_url, config.name),
+            auth=oauth2_auth(config),
         )
         api_key = config.api_key_value()
         if api_key:

@@ -18,6 +18,7 @@ from connector.planning.objects import Known
 from connector.planning.plan import Plan, PlanRules, make_plan
 from connector.progress import Progress
 from connector.state.target import TargetState
+from connector.targets.auth import oauth2_auth
 from connector.targets.base import CheckReport
 from connector.targets.base import Observation as BaseObservation
 from connector.targets.scim.apply import Applier, ApplyReport, VendorIndex
@@ -50,6 +51,7 @@ def make_client(config: ScimTargetConfig) -> ScimClient:
         max_retries=config.max_retries,
         rate_limit=config.rate_limit,
         tls=tls_settings(config.tls, config.base_url, config.name),
+        auth=oauth2_auth(config),
     )
 
 

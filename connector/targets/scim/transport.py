@@ -33,6 +33,7 @@ from tenacity import (
 )
 
 from connector.errors import TargetError
+from connector.oauth2 import BearerFromClientCredentials, TokenError
 from connector.targets.tls import TlsSettings, client_context, pinned_transport
 
 log = structlog.get_logger(__name__)
@@ -220,6 +221,7 @@ class Transport:
         max_retries: int = 4,
         rate_limit: float = 0.0,
         tls: TlsSettings | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
         headers = {"Accept": SCIM_JSON, "User-Agent": "connector/0.1"}
         if token:
@@ -239,7 +241,9 @@ class Transport:
             verify=verify,
             limits=limits,
             transport=pinned,
+            auth=auth,
         )
+        self._auth = auth
         self._max_retries = max_retries
         self._rate = RateLimiter(rate_limit) if rate_limit > 0 else None
         self._lock = threading.Lock()
@@ -247,6 +251,8 @@ class Transport:
 
     def close(self) -> None:
         self._http.close()
+        if isinstance(self._auth, BearerFromClientCredentials):
+            self._auth.close()
 
     def request(
         self,
@@ -303,6 +309,9 @@ class Transport:
             return retrying(attempt), sent
         except _RetryableStatus as exc:
             return exc.response, sent
+        except TokenError as exc:  # oauth2: no token, so no request could be sent
+            log.error("scim.request.failed", method=call.method, path=call.shown, error=str(exc))
+            raise VendorError(call.method, call.shown, None, str(exc)) from None
         except httpx.TransportError as exc:
             tls = tls_failure(exc)
             log.error(
