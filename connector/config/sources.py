@@ -39,6 +39,16 @@ def refuse_personnummer_fields(fields: object, allowed: frozenset[str]) -> None:
             )
 
 
+def regular_expression(value: str | None) -> str | None:
+    """A field validator: the value compiles as a Python regular expression."""
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
+
+
 class CsvColumns(_Strict):
     """Which column (by header name) holds each field. Unused fields stay unset."""
 
@@ -70,6 +80,14 @@ class CsvColumns(_Strict):
     join_key: str | None = None
     """A value present in another source too (a student id, a personnummer) that joins this
     person with their entry there (see `join:`). Never sent to the vendor."""
+    groups: str | None = None
+    """Teaching groups (undervisningsgrupper) at the row's school unit, several in one cell
+    split by group_separator ("MA7B,EN7B"): for students the groups they are in, for staff the
+    groups they teach. A name matching class_pattern is a class (Klass) instead. With several
+    placements, each row's groups belong to that row's school unit."""
+    classes: str | None = None
+    """Classes (klasser) at the row's school unit, split by group_separator: for staff the
+    classes they teach (for students their class is class_name; this adds others)."""
 
     @model_validator(mode="after")
     def _no_personnummer_in_mapped_fields(self) -> CsvColumns:
@@ -143,6 +161,13 @@ class CsvSourceConfig(_Strict):
     )
     """Fields that must be non-empty; a row missing one is reported (file and line) and
     skipped."""
+    group_separator: str = Field(default=",", min_length=1, max_length=5)
+    """What separates the group names in the columns groups and classes (default ",")."""
+    class_pattern: str | None = None
+    """A regular expression: a name in the groups column that it matches as a whole (e.g.
+    "[0-9][A-Z]" for 7B) is a class (Klass), not a teaching group (Undervisning)."""
+
+    _class_pattern = field_validator("class_pattern")(regular_expression)
 
 
 class LdapAttributes(_Strict):

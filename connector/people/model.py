@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 
 class Kind(StrEnum):
@@ -43,6 +43,23 @@ class Grant:
     reasons: tuple[str, ...] = ()
 
 
+StudyGroupType = Literal["Klass", "Undervisning"]
+StudyGroupRole = Literal["student", "teacher"]
+
+
+@dataclass(frozen=True, slots=True)
+class StudyGroup:
+    """A group a person studies in (role student) or teaches (role teacher) at one school unit:
+    a class (Klass) or a teaching group (Undervisning), named as the source names it. A
+    student's class from `Placement.class_name` is not repeated here: the sources add teaching
+    groups, and for teachers the groups they teach. The name passes the text-safety rule."""
+
+    school_unit_code: str
+    name: str
+    type: StudyGroupType
+    role: StudyGroupRole
+
+
 @dataclass(frozen=True, slots=True)
 class Person:
     """One person as the sources see them.
@@ -70,6 +87,9 @@ class Person:
     grants: tuple[Grant, ...] = ()
     # E.164 (connector.people.phones); sent only where a mapping opts in (`mobile_opt_in`).
     mobile: str | None = None
+    # The classes and teaching groups the person is in or teaches (see StudyGroup); none for a
+    # protected person reaches a target (scope drops them).
+    study_groups: tuple[StudyGroup, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
