@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connector.config.base import _Strict, secret_value, unpadded
 from connector.config.ss12000 import Ss12000SourceConfig
+from connector.config.study_groups import LdapStudyGroupsConfig
 from connector.people.model import Kind
 
 CsvRequired = Literal["given_name", "family_name", "email", "username", "school_unit_code"]
@@ -305,6 +306,9 @@ class LdapSourceConfig(_Strict):
     group_rules: list[LdapGroupRule] = Field(default_factory=list)
     """Placements from group membership (memberOf): being in `group` means a placement at the
     school unit, with the role given."""
+    study_groups: LdapStudyGroupsConfig | None = None
+    """Classes and teaching groups (for an EGIL target's StudentGroups and Activities): group
+    entries found by a search whose names a pattern reads, members by DN, as EgilSCIM does."""
     default_role: str | None = Field(default=None, min_length=1)
     """The duty role of a placement when neither its group rule nor attributes.role gives
     one."""
