@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connector.config.base import _Strict, secret_value, unpadded
 from connector.config.ss12000 import Ss12000SourceConfig
+from connector.config.study_groups import LdapStudyGroupsConfig
 from connector.people.model import Kind
 
 CsvRequired = Literal["given_name", "family_name", "email", "username", "school_unit_code"]
@@ -37,6 +38,16 @@ def refuse_personnummer_fields(fields: object, allowed: frozenset[str]) -> None:
                 f"{name}: {value!r} looks like a personnummer, which is never sent to a vendor "
                 "(it may only be the key or the join key)"
             )
+
+
+def regular_expression(value: str | None) -> str | None:
+    """A field validator: the value compiles as a Python regular expression."""
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
 
 
 class CsvColumns(_Strict):
@@ -70,6 +81,14 @@ class CsvColumns(_Strict):
     join_key: str | None = None
     """A value present in another source too (a student id, a personnummer) that joins this
     person with their entry there (see `join:`). Never sent to the vendor."""
+    groups: str | None = None
+    """Teaching groups (undervisningsgrupper) at the row's school unit, several in one cell
+    split by group_separator ("MA7B,EN7B"): for students the groups they are in, for staff the
+    groups they teach. A name matching class_pattern is a class (Klass) instead. With several
+    placements, each row's groups belong to that row's school unit."""
+    classes: str | None = None
+    """Classes (klasser) at the row's school unit, split by group_separator: for staff the
+    classes they teach (for students their class is class_name; this adds others)."""
 
     @model_validator(mode="after")
     def _no_personnummer_in_mapped_fields(self) -> CsvColumns:
@@ -143,6 +162,13 @@ class CsvSourceConfig(_Strict):
     )
     """Fields that must be non-empty; a row missing one is reported (file and line) and
     skipped."""
+    group_separator: str = Field(default=",", min_length=1, max_length=5)
+    """What separates the group names in the columns groups and classes (default ",")."""
+    class_pattern: str | None = None
+    """A regular expression: a name in the groups column that it matches as a whole (e.g.
+    "[0-9][A-Z]" for 7B) is a class (Klass), not a teaching group (Undervisning)."""
+
+    _class_pattern = field_validator("class_pattern")(regular_expression)
 
 
 class LdapAttributes(_Strict):
@@ -280,6 +306,9 @@ class LdapSourceConfig(_Strict):
     group_rules: list[LdapGroupRule] = Field(default_factory=list)
     """Placements from group membership (memberOf): being in `group` means a placement at the
     school unit, with the role given."""
+    study_groups: LdapStudyGroupsConfig | None = None
+    """Classes and teaching groups (for an EGIL target's StudentGroups and Activities): group
+    entries found by a search whose names a pattern reads, members by DN, as EgilSCIM does."""
     default_role: str | None = Field(default=None, min_length=1)
     """The duty role of a placement when neither its group rule nor attributes.role gives
     one."""

@@ -84,6 +84,10 @@ class Ss12000SourceConfig(_Strict):
     """civicNo as the join key with other sources (never sent, never stored)."""
     classes: bool = False
     """Also read class groups (groupType Klass): a student's class at each school unit."""
+    study_groups: bool = False
+    """Also read teaching groups (groupType Undervisning: the students in them) and activities
+    (which teachers teach which groups, Klass or Undervisning), for an EGIL target's
+    StudentGroups and Activities. A student's class comes from `classes`."""
     page_size: int = Field(default=500, ge=1, le=10000)
     """Objects per page when reading."""
     timeout_seconds: float = Field(default=30.0, gt=0)

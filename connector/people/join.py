@@ -47,6 +47,7 @@ def merge_by_key(persons: list[Person]) -> list[Person]:
                 username=seen.username or person.username,
                 groups=tuple(dict.fromkeys(seen.groups + person.groups)),
                 mobile=seen.mobile or person.mobile,
+                study_groups=tuple(dict.fromkeys(seen.study_groups + person.study_groups)),
             )
     return list(merged.values())
 
@@ -75,6 +76,7 @@ def _merge_entries(join: JoinConfig, key: str, present: list[tuple[str, Person]]
         join_key=key,
         groups=tuple(dict.fromkeys(g for _, person in present for g in person.groups)),
         mobile=first("mobile"),
+        study_groups=tuple(dict.fromkeys(g for _, person in present for g in person.study_groups)),
     )
 
 

@@ -31,17 +31,6 @@ class Placement:
 
 
 @dataclass(frozen=True, slots=True)
-class StudyGroup:
-    """A group a person studies in or teaches (SS 12000 groups, a CSV column, directory
-    groups by pattern): a class (Klass) or a teaching group (Undervisning) at a school unit."""
-
-    school_unit_code: str
-    name: str
-    type: Literal["Klass", "Undervisning"]
-    role: Literal["student", "teacher"]
-
-
-@dataclass(frozen=True, slots=True)
 class Grant:
     """A role value granted to a person (see `roles:` in the config and people/roles.py):
     `value` (e.g. "admin") at a school unit or a division, named by `type` (the school unit
@@ -52,6 +41,23 @@ class Grant:
     type: str
     display: str
     reasons: tuple[str, ...] = ()
+
+
+StudyGroupType = Literal["Klass", "Undervisning"]
+StudyGroupRole = Literal["student", "teacher"]
+
+
+@dataclass(frozen=True, slots=True)
+class StudyGroup:
+    """A group a person studies in (role student) or teaches (role teacher) at one school unit:
+    a class (Klass) or a teaching group (Undervisning), named as the source names it. A
+    student's class from `Placement.class_name` is not repeated here: the sources add teaching
+    groups, and for teachers the groups they teach. The name passes the text-safety rule."""
+
+    school_unit_code: str
+    name: str
+    type: StudyGroupType
+    role: StudyGroupRole
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +87,8 @@ class Person:
     grants: tuple[Grant, ...] = ()
     # E.164 (connector.people.phones); sent only where a mapping opts in (`mobile_opt_in`).
     mobile: str | None = None
-    # The groups they study in or teach (never for a protected person); a student's class
-    # from a placement's class_name stays there.
+    # The classes and teaching groups the person is in or teaches (see StudyGroup); none for a
+    # protected person reaches a target (scope drops them).
     study_groups: tuple[StudyGroup, ...] = ()
 
 

@@ -111,9 +111,21 @@ def _in_scope(config: Config, reads: list[SourceRead], joined: Joined | None) ->
             continue
         if len(placements) != len(person.placements):
             person = replace(person, placements=tuple(placements))
+        if person.study_groups:
+            person = _groups_at_placements(person)
         result.persons.append(person)
         for placement in placements:
             code = placement.school_unit_code
             if code not in result.schools:
                 result.schools[code] = schools.get(code) or School(code=code, name=code)
     return result
+
+
+def _groups_at_placements(person: Person) -> Person:
+    """Only the study groups at school units the person is placed at in scope: a group at a
+    school out of scope is not sent, as the placement there is not."""
+    codes = {placement.school_unit_code for placement in person.placements}
+    groups = tuple(g for g in person.study_groups if g.school_unit_code in codes)
+    return (
+        person if len(groups) == len(person.study_groups) else replace(person, study_groups=groups)
+    )

@@ -150,6 +150,7 @@ class CsvRosterSource:
                 result.unreadable_keys.add(key)
                 continue
             placements = builder.placements
+            protected = builder.protected or key in rows.protected_keys
             result.persons.append(
                 Person(
                     source_key=key,
@@ -158,12 +159,14 @@ class CsvRosterSource:
                     family_name=builder.family_name,
                     email=builder.email,
                     username=builder.username,
-                    protected=builder.protected or key in rows.protected_keys,
+                    protected=protected,
                     placements=tuple(placements)
                     if len(placements) == 1
                     else tuple(dict.fromkeys(placements)),
                     join_key=builder.join_key,
                     mobile=builder.mobile,
+                    # Nothing about a protected person's groups goes any further.
+                    study_groups=() if protected else tuple(dict.fromkeys(builder.study_groups)),
                 )
             )
         for key, join_key in rows.protected_keys.items():

@@ -6,13 +6,22 @@ once per file (`Layout`) and a row is checked for unsafe text with one search ov
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import itemgetter
 
 from connector.config import CsvSourceConfig
 from connector.people.emails import normalize_email
-from connector.people.model import Placement, School, unsafe_text, unsafe_text_screen
+from connector.people.model import (
+    Kind,
+    Placement,
+    School,
+    StudyGroup,
+    StudyGroupRole,
+    unsafe_text,
+    unsafe_text_screen,
+)
 from connector.people.phones import normalize_mobile
 from connector.sources.csv_decoding import has_undecodable
 from connector.sources.marking import MarkingReader
@@ -48,6 +57,7 @@ class Layout:
     named: Callable[[list[str]], tuple[str, ...]]
     optional: Callable[[list[str]], tuple[str, ...]]
     required: tuple[tuple[str, int], ...]  # a required field's name and place in `named`
+    groups: GroupCells | None = None  # where the study groups are, if the file has any
 
     @classmethod
     def of(cls, config: CsvSourceConfig, header: list[str], index: dict[str, int]) -> Layout:
@@ -83,7 +93,53 @@ class Layout:
                 columns.mobile,
             ),
             required=tuple((name, _TEXT_FIELDS.index(name)) for name in config.required),
+            groups=GroupCells.of(config, index),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class GroupCells:
+    """The columns naming a row's study groups at the row's school unit (see CsvColumns)."""
+
+    groups: int | None
+    classes: int | None
+    separator: str
+    class_pattern: re.Pattern[str] | None
+    role: StudyGroupRole
+
+    @classmethod
+    def of(cls, config: CsvSourceConfig, index: dict[str, int]) -> GroupCells | None:
+        columns = config.columns
+        if columns.groups is None and columns.classes is None:
+            return None
+        return cls(
+            groups=None if columns.groups is None else index[columns.groups],
+            classes=None if columns.classes is None else index[columns.classes],
+            separator=config.group_separator,
+            class_pattern=re.compile(config.class_pattern) if config.class_pattern else None,
+            role="student" if config.kind is Kind.STUDENT else "teacher",
+        )
+
+    def read(self, row: list[str], code: str) -> list[StudyGroup]:
+        """The row's groups; RowError when a name may not be sent (text-safety rule)."""
+        found: list[StudyGroup] = []
+        for at, is_class in ((self.groups, False), (self.classes, True)):
+            if at is None:
+                continue
+            for part in row[at].split(self.separator):
+                name = part.strip()
+                if not name:
+                    continue
+                reason = unsafe_text(name)
+                if reason is not None:
+                    raise RowError(f"{'classes' if is_class else 'groups'} {reason}")
+                klass = is_class or (
+                    self.class_pattern is not None and self.class_pattern.fullmatch(name)
+                )
+                found.append(
+                    StudyGroup(code, name, "Klass" if klass else "Undervisning", self.role)
+                )
+        return found
 
 
 @dataclass
@@ -97,6 +153,7 @@ class PersonBuilder:
     join_key: str | None = None
     placements: list[Placement] = field(default_factory=list)
     mobile: str | None = None
+    study_groups: list[StudyGroup] = field(default_factory=list)
 
 
 class RowReader:
@@ -169,6 +226,7 @@ class RowReader:
         if _SCREEN.search(_SEPARATOR + _SEPARATOR.join(texts)):
             _refuse_unsafe(texts)
         email = _email(email_cell) if email_cell else None
+        groups = self.layout.groups.read(row, code) if self.layout.groups is not None else ()
         builder = self.builders.get(key_cell)
         if builder is None:
             builder = self.builders[key_cell] = PersonBuilder(
@@ -189,6 +247,7 @@ class RowReader:
                 code, school_type or None, school_year or None, class_name or None, role or None
             )
         )
+        builder.study_groups.extend(groups)
         self._add_school(code, school_name, school_type)
 
     def _add_school(self, code: str, name: str, school_type: str) -> None:

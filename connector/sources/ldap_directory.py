@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 from ldap3 import Connection
@@ -23,6 +23,7 @@ from connector.config import LdapGroupRule, LdapSourceConfig
 from connector.errors import SourceError
 from connector.people.model import ReadContext, SourceIssue, SourceRead, normalise_dn
 from connector.sources.ldap_entries import EntryError, EntryReader
+from connector.sources.ldap_groups import Memberships, StudyGroupReader
 from connector.sources.ldap_search import (
     Counts,
     DirectorySearch,
@@ -90,7 +91,10 @@ class LdapDirectorySource:
         matched: set[str] = set()  # groups (normalised) of rules some entry is in
         connection = self.connect()
         try:
-            self._read_entries(connection, self._filter(only), entries, result, counts, matched)
+            groups = self._study_groups(connection, entries, result)
+            self._read_entries(
+                connection, self._filter(only), entries, result, counts, matched, groups
+            )
         except LDAPException as exc:
             raise SourceError(
                 self.name, f"{connection.server.name}: search failed: {describe(exc)}"
@@ -124,6 +128,14 @@ class LdapDirectorySource:
         clauses = "".join(f"({name}={value})" for name in names if name)
         return f"(&{self.config.filter}(|{clauses}))"
 
+    def _study_groups(
+        self, connection: Connection, entries: EntryReader, result: SourceRead
+    ) -> Memberships:
+        groups = self.config.study_groups
+        if groups is None:
+            return {}
+        return StudyGroupReader(self.config, groups).read(connection, entries, result)
+
     def _read_entries(
         self,
         connection: Connection,
@@ -132,6 +144,7 @@ class LdapDirectorySource:
         result: SourceRead,
         counts: Counts,
         matched: set[str],
+        groups: Memberships,
     ) -> None:
         seen_keys: set[str] = set()
         bases = self.config.base_dns
@@ -155,6 +168,9 @@ class LdapDirectorySource:
                 )
             else:
                 seen_keys.add(person.source_key)
+                in_groups = None if protected else groups.get(normalise_dn(dn))
+                if in_groups:
+                    person = replace(person, study_groups=tuple(dict.fromkeys(in_groups)))
                 result.persons.append(person)
 
     def inspect(self) -> DirectoryCheck:

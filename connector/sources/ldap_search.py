@@ -114,10 +114,17 @@ class DirectorySearch:
         return sorted(set(names), key=str.casefold)
 
     def entries(
-        self, connection: Connection, search_filter: str, counts: Counts, bases: list[str]
+        self,
+        connection: Connection,
+        search_filter: str,
+        counts: Counts,
+        bases: list[str],
+        *,
+        attributes: list[str] | None = None,
     ) -> Iterator[tuple[str, Raw]]:
-        """Every entry under the bases; a base whose search is incomplete fails the read."""
-        attributes = self.attributes_to_read()
+        """Every entry under the bases (with `attributes`, by default a person's); a base whose
+        search is incomplete fails the read."""
+        attributes = attributes or self.attributes_to_read()
         for base in bases:
             before = counts.entries
             try:

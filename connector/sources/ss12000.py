@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,15 +23,16 @@ import structlog
 
 from connector.config import Ss12000SourceConfig
 from connector.errors import SourceError
-from connector.people.model import ReadContext, SourceIssue, SourceRead
+from connector.people.model import ReadContext, School, SourceIssue, SourceRead
 from connector.sources.marking import MarkingReader
 from connector.sources.ss12000_api import DELETED_ENTITY_NAMES, Api, Params, ReadFailed
-from connector.sources.ss12000_people import Objects, PeopleBuilder, reference
+from connector.sources.ss12000_groups import study_groups
+from connector.sources.ss12000_people import SWEDEN, Objects, PeopleBuilder, reference
 
 log = structlog.get_logger(__name__)
 
 NOT_PROTECTED = "Ingen"
-KINDS = ("organisations", "persons", "duties", "groups")
+KINDS = ("organisations", "persons", "duties", "groups", "activities")
 
 # What a read gives: the objects to keep, the newest modification seen, the protected persons.
 Picture = tuple[Objects, datetime | None, list[dict[str, Any]]]
@@ -75,6 +76,8 @@ class Ss12000Source:
             # the last snapshot's, which carried the marking).
             self._marking.require_present(self.name, "securityMarking")
         result = self._people.build(objects, protected)
+        if self.config.study_groups:
+            self._add_study_groups(objects, result)
         result.marking_values = self._marking.other_values
         result.issues.extend(self._invalid)
         overlap = timedelta(seconds=self.config.checkpoint_overlap_seconds)
@@ -89,6 +92,23 @@ class Ss12000Source:
             issues=len(result.issues),
         )
         return result
+
+    def _add_study_groups(self, objects: Objects, result: SourceRead) -> None:
+        """Each person's study groups (never a protected person's: their memberships and
+        duties are gone from `objects`, and they carry none)."""
+        units = {
+            org_id: School(str(org["schoolUnitCode"]), "")
+            for org_id, org in objects["organisations"].items()
+            if org.get("organisationType") == "Skolenhet" and org.get("schoolUnitCode")
+        }
+        by_person, refused = study_groups(objects, units, datetime.now(SWEDEN).date())
+        result.issues += [SourceIssue(self.name, where, why) for where, why in refused]
+        result.persons = [
+            replace(p, study_groups=tuple(dict.fromkeys(by_person[p.source_key])))
+            if not p.protected and p.source_key in by_person
+            else p
+            for p in result.persons
+        ]
 
     def _read_all(self, api: Api) -> Picture:
         objects: Objects = {kind: {} for kind in KINDS}
@@ -105,8 +125,12 @@ class Ss12000Source:
             "persons": [*extra],
             "duties": [*extra],
         }
-        if self.config.classes:
-            queries["groups"] = [("groupType", "Klass"), *extra]
+        types = [("groupType", "Klass")] if self.config.classes else []
+        if self.config.study_groups:
+            types = [("groupType", "Klass"), ("groupType", "Undervisning")]
+            queries["activities"] = [*extra]
+        if types:
+            queries["groups"] = [*types, *extra]
         return queries
 
     def _keep(self, objects: Objects, kind: str, item: dict[str, Any]) -> None:
@@ -173,6 +197,14 @@ class Ss12000Source:
                 if isinstance(m, dict)
                 and str(reference(m, "person").get("id")) not in protected_ids
                 and reference(m, "person").get("securityMarking", NOT_PROTECTED) == NOT_PROTECTED
+            ]
+        kept = objects["duties"]
+        for activity in objects["activities"].values():
+            # A protected teacher's duty is gone: so is its mention, even as an id.
+            activity["teachers"] = [
+                t
+                for t in activity.get("teachers") or []
+                if isinstance(t, dict) and str(reference(t, "duty").get("id")) in kept
             ]
         if self.config.join_key != "civicNo":
             for person in objects["persons"].values():

@@ -17,7 +17,11 @@ DELETED_ENTITY_NAMES = {
     "persons": "Person",
     "duties": "Duty",
     "groups": "Group",
+    "activities": "Activity",
 }
+# Where /deletedEntities lists a kind, if not under its own name: the spec spells it
+# "activitites" (read under either name, should a server correct it).
+DELETED_ENTITY_KEYS = {"activities": ("activitites", "activities")}
 
 Params = list[tuple[str, str]]
 
@@ -124,5 +128,6 @@ class Api:
             if not isinstance(data, dict):
                 raise ReadFailed("GET /deletedEntities: no data object in the answer")
             for kind in kinds:
-                deleted[kind].update(str(obj_id) for obj_id in data.get(kind) or [])
+                for key in DELETED_ENTITY_KEYS.get(kind, (kind,)):
+                    deleted[kind].update(str(obj_id) for obj_id in data.get(key) or [])
         return deleted

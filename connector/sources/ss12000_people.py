@@ -52,7 +52,7 @@ class PeopleBuilder:
         today = datetime.now(SWEDEN).date()
         units = self._school_units(objects, result)
         result.schools = list(units.values())
-        classes = _classes(objects, units, today)
+        classes = _classes(objects, units, today) if self.config.classes else {}
         duties = self._duties(objects, units, today)
         for person in protected:
             result.rows_read += 1
@@ -186,8 +186,8 @@ def _classes(objects: Objects, units: dict[str, School], today: date) -> dict[tu
     classes: dict[tuple[str, str], str] = {}
     for group in objects.get("groups", {}).values():
         unit = units.get(str(reference(group, "organisation").get("id")))
-        if unit is None or not group.get("displayName"):
-            continue
+        if unit is None or not group.get("displayName") or group.get("groupType") != "Klass":
+            continue  # teaching groups too are read with study_groups
         for member in group.get("groupMemberships") or []:
             dates = {"startDate": member.get("startDate"), "endDate": member.get("endDate")}
             if current(dates, today):

@@ -4,10 +4,11 @@ It serves, in memory and from a background thread (standard library only):
 
 - ``POST {root}/token``: OAuth 2.0 client credentials (RFC 6749 §4.4; the client may
   authenticate with form fields or HTTP Basic), plus an optional static bearer token;
-- ``GET {base}/organisations``, ``/persons``, ``/duties``, ``/groups`` and ``/deletedEntities``
+- ``GET {base}/organisations``, ``/persons``, ``/duties``, ``/groups``, ``/activities`` and
+  ``/deletedEntities``
   with the spec's query parameters, opaque and signed ``pageToken`` paging, change tracking by
   ``meta.*`` filters, and ``expand`` / ``expandReferenceNames``;
-- ``GET {base}/<those four>/{id}`` and ``POST {base}/<those four>/lookup``.
+- ``GET {base}/<those five>/{id}`` and ``POST {base}/<those five>/lookup``.
 
 ``{base}`` is ``{root}/v2.0`` by default (the spec's server URL ends in ``/v2.0``). Response
 bodies follow the spec's schemas; ``tests/integration/test_ss12000_fake.py`` validates every body
@@ -144,6 +145,8 @@ DELETED_ENTITY_KEYS = {
 PERSON_EXPAND = ("duties", "responsibleFor", "placements", "ownedPlacements", "groupMemberships")
 DUTY_EXPAND = ("person",)
 GROUP_EXPAND = ("assignmentRoles",)
+ACTIVITY_EXPAND = ("groups", "teachers", "syllabus")
+ACTIVITY_TYPES = ("Undervisning", "Elevaktivitet", "Provaktivitet", "Läraraktivitet", "Övrigt")
 RELATIONSHIP_TYPES = (
     "enrolment",
     "duty",
@@ -155,13 +158,16 @@ RELATIONSHIP_TYPES = (
 )
 
 #: The collections this fake holds, and their entity type names (``EndPointsEnum``).
-KINDS = ("organisations", "persons", "duties", "groups")
+KINDS = ("organisations", "persons", "duties", "groups", "activities")
 ENTITY_TYPES = {
     "organisations": "Organisation",
     "persons": "Person",
     "duties": "Duty",
     "groups": "Group",
+    "activities": "Activity",
 }
+#: A collection -> its key in ``DeletedEntities.data`` (activities: the spec's ``activitites``).
+DELETED_KEY_OF_KIND = {kind: DELETED_ENTITY_KEYS[ENTITY_TYPES[kind]] for kind in KINDS}
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME_RE = re.compile(
@@ -253,6 +259,24 @@ def membership(
             "person": {"id": _ref_id(person)},
             "startDate": _as_date(start_date),
             "endDate": _as_date(end_date),
+        }
+    )
+
+
+def duty_assignment(
+    duty: Mapping[str, Any] | str,
+    *,
+    start_date: date | str | None = None,
+    end_date: date | str | None = None,
+    grader: bool | None = None,
+) -> dict[str, Any]:
+    """A ``DutyAssignment``: a teacher (by their duty) of an activity."""
+    return _drop_none(
+        {
+            "duty": {"id": _ref_id(duty)},
+            "startDate": _as_date(start_date),
+            "endDate": _as_date(end_date),
+            "grader": grader,
         }
     )
 
@@ -433,6 +457,17 @@ LIST_PARAMS: dict[str, tuple[_Param, ...]] = {
             ),
         ),
     ),
+    "activities": (
+        _Param("member", "uuid"),
+        _Param("teacher", "uuid"),
+        _Param("organisation", "uuid"),
+        _Param("group", "uuid"),
+        *_DATE_PARAMS,
+        *_META_PARAMS,
+        _Param("expand", "enum", array=True, enum=ACTIVITY_EXPAND),
+        _REF_NAMES,
+        _Param("sortkey", "enum", enum=("ModifiedDesc", "DisplayNameAsc")),
+    ),
     "deletedEntities": (
         _Param("after", "datetime"),
         _Param("entities", "enum", array=True, enum=tuple(DELETED_ENTITY_KEYS)),
@@ -444,6 +479,7 @@ ITEM_PARAMS: dict[str, tuple[_Param, ...]] = {
     "persons": (_Param("expand", "enum", array=True, enum=PERSON_EXPAND), _REF_NAMES),
     "duties": (_Param("expand", "enum", array=True, enum=DUTY_EXPAND), _REF_NAMES),
     "groups": (_Param("expand", "enum", array=True, enum=GROUP_EXPAND), _REF_NAMES),
+    "activities": (_Param("expand", "enum", array=True, enum=ACTIVITY_EXPAND), _REF_NAMES),
 }
 
 
@@ -968,6 +1004,44 @@ class SS12000Server:
             ),
         )
 
+    def add_activity(
+        self,
+        display_name: str,
+        organisation: Mapping[str, Any] | str,
+        groups: Iterable[Mapping[str, Any] | str],
+        *,
+        teachers: Iterable[Mapping[str, Any] | str] = (),
+        activity_type: str = "Undervisning",
+        id: str | None = None,
+        start_date: date | str = "2024-08-15",
+        end_date: date | str | None = None,
+        calendar_events_required: bool = True,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """An ``Activity``: ``groups`` are groups (dict or id), ``teachers`` duties (dict or id)
+        or ``duty_assignment(...)`` dicts."""
+        assignments = [
+            dict(t) if isinstance(t, Mapping) and "duty" in t else duty_assignment(t)
+            for t in teachers
+        ]
+        return self.put(
+            "activities",
+            _drop_none(
+                {
+                    "id": id,
+                    "displayName": display_name,
+                    "activityType": activity_type,
+                    "calendarEventsRequired": calendar_events_required,
+                    "organisation": {"id": _ref_id(organisation)},
+                    "groups": [{"id": _ref_id(g)} for g in groups],
+                    "teachers": assignments,
+                    "startDate": _as_date(start_date),
+                    "endDate": _as_date(end_date),
+                    **extra,
+                }
+            ),
+        )
+
     # -- tokens ------------------------------------------------------------------------------
 
     def add_client(self, client_id: str, client_secret: str) -> None:
@@ -1191,12 +1265,16 @@ class SS12000Server:
         page: int,
     ) -> dict[str, Any]:
         wanted = params.get("entities")
-        kinds = [DELETED_ENTITY_KEYS[e] for e in wanted] if wanted else list(KINDS)
+        kinds = (
+            [DELETED_ENTITY_KEYS[e] for e in wanted]
+            if wanted
+            else [DELETED_KEY_OF_KIND[k] for k in KINDS]
+        )
         since = params.get("after")
         rows = [
             row
             for row in self._deleted
-            if row[1] in kinds
+            if DELETED_KEY_OF_KIND[row[1]] in kinds
             and (since is None or row[3] > since)
             and (after is None or row[0] > int(after[0]))
         ]
@@ -1204,7 +1282,7 @@ class SS12000Server:
         page_rows, more = rows[:size], len(rows) > size
         data: dict[str, list[str]] = {key: [] for key in dict.fromkeys(kinds)}
         for _, kind, obj_id, _ in page_rows:
-            data[kind].append(obj_id)
+            data[DELETED_KEY_OF_KIND[kind]].append(obj_id)
         next_token = None
         if more:
             next_token = self._encode_page_token(
@@ -1253,6 +1331,8 @@ class SS12000Server:
             return self._person_selected(obj, params)
         if kind == "duties":
             return self._duty_selected(obj, params)
+        if kind == "activities":
+            return self._activity_selected(obj, params)
         return self._group_selected(obj, params)
 
     @staticmethod
@@ -1398,6 +1478,29 @@ class SS12000Server:
             return False
         return _date_window(obj.get("startDate"), obj.get("endDate"), params)
 
+    def _activity_selected(self, obj: dict[str, Any], params: Mapping[str, Any]) -> bool:
+        group_ids = [(g or {}).get("id") for g in obj.get("groups") or ()]
+        if "group" in params and params["group"] not in group_ids:
+            return False
+        if "organisation" in params and (obj.get("organisation") or {}).get(
+            "id"
+        ) not in self._subtree(params["organisation"]):
+            return False
+        if "teacher" in params and params["teacher"] not in [
+            ((t or {}).get("duty") or {}).get("id") for t in obj.get("teachers") or ()
+        ]:
+            return False
+        if "member" in params:
+            # Members of its groups, whatever their dates (the spec: no time limits here).
+            members = {
+                (m.get("person") or {}).get("id")
+                for gid in group_ids
+                for m in (self._data["groups"].get(gid) or {}).get("groupMemberships") or ()
+            }
+            if params["member"] not in members:
+                return False
+        return _date_window(obj.get("startDate"), obj.get("endDate"), params)
+
     # -- rendering ---------------------------------------------------------------------------
 
     def _render(self, kind: str, obj: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
@@ -1422,7 +1525,40 @@ class SS12000Server:
             self._decorate_group(out, names)
             if "assignmentRoles" in expand:
                 out["_embedded"] = {"assignmentRoles": self._assignment_roles(out["id"])}
+        elif kind == "activities":
+            self._decorate_activity(out, names)
+            if expand:
+                out["_embedded"] = self._activity_embedded(out, expand, names)
         return out
+
+    def _decorate_activity(self, activity: dict[str, Any], names: bool) -> dict[str, Any]:
+        self._name_ref(activity.get("organisation"), "organisations", names)
+        for group in activity.get("groups") or ():
+            self._name_ref(group, "groups", names)
+        for teacher in activity.get("teachers") or ():
+            self._name_ref(teacher.get("duty"), "duties", names)
+        return activity
+
+    def _activity_embedded(
+        self, activity: dict[str, Any], expand: list[str], names: bool
+    ) -> dict[str, Any]:
+        """``ActivityExpanded._embedded``: its groups and its teachers' duties (this fake holds
+        no syllabuses, so ``syllabus`` embeds nothing)."""
+        embedded: dict[str, Any] = {}
+        if "groups" in expand:
+            found = [self._data["groups"].get((g or {}).get("id")) for g in activity["groups"]]
+            embedded["groups"] = [
+                self._decorate_group(copy.deepcopy(g), names) for g in found if g is not None
+            ]
+        if "teachers" in expand:
+            duties = [
+                self._data["duties"].get(((t or {}).get("duty") or {}).get("id"))
+                for t in activity.get("teachers") or ()
+            ]
+            embedded["teachers"] = [
+                self._decorate_duty(copy.deepcopy(d), names) for d in duties if d is not None
+            ]
+        return embedded
 
     def _name_ref(self, ref: Any, kind: str, names: bool) -> None:
         if not isinstance(ref, dict) or "id" not in ref:

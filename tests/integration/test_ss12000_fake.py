@@ -39,6 +39,7 @@ from tests.fakes.ss12000_server import (
     SCHOOL_TYPES,
     SECURITY_MARKINGS,
     SS12000Server,
+    duty_assignment,
     parse_rfc3339,
 )
 
@@ -824,6 +825,52 @@ def test_groups(api: SpecClient, school: DemoSchool) -> None:
     assert ids(api.data("/groups", params={"schoolTypes": "GY"})) == {school.groups["NA24a"]}
 
 
+def test_activities(api: SpecClient, server: SS12000Server, school: DemoSchool) -> None:
+    """Teaching groups and who teaches them: /activities with its filters and expand."""
+    students = [school.students["astrid"], school.students["david"]]
+    ma4 = server.add_group(
+        "MA4", school.bjorkskolan, group_type="Undervisning", school_type="GR", members=students
+    )
+    maths = server.add_activity(
+        "Matematik 4",
+        school.bjorkskolan,
+        [ma4, school.groups["4A"]],
+        teachers=[duty_assignment(school.duties["karin"], grader=True)],
+    )
+    server.add_activity("Fysik 1", school.ekgymnasiet, [school.groups["NA24a"]])
+
+    listed = api.data("/activities", params={"expand": ["groups", "teachers"]})
+    found = {a["id"]: a for a in listed}
+    assert set(found) == {maths["id"], *ids(server.all("activities"))} and len(found) == 2
+    one = found[maths["id"]]
+    assert one["groups"] == [{"id": ma4["id"]}, {"id": school.groups["4A"]}]
+    assert one["teachers"] == [{"duty": {"id": school.duties["karin"]}, "grader": True}]
+    assert [g["displayName"] for g in one["_embedded"]["groups"]] == ["MA4", "4A"]
+    assert [d["id"] for d in one["_embedded"]["teachers"]] == [school.duties["karin"]]
+    named = api.get(f"/activities/{maths['id']}", params={"expandReferenceNames": "true"}).json()
+    assert named["organisation"]["displayName"] == "Björkskolan"
+
+    def select(params: Any) -> set[str]:
+        return ids(api.data("/activities", params=params))
+
+    assert select({"teacher": school.duties["karin"]}) == {maths["id"]}
+    assert select({"member": school.students["david"]}) == {maths["id"]}
+    assert select({"member": school.students["elin"]}) == ids(server.all("activities")) - {
+        maths["id"]
+    }
+    assert select({"group": ma4["id"]}) == {maths["id"]}
+    assert len(select({"organisation": school.huvudman})) == 2  # its subtree
+    assert select({"endDate.onOrBefore": "2020-01-01"}) == set(found)  # no endDate: always in
+    api.get("/activities", params={"expand": "duties"}, expect=400)
+    api.get("/activities", params={"teacher": "karin"}, expect=400)
+    assert ids(api.post("/activities/lookup", json={"ids": [maths["id"]]}).json()) == {maths["id"]}
+
+    mark = server.stamp()
+    server.delete("activities", maths["id"])
+    deleted = api.get("/deletedEntities", params=[("after", mark), ("entities", "Activity")])
+    assert deleted.json()["data"] == {"activitites": [maths["id"]]}
+
+
 # --- single objects and lookups ---------------------------------------------------------------
 
 
@@ -991,7 +1038,13 @@ def test_change_tracking_on_other_listings(
 def test_deleted_entities(api: SpecClient, server: SS12000Server, school: DemoSchool) -> None:
     before = api.get("/deletedEntities").json()
     assert before == {
-        "data": {"organisations": [], "persons": [], "duties": [], "groups": []},
+        "data": {
+            "organisations": [],
+            "persons": [],
+            "duties": [],
+            "groups": [],
+            "activitites": [],  # sic: the spec's spelling
+        },
         "pageToken": None,
     }
     mark = server.stamp()
@@ -1009,17 +1062,19 @@ def test_deleted_entities(api: SpecClient, server: SS12000Server, school: DemoSc
     everything = api.get("/deletedEntities", params={"after": mark}).json()["data"]
     assert everything["groups"] == [school.groups["NA24a"]]
     later = server.stamp()
-    assert api.get("/deletedEntities", params={"after": later}).json()["data"] == {
+    empty: dict[str, list[str]] = {
         "organisations": [],
         "persons": [],
         "duties": [],
         "groups": [],
+        "activitites": [],
     }
+    assert api.get("/deletedEntities", params={"after": later}).json()["data"] == empty
     pages = api.walk("/deletedEntities", params={"after": mark, "limit": 1})
     assert [p["data"] for p in pages] == [
-        {"organisations": [], "persons": [school.students["elin"]], "duties": [], "groups": []},
-        {"organisations": [], "persons": [], "duties": [school.duties["maria"]], "groups": []},
-        {"organisations": [], "persons": [], "duties": [], "groups": [school.groups["NA24a"]]},
+        {**empty, "persons": [school.students["elin"]]},
+        {**empty, "duties": [school.duties["maria"]]},
+        {**empty, "groups": [school.groups["NA24a"]]},
     ]
     server.max_page_size = 2  # no limit asked for: the server still pages, as for listings
     capped = api.walk("/deletedEntities", params={"after": mark})
