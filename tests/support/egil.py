@@ -113,6 +113,7 @@ class EgilWorkspace(Workspace):
 
     def __init__(self, root: Path, url: str) -> None:
         super().__init__(root, url)
+        self.other_targets: list[dict[str, Any]] = []  # beside the EGIL one, in one config
         self.target: dict[str, Any] = {
             "kind": "egil",
             "name": "egil",
@@ -127,6 +128,6 @@ class EgilWorkspace(Workspace):
     def config(self) -> dict[str, Any]:
         config = super().config()
         del config["vendor"], config["mapping"]
-        config["targets"] = [self.target]
+        config["targets"] = [*self.other_targets, self.target]
         config["lifecycle"] = {"delete_after_days": 0}
         return config
