@@ -32,7 +32,6 @@ from connector.targets.egil.wire import render
 from connector.targets.scim.outcome import (
     VENDOR_DOWN_AFTER,
     Outcome,
-    failure_key,
     ref,
     scrub_error,
 )
@@ -101,7 +100,7 @@ class EgilApplier(RecordingMixin):
                 ]
                 with self.state.batch():
                     for change, future in zip(stage, futures, strict=True):
-                        outcomes = future.result()
+                        outcomes = self._outcomes_of(future)
                         if not change.ops:
                             _resent(outcomes[0], report)
                         for outcome in outcomes if change.ops else ():
@@ -110,12 +109,7 @@ class EgilApplier(RecordingMixin):
                                 self.progress.advance(len(outcome.op.members) or 1)
         report.vendor_unavailable = self._down.is_set()
         report.vendor_error = self._vendor_error
-        if report.succeeded and not report.vendor_unavailable:
-            with self.state.batch():
-                for op in self._server_errors:
-                    self.state.record_failure(
-                        failure_key(op), self.retry_delay, self.max_retry_delay
-                    )
+        self._back_off_server_errors(report)
         return report
 
     # -- one object's request (in a worker thread) --------------------------------------------

@@ -1,20 +1,13 @@
-"""The HTTP client of an EGIL target, built in this one place: the SCIM transport (retries on
-429/5xx honouring Retry-After, the rate limit, TLS 1.2+, the answer checks) with a bearer
-token or an `X-API-Key` header, verified against the system's CAs or `ca_file`.
-
-(The shared `auth:`/`tls:` handling - mutual TLS, key pinning, OAuth2 - replaces this.)
-"""
+"""The HTTP client of an EGIL target: the SCIM transport (retries on 429/5xx honouring
+Retry-After, the rate limit, the answer checks) connected as every HTTP target is
+(targets/connection.py: TLS 1.2+, mutual TLS, the server's key pinned, a bearer token or
+OAuth2), with an `X-API-Key` header where one is configured."""
 
 from __future__ import annotations
 
-import structlog
-
 from connector.config import EgilTargetConfig
-from connector.targets.auth import oauth2_auth
+from connector.targets.connection import connection_options
 from connector.targets.scim.transport import Transport
-from connector.targets.tls import tls_settings
-
-log = structlog.get_logger(__name__)
 
 API_KEY_HEADER = "X-API-Key"
 
@@ -24,15 +17,7 @@ class EgilTransport(Transport):
 
     def __init__(self, config: EgilTargetConfig) -> None:
         super().__init__(
-            config.base_url,
-            config.bearer_token(),
-            timeout=config.timeout_seconds,
-            verify_tls=config.verify_tls,
-            ca_file=config.ca_file,
-            max_retries=config.max_retries,
-            rate_limit=config.rate_limit,
-            tls=tls_settings(config.tls, config.base_url, config.name),
-            auth=oauth2_auth(config),
+            config.base_url, config.bearer_token(), **connection_options(config, config.name)
         )
         api_key = config.api_key_value()
         if api_key:
@@ -40,10 +25,4 @@ class EgilTransport(Transport):
 
 
 def make_egil_transport(config: EgilTargetConfig) -> Transport:
-    if not config.verify_tls:
-        log.warning(
-            "tls.verification_disabled",
-            target=config.name,
-            consequence="the vendor's certificate is not checked",
-        )
     return EgilTransport(config)

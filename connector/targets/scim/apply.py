@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import structlog
 
@@ -48,7 +48,6 @@ log = structlog.get_logger(__name__)
 
 # An answer slower than this: what is recorded so far is committed before waiting on (so a
 # command beside the daemon can write the state meanwhile).
-FLUSH_AFTER_SECONDS = 0.2
 
 __all__ = ["Applier", "ApplyReport", "Outcome", "VendorIndex", "failure_key"]
 
@@ -133,22 +132,13 @@ class Applier(BulkMixin, ValuesMixin, RecordingMixin):
                 )
                 with self.state.batch():
                     for future in futures:
-                        if not wait([future], timeout=FLUSH_AFTER_SECONDS).done:
-                            # Never hold the state's write lock while waiting on the vendor.
-                            self.state.database.flush()
-                        for outcome in future.result():
+                        for outcome in self._outcomes_of(future):
                             self._record(outcome, report)
                             if outcome.result != "postponed":
                                 self.progress.advance(len(outcome.op.members) or 1)
         report.vendor_unavailable = self._vendor_down.is_set()
         report.vendor_error = self._vendor_error
-        if report.succeeded and not report.vendor_unavailable:
-            # A 5xx the other objects did not get is this object's trouble: back off from it.
-            with self.state.batch():
-                for op in self._server_errors:
-                    self.state.record_failure(
-                        failure_key(op), self.retry_delay, self.max_retry_delay
-                    )
+        self._back_off_server_errors(report)
         return report
 
     def _handlers(self) -> dict[OperationKind, Callable[[Operation], Outcome]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, wait
+
 import structlog
 
 from connector.planning.objects import Known
@@ -11,6 +13,9 @@ from connector.state.target import TargetState
 from connector.targets.scim.outcome import ApplyReport, Outcome, failure_key, origin_of, ref
 
 log = structlog.get_logger(__name__)
+
+# Waiting longer than this for a vendor's answer commits the open batch first (Database.flush).
+FLUSH_AFTER_SECONDS = 0.2
 
 # An operation as the history names it (state/history.py).
 HISTORY_OPS = {
@@ -41,6 +46,22 @@ class RecordingMixin:
     max_retry_delay: float
     _server_errors: list[Operation]
     group_names: dict[str, str]
+
+    def _outcomes_of(self, future: Future[list[Outcome]]) -> list[Outcome]:
+        """A request's outcomes, waited for without holding the state's write lock: a slow
+        vendor must not lock out `approve` or `sync --only` beside the daemon."""
+        if not wait([future], timeout=FLUSH_AFTER_SECONDS).done:
+            self.state.database.flush()
+        return future.result()
+
+    def _back_off_server_errors(self, report: ApplyReport) -> None:
+        """A 5xx the other objects did not get is this object's trouble: back off from it."""
+        if report.succeeded and not report.vendor_unavailable:
+            with self.state.batch():
+                for op in self._server_errors:
+                    self.state.record_failure(
+                        failure_key(op), self.retry_delay, self.max_retry_delay
+                    )
 
     def _record(self, outcome: Outcome, report: ApplyReport) -> None:
         """Write one outcome to the state file and the report (this thread alone does)."""

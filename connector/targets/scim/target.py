@@ -7,8 +7,6 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-import structlog
-
 from connector.config import ScimTargetConfig
 from connector.mapping.desired import Desired, build_desired
 from connector.mapping.profile import Mapping
@@ -18,9 +16,9 @@ from connector.planning.objects import Known
 from connector.planning.plan import Plan, PlanRules, make_plan
 from connector.progress import Progress
 from connector.state.target import TargetState
-from connector.targets.auth import oauth2_auth
 from connector.targets.base import CheckReport
 from connector.targets.base import Observation as BaseObservation
+from connector.targets.connection import connection_options
 from connector.targets.scim.apply import Applier, ApplyReport, VendorIndex
 from connector.targets.scim.check import check_vendor
 from connector.targets.scim.client import ScimClient
@@ -30,28 +28,11 @@ from connector.targets.scim.reconcile import (
     resolve_interrupted_creates,
 )
 from connector.targets.scim.usernames import assign_usernames
-from connector.targets.tls import tls_settings
-
-log = structlog.get_logger(__name__)
 
 
 def make_client(config: ScimTargetConfig) -> ScimClient:
-    if not config.verify_tls:
-        log.warning(
-            "tls.verification_disabled",
-            target=config.name,
-            consequence="the vendor's certificate is not checked",
-        )
     return ScimClient(
-        config.base_url,
-        config.bearer_token(),
-        timeout=config.timeout_seconds,
-        verify_tls=config.verify_tls,
-        ca_file=config.ca_file,
-        max_retries=config.max_retries,
-        rate_limit=config.rate_limit,
-        tls=tls_settings(config.tls, config.base_url, config.name),
-        auth=oauth2_auth(config),
+        config.base_url, config.bearer_token(), **connection_options(config, config.name)
     )
 
 
