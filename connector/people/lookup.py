@@ -19,13 +19,28 @@ REF_LENGTH = 12
 
 
 def looks_like_ref(query: str) -> bool:
-    """A ref as logged, or more of the externalId: hexadecimal, at least REF_LENGTH long."""
-    return len(query) >= REF_LENGTH and all(c in string.hexdigits for c in query)
+    """A ref as logged, or more of the externalId: hexadecimal (an EGIL target's UUID with
+    its dashes), at least REF_LENGTH long."""
+    return len(query) >= REF_LENGTH and all(c in string.hexdigits or c == "-" for c in query)
+
+
+# An EGIL UUID keeps the externalId's hex digits up to its version digit (the 13th).
+_UUID_KEEPS = 12
 
 
 def refers_to(query: str, external_id: str) -> bool:
-    """Whether the query is this externalId, or a ref (a prefix of it)."""
-    return query == external_id or (looks_like_ref(query) and external_id.startswith(query.lower()))
+    """Whether the query is this externalId, or a ref (a prefix of it) - also an EGIL ref
+    (a UUID's first characters, dashes and all) of the person's externalId."""
+    folded = query.lower()
+    if query == external_id or (looks_like_ref(folded) and external_id.startswith(folded)):
+        return True
+    bare = folded.replace("-", "")
+    return (
+        "-" in folded
+        and looks_like_ref(folded)
+        and len(bare) <= _UUID_KEEPS
+        and external_id.startswith(bare)
+    )
 
 
 def person_external_ids(person: Person, ids: ExternalIdMaker) -> set[str]:
