@@ -40,6 +40,7 @@ from connector.config.ss12000 import Ss12000AuthConfig, Ss12000SourceConfig
 from connector.config.targets import (
     DEFAULT_TARGET,
     ArchiveConfig,
+    EgilEndpointsConfig,
     EgilOrganisationConfig,
     EgilTargetConfig,
     FileFormatConfig,
@@ -62,6 +63,7 @@ __all__ = [
     "CsvSourceConfig",
     "DaemonConfig",
     "DivisionConfig",
+    "EgilEndpointsConfig",
     "EgilOrganisationConfig",
     "EgilTargetConfig",
     "ExternalIdConfig",

@@ -263,6 +263,50 @@ class EgilOrganisationConfig(_Strict):
     municipalityCode."""
 
 
+ENDPOINT_NAME = r"^[A-Za-z][A-Za-z0-9_.-]*$"
+
+
+class EgilEndpointsConfig(_Strict):
+    """Where each kind of EGIL object is sent: the path after `base_url` (EgilSCIM's
+    `<type>-scim-url-endpoint`). The defaults are windermere's, Sambruk's reference server:
+    students and teachers are both Users at /Users."""
+
+    organisations: str = Field(default="Organisations", pattern=ENDPOINT_NAME)
+    """The Organisation's endpoint."""
+    school_unit_groups: str = Field(default="SchoolUnitGroups", pattern=ENDPOINT_NAME)
+    """The SchoolUnitGroups' endpoint."""
+    school_units: str = Field(default="SchoolUnits", pattern=ENDPOINT_NAME)
+    """The SchoolUnits' endpoint."""
+    students: str = Field(default="Users", pattern=ENDPOINT_NAME)
+    """The students' endpoint (Users; Students at a server that keeps them apart)."""
+    teachers: str = Field(default="Users", pattern=ENDPOINT_NAME)
+    """The teachers' and other staff's endpoint (Users; Teachers at a server that keeps
+    them apart)."""
+    employments: str = Field(default="Employments", pattern=ENDPOINT_NAME)
+    """The Employments' endpoint."""
+    student_groups: str = Field(default="StudentGroups", pattern=ENDPOINT_NAME)
+    """The StudentGroups' (classes and teaching groups) endpoint."""
+    activities: str = Field(default="Activities", pattern=ENDPOINT_NAME)
+    """The Activities' endpoint."""
+
+    @model_validator(mode="after")
+    def _users_apart_from_the_rest(self) -> EgilEndpointsConfig:
+        others = [
+            self.organisations,
+            self.school_unit_groups,
+            self.school_units,
+            self.employments,
+            self.student_groups,
+            self.activities,
+        ]
+        if len(set(others)) < len(others) or {self.students, self.teachers} & set(others):
+            raise ValueError(
+                "only students and teachers may share an endpoint; every other kind of "
+                "object needs its own"
+            )
+        return self
+
+
 class EgilTargetConfig(VendorConfig):
     """A vendor that takes EGIL, Sambruk's SCIM profile of SS 12000:2018: the organisation,
     school units, students and teachers with their enrolments, employments, classes and
@@ -290,8 +334,11 @@ class EgilTargetConfig(VendorConfig):
     default_employment_role: EmploymentRole = "Annan personal"
     """The employmentRole of a duty role not in `employment_roles`."""
     teacher_roles: list[str] | None = None
-    """Staff sent to /Teachers: only those with one of these duty roles; leave out to send all
-    staff in scope (as EGIL clients do: /Teachers is where EGIL has its staff)."""
+    """Staff sent as teachers: only those with one of these duty roles; leave out to send all
+    staff in scope (as EGIL clients do: a teacher is how EGIL has its staff)."""
+    endpoints: EgilEndpointsConfig = Field(default_factory=EgilEndpointsConfig)
+    """Where each kind of object is sent, if the server's endpoints are not windermere's
+    (students and teachers both at /Users)."""
     api_key: SecretStr | None = None
     """An API key sent as the X-API-Key header (e.g. ${EGIL_API_KEY}), for servers that take
     one instead of a bearer token; or api_key_file."""

@@ -8,7 +8,11 @@ employment's user and school, an enrolment's school, an activity's owner, groups
 teachers); a POST of an id it holds is 409, a PUT or DELETE of one it does not is 404; an
 object still referenced by another cannot be deleted (409). Mutual TLS is demanded in the
 handshake when a client CA is given; an API key (`X-API-Key`) or a bearer token when set. GET
-is optional at EGIL servers: `allow_get=False` answers 405 to every GET.
+is optional at EGIL servers: `allow_get=False` answers 405 to every GET. Students and teachers
+are Users at one `/Users` endpoint, as windermere serves them; `user_endpoints=("Students",
+"Teachers")` splits them, as an EGIL server configured like EgilSCIM's per-type endpoints may
+(then a group's students must be at /Students, an employment's user at /Teachers). A body sent
+as anything but application/scim+json or application/json is refused (415), as windermere does.
 """
 
 from __future__ import annotations
@@ -25,17 +29,15 @@ from socket import socket
 from types import TracebackType
 from typing import Any
 
-ENDPOINTS = (
+OTHER_ENDPOINTS = (
     "Organisations",
     "SchoolUnitGroups",
     "SchoolUnits",
-    "Students",
-    "Teachers",
     "Employments",
     "StudentGroups",
     "Activities",
 )
-USERS = ("Students", "Teachers")
+MEDIA_TYPES = ("application/scim+json", "application/json")
 EXTENSION = "urn:scim:schemas:extension:sis:school:1.0:User"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -43,34 +45,38 @@ SCHOOL_UNIT_CODE = re.compile(r"^[0-9]{8}$")
 ROLES = {"Rektor", "Lärare", "Förskollärare", "Övrig pedagogisk personal", "Annan personal"}
 GROUP_TYPES = {"Klass", "Undervisning", "Mentor", "Provgrupp", "Schema", "Avdelning"}
 
+USER_REQUIRED = ("externalId", "userName", "name", "displayName")
 REQUIRED = {
     "Organisations": ("externalId", "displayName"),
     "SchoolUnitGroups": ("externalId", "displayName"),
     "SchoolUnits": ("externalId", "displayName", "schoolUnitCode"),
-    "Students": ("externalId", "userName", "name", "displayName"),
-    "Teachers": ("externalId", "userName", "name", "displayName"),
     "Employments": ("externalId", "employedAt", "user", "employmentRole"),
     "StudentGroups": ("externalId", "displayName", "owner"),
     "Activities": ("externalId", "displayName", "owner"),
 }
-# (attribute, may it hold a list, the endpoints its references may point at)
-REFERENCES: dict[str, tuple[tuple[str, bool, tuple[str, ...]], ...]] = {
-    "SchoolUnits": (
-        ("organisation", False, ("Organisations",)),
-        ("schoolUnitGroup", False, ("SchoolUnitGroups",)),
-    ),
-    "Employments": (("employedAt", False, ("SchoolUnits",)), ("user", False, USERS)),
-    "StudentGroups": (
-        ("owner", False, ("SchoolUnits",)),
-        ("studentMemberships", True, ("Students",)),
-    ),
-    "Activities": (
-        ("owner", False, ("SchoolUnits",)),
-        ("group", False, ("StudentGroups",)),
-        ("groups", True, ("StudentGroups",)),
-        ("teachers", True, ("Employments",)),
-    ),
-}
+
+
+def references(
+    students: str, teachers: str
+) -> dict[str, tuple[tuple[str, bool, tuple[str, ...]], ...]]:
+    """(attribute, may it hold a list, the endpoints its references may point at), by endpoint."""
+    return {
+        "SchoolUnits": (
+            ("organisation", False, ("Organisations",)),
+            ("schoolUnitGroup", False, ("SchoolUnitGroups",)),
+        ),
+        "Employments": (("employedAt", False, ("SchoolUnits",)), ("user", False, (teachers,))),
+        "StudentGroups": (
+            ("owner", False, ("SchoolUnits",)),
+            ("studentMemberships", True, (students,)),
+        ),
+        "Activities": (
+            ("owner", False, ("SchoolUnits",)),
+            ("group", False, ("StudentGroups",)),
+            ("groups", True, ("StudentGroups",)),
+            ("teachers", True, ("Employments",)),
+        ),
+    }
 
 
 class Refused(Exception):
@@ -90,36 +96,39 @@ class EgilServerTLS:
 class EgilStore:
     """The server's objects, by endpoint and id, and the rules a change must keep."""
 
-    def __init__(self) -> None:
-        self.objects: dict[str, dict[str, dict[str, Any]]] = {e: {} for e in ENDPOINTS}
+    def __init__(self, user_endpoints: tuple[str, ...]) -> None:
+        self.users = user_endpoints
+        self.endpoints = OTHER_ENDPOINTS + user_endpoints
+        self.references = references(user_endpoints[0], user_endpoints[-1])
+        self.objects: dict[str, dict[str, dict[str, Any]]] = {e: {} for e in self.endpoints}
         self.lock = threading.Lock()
 
     def endpoint_of(self, ident: str) -> str | None:
-        return next((e for e in ENDPOINTS if ident in self.objects[e]), None)
+        return next((e for e in self.endpoints if ident in self.objects[e]), None)
 
     def validate(self, endpoint: str, obj: Any) -> None:
         if not isinstance(obj, dict):
             raise Refused(400, "the body is not a JSON object")
-        for name in REQUIRED[endpoint]:
+        for name in USER_REQUIRED if endpoint in self.users else REQUIRED[endpoint]:
             if obj.get(name) in (None, "", [], {}):
                 raise Refused(400, f"missing required attribute {name}")
         if not UUID.fullmatch(str(obj["externalId"])):
             raise Refused(400, f"invalid UUID: {obj['externalId']}")
         self._validate_values(endpoint, obj)
-        for name, many, targets in REFERENCES.get(endpoint, ()):
+        for name, many, targets in self.references.get(endpoint, ()):
             value = obj.get(name)
             if value is None:
                 continue
             for ref in value if many else [value]:
                 self._reference(name, ref, targets)
-        if endpoint in USERS:
+        if endpoint in self.users:
             for enrolment in (obj.get(EXTENSION) or {}).get("enrolments", []):
                 self._reference("enrolments", enrolment, ("SchoolUnits",))
 
     def _validate_values(self, endpoint: str, obj: dict[str, Any]) -> None:
         if endpoint == "SchoolUnits" and not SCHOOL_UNIT_CODE.fullmatch(obj["schoolUnitCode"]):
             raise Refused(400, f"invalid school unit code: {obj['schoolUnitCode']}")
-        if endpoint in USERS:
+        if endpoint in self.users:
             name = obj["name"]
             if (
                 not isinstance(name, dict)
@@ -161,9 +170,10 @@ class EgilServer:
         api_key: str | None = None,
         bearer: str | None = None,
         allow_get: bool = True,
+        user_endpoints: tuple[str, ...] = ("Users",),
     ) -> None:
         self.tls, self.api_key, self.bearer, self.allow_get = tls, api_key, bearer, allow_get
-        self.store = EgilStore()
+        self.store = EgilStore(user_endpoints)
         self.requests: list[tuple[str, str, int]] = []
         self.rejected: list[tuple[str, str, str]] = []
         self._context = _server_context(tls) if tls else None
@@ -211,7 +221,7 @@ class EgilServer:
         endpoint, ident = parts[2], parts[3] if len(parts) > 3 else None
         if method == "GET":
             return self._get(endpoint, ident)
-        if endpoint not in ENDPOINTS:
+        if endpoint not in self.store.endpoints:
             raise Refused(404, f"no endpoint {endpoint}")
         with self.store.lock:
             if method == "POST" and ident is None:
@@ -251,11 +261,11 @@ class EgilServer:
             raise Refused(405, "this server offers no GET")
         if endpoint == "ResourceTypes":
             return 200, _list(
-                [{"id": e[:-1], "name": e[:-1], "endpoint": f"/{e}"} for e in ENDPOINTS]
+                [{"id": e[:-1], "name": e[:-1], "endpoint": f"/{e}"} for e in self.store.endpoints]
             )
         if endpoint == "ServiceProviderConfig":
             return 200, {"patch": {"supported": False}, "bulk": {"supported": False}}
-        if endpoint not in ENDPOINTS:
+        if endpoint not in self.store.endpoints:
             raise Refused(404, f"no endpoint {endpoint}")
         objects = self.objects(endpoint)
         if ident is None:
@@ -325,6 +335,9 @@ def _handler_for(server: EgilServer) -> type[BaseHTTPRequestHandler]:
             try:
                 if not server.authorised(self.headers):
                     raise Refused(401, "not authorised")
+                media_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+                if raw and media_type not in MEDIA_TYPES:
+                    raise Refused(415, f"unsupported Content-Type {media_type or 'none'}")
                 try:
                     body = json.loads(raw) if raw else None
                 except ValueError:

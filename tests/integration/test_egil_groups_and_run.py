@@ -117,7 +117,7 @@ def test_teaching_groups_and_activities_from_the_sources(
     assert [t["value"] for t in activity["teachers"]] == [teacher_employment]
     # The protected student is in no object at all.
     protected = person("S3", Kind.STUDENT)
-    everything = repr([server.objects(e) for e in ("Students", "StudentGroups", "Activities")])
+    everything = repr([server.objects(e) for e in ("Users", "StudentGroups", "Activities")])
     assert protected not in everything and PROTECTED_NAME not in everything
 
 
@@ -138,14 +138,12 @@ def test_one_run_feeds_a_scim_vendor_and_an_egil_server(
     workspace.write_config()
     daemon = DaemonProcess(workspace, {"TEST_SCIM_TOKEN": SCIM_TOKEN})
     try:
-        wait_for(lambda: len(server.objects("Students")) == 2, what="the EGIL server's students")
+        expected = {"s1@edu.example.se", "s2@edu.example.se", "t1@edu.example.se"}
+        wait_for(lambda: len(server.objects("Users")) == 3, what="the EGIL server's users")
+        assert {u["userName"] for u in server.objects("Users").values()} == expected
         with ScimPeek(scim_url) as peek:
             wait_for(lambda: len(peek.users()) == 3, what="the SCIM vendor's users")
-            assert set(peek.users()) == {
-                "s1@edu.example.se",
-                "s2@edu.example.se",
-                "t1@edu.example.se",
-            }
+            assert set(peek.users()) == expected
         wait_for(lambda: daemon.count("sync.finished") >= 4, what="two cycles")
     finally:
         assert daemon.stop() == 0

@@ -1,6 +1,8 @@
 """The faithful EGIL test server itself (tests/fakes/egil.py): each rule of the profile it
 enforces refuses what it should and takes a valid object, and mutual TLS is demanded in the
-handshake. The EGIL target's tests are only as good as this server's rules."""
+handshake. The EGIL target's tests are only as good as this server's rules. Students and
+teachers are Users at one /Users endpoint, as at windermere, unless the server is told to split
+them."""
 
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ def school(http: httpx.Client, code: str = "12345678") -> str:
     return ident
 
 
-def student(http: httpx.Client, school_id: str | None = None) -> str:
+def student(http: httpx.Client, school_id: str | None = None, endpoint: str = "Users") -> str:
     ident = uid()
     body: dict[str, Any] = {
         "externalId": ident,
@@ -56,7 +58,7 @@ def student(http: httpx.Client, school_id: str | None = None) -> str:
     }
     if school_id:
         body[EXTENSION] = {"enrolments": [{"value": school_id, "schoolYear": 7}]}
-    assert http.post("/Students", json=body).status_code == 201
+    assert http.post(f"/{endpoint}", json=body).status_code == 201
     return ident
 
 
@@ -77,7 +79,7 @@ def test_valid_objects_of_every_type_are_taken(server: EgilServer, http: httpx.C
         "name": {"givenName": "Lä", "familyName": "Rare"},
         "displayName": "Rare, Lä",
     }
-    assert http.post("/Teachers", json=teacher_body).status_code == 201
+    assert http.post("/Users", json=teacher_body).status_code == 201
     employment = uid()
     assert (
         http.post(
@@ -128,7 +130,7 @@ def test_valid_objects_of_every_type_are_taken(server: EgilServer, http: httpx.C
             "invalid school unit code",
         ),
         (
-            "Students",
+            "Users",
             {"externalId": "{id}", "userName": "u", "name": {"givenName": "a"}, "displayName": "d"},
             "givenName and familyName",
         ),
@@ -178,7 +180,42 @@ def test_references_point_at_the_right_type(http: httpx.Client) -> None:
     }
     answer = http.post("/StudentGroups", json=member_is_a_school)
 
-    assert answer.status_code == 400 and "not at Students" in answer.json()["detail"]
+    assert answer.status_code == 400 and "not at Users" in answer.json()["detail"]
+
+
+def test_split_user_endpoints_keep_students_and_teachers_apart() -> None:
+    with (
+        EgilServer(api_key=KEY, user_endpoints=("Students", "Teachers")) as server,
+        httpx.Client(base_url=server.url, headers={"X-API-Key": KEY}) as http,
+    ):
+        school_id = school(http)
+        teacher = student(http, school_id, endpoint="Teachers")
+        group = {
+            "externalId": uid(),
+            "displayName": "7A",
+            "owner": ref(school_id),
+            "studentMemberships": [ref(teacher)],
+        }
+
+        answer = http.post("/StudentGroups", json=group)
+
+        assert answer.status_code == 400 and "not at Students" in answer.json()["detail"]
+        assert http.post("/Users", json={}).status_code == 404
+        pupil = student(http, school_id, endpoint="Students")
+        group["studentMemberships"] = [ref(pupil)]
+        assert http.post("/StudentGroups", json=group).status_code == 201
+
+
+def test_a_body_that_is_not_scim_json_is_refused(server: EgilServer, http: httpx.Client) -> None:
+    body = b'{"externalId": "%s", "displayName": "Kommunen"}' % uid().encode()
+
+    as_text = http.post("/Organisations", content=body, headers={"Content-Type": "text/plain"})
+    as_scim = http.post(
+        "/Organisations", content=body, headers={"Content-Type": "application/scim+json"}
+    )
+
+    assert (as_text.status_code, as_scim.status_code) == (415, 201)
+    assert len(server.objects("Organisations")) == 1
 
 
 def test_ids_are_the_object_and_cannot_be_taken_twice_or_deleted_while_referenced(
@@ -197,7 +234,7 @@ def test_ids_are_the_object_and_cannot_be_taken_twice_or_deleted_while_reference
         404,
     )
     assert http.delete(f"/SchoolUnits/{school_id}").status_code == 409  # the student's enrolment
-    assert http.delete(f"/Students/{pupil}").status_code == 204
+    assert http.delete(f"/Users/{pupil}").status_code == 204
     assert http.delete(f"/SchoolUnits/{school_id}").status_code == 204
     assert http.delete(f"/SchoolUnits/{school_id}").status_code == 404
     assert [status for method, _, status in server.requests if method == "DELETE"] == [
@@ -213,7 +250,7 @@ def test_a_wrong_api_key_and_get_on_a_server_without_get_are_refused() -> None:
         with httpx.Client(base_url=server.url, headers={"X-API-Key": "wrong"}) as wrong:
             assert wrong.post("/Organisations", json={}).status_code == 401
         with httpx.Client(base_url=server.url, headers={"X-API-Key": KEY}) as right:
-            assert right.get("/Students").status_code == 405
+            assert right.get("/Users").status_code == 405
         assert server.objects("Organisations") == {}
 
 

@@ -99,9 +99,11 @@ def test_a_first_sync_ends_with_the_servers_objects_exact(
     assert units[school(SODER)]["schoolUnitGroup"]["value"] == EGIL_IDS.school_unit_group(
         "Gymnasiet"
     )
-    assert set(server.objects("Students")) == {person(k) for k in ("S1", "S2", "S3", "S4")}
-    assert set(server.objects("Teachers")) == {person(k, True) for k in ("T1", "T2", "T3")}
-    assert enrolled_at(server, "Students", person("S3")) == [school(SODER)]
+    # Students and teachers are Users at one /Users endpoint, as at windermere.
+    assert set(server.objects("Users")) == {person(k) for k in ("S1", "S2", "S3", "S4")} | {
+        person(k, True) for k in ("T1", "T2", "T3")
+    }
+    assert enrolled_at(server, "Users", person("S3")) == [school(SODER)]
     roles = {e: o["employmentRole"] for e, o in server.objects("Employments").items()}
     assert roles == {
         employment("T1", NORR): "Lärare",
@@ -143,15 +145,17 @@ def test_a_school_year_of_churn_ends_exact_and_the_protected_student_nowhere(
     first = workspace.sync()
     assert first.exit_code == 0, first.stdout + first.stderr
     # The leaver: still there, enrolled nowhere, until the grace period (0 days) has passed.
-    assert enrolled_at(server, "Students", person("S3")) == []
+    assert enrolled_at(server, "Users", person("S3")) == []
     second = workspace.sync()
     assert second.exit_code == 0, second.stdout + second.stderr
     assert server.rejected == []
 
-    students = server.objects("Students")
-    assert set(students) == {person("S1"), person("S2")}
-    assert students[person("S2")]["name"] == {"givenName": "Bo", "familyName": "Alm"}
-    assert enrolled_at(server, "Students", person("S1")) == [school(SODER)]
+    users = server.objects("Users")
+    assert set(users) == {person("S1"), person("S2")} | {
+        person(k, True) for k in ("T1", "T2", "T3")
+    }
+    assert users[person("S2")]["name"] == {"givenName": "Bo", "familyName": "Alm"}
+    assert enrolled_at(server, "Users", person("S1")) == [school(SODER)]
     assert set(server.objects("StudentGroups")) == {klass(SODER, "1A"), klass(NORR, "8A")}
     assert members(server, klass(SODER, "1A")) == {person("S1")}
     assert members(server, klass(NORR, "8A")) == {person("S2")}
@@ -162,7 +166,7 @@ def test_a_school_year_of_churn_ends_exact_and_the_protected_student_nowhere(
     }
     hidden = person("S4")
     everything = json.dumps(
-        {e: server.objects(e) for e in ("Students", "Teachers", "StudentGroups", "Activities")}
+        {e: server.objects(e) for e in ("Users", "Employments", "StudentGroups", "Activities")}
     )
     assert hidden not in everything
     assert "Holm" not in everything and "s4@" not in everything
@@ -170,3 +174,46 @@ def test_a_school_year_of_churn_ends_exact_and_the_protected_student_nowhere(
     before = len(server.requests)
     assert workspace.sync().exit_code == 0
     assert len(server.requests) == before
+
+
+def test_a_server_that_keeps_students_and_teachers_apart_gets_each_at_its_endpoint(
+    tmp_path: Path,
+) -> None:
+    from tests.fakes.egil import EgilServer
+
+    with EgilServer(api_key=API_KEY, user_endpoints=("Students", "Teachers")) as server:
+        workspace = EgilWorkspace(tmp_path, server.url)
+        workspace.target["endpoints"] = {"students": "Students", "teachers": "Teachers"}
+        year_one(workspace)
+
+        check = workspace.run("check")
+        result = workspace.sync()
+
+        assert result.exit_code == 0, result.stdout + result.stderr
+        assert server.rejected == []
+        assert set(server.objects("Students")) == {person(k) for k in ("S1", "S2", "S3", "S4")}
+        assert set(server.objects("Teachers")) == {person(k, True) for k in ("T1", "T2", "T3")}
+        group = server.objects("StudentGroups")[klass(NORR, "7A")]
+        assert {m["$ref"] for m in group["studentMemberships"]} == {
+            f"{server.url}/Students/{person(k)}" for k in ("S1", "S2")
+        }
+        assert "Student at /Students, Teacher at /Teachers" in check.stdout
+        assert "FAIL" not in check.stdout
+
+        workspace.students([student("S1", "Anna", "Ek", NORR, klass="7A")])  # the rest left
+        assert workspace.sync().exit_code == 0 and workspace.sync().exit_code == 0
+        assert set(server.objects("Students")) == {person("S1")}
+        assert server.rejected == []
+
+
+def test_check_names_the_endpoints_a_server_does_not_list(
+    workspace: EgilWorkspace, server: EgilServer
+) -> None:
+    workspace.target["endpoints"] = {"students": "Students", "teachers": "Teachers"}
+    year_one(workspace)
+
+    check = workspace.run("check")
+
+    assert "Organisation at /Organisations" in check.stdout
+    assert "no endpoint for Student (/Students), Teacher (/Teachers)" in check.stdout
+    assert check.exit_code != 0

@@ -81,7 +81,7 @@ def test_with_the_client_certificate_and_the_right_pin_the_sync_goes_through(
     result = workspace.sync()
 
     assert result.exit_code == 0, result.stdout + result.stderr
-    assert len(server.objects("Students")) == 1 and server.rejected == []
+    assert len(server.objects("Users")) == 2 and server.rejected == []  # a student, a teacher
 
 
 def test_without_a_client_certificate_the_server_refuses_the_handshake(
@@ -93,7 +93,7 @@ def test_without_a_client_certificate_the_server_refuses_the_handshake(
 
     assert result.exit_code != 0
     assert server.requests == []
-    assert server.objects("Students") == {}
+    assert server.objects("Users") == {}
 
 
 def test_a_wrong_server_key_pin_sends_nothing(
@@ -148,7 +148,7 @@ def test_pins_from_verified_federation_metadata_and_its_cached_copy(
         )
         second = workspace.sync()
         assert second.exit_code == 0, second.stdout + second.stderr
-        assert len(server.objects("Teachers")) == 2
+        assert len(server.objects("Users")) == 3  # the student, two teachers
 
 
 @pytest.mark.parametrize("trouble", ["stranger's signature", "expired", "not listed"])

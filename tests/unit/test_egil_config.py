@@ -47,6 +47,9 @@ def test_it_builds_an_egil_target_with_the_api_key_header(tmp_path: Path) -> Non
         ({"api_key": "a", "api_key_file": "/x"}, "either api_key or api_key_file"),
         ({"employment_roles": {"Lärare": "Teacher"}}, "employment_roles"),
         ({"organisation": {"display_name": "K", "municipality_code": "12"}}, "municipality_code"),
+        ({"endpoints": {"students": "Users/x"}}, "endpoints.students"),
+        ({"endpoints": {"teachers": "SchoolUnits"}}, "only students and teachers may share"),
+        ({"endpoints": {"activities": "StudentGroups"}}, "only students and teachers may share"),
     ],
 )
 def test_a_wrong_egil_config_is_refused(extra: dict, problem: str) -> None:
@@ -81,3 +84,14 @@ def test_the_builtin_egil_mapping_is_accepted(tmp_path: Path) -> None:
         )
     )
     check_mapping(load_mapping(own))
+
+
+def test_endpoints_default_to_windermeres_users_for_students_and_teachers() -> None:
+    endpoints = egil_config().endpoints
+    assert (endpoints.students, endpoints.teachers) == ("Users", "Users")
+    apart = egil_config(endpoints={"students": "Students", "teachers": "Teachers"}).endpoints
+    assert (apart.students, apart.teachers, apart.school_units) == (
+        "Students",
+        "Teachers",
+        "SchoolUnits",
+    )

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 
+from connector.config import EgilEndpointsConfig
 from connector.people.model import StudyGroup
 from connector.targets.egil.objects import NOT_A_TEACHER_ROLE, RESOURCE
-from connector.targets.egil.wire import USER_EXTENSION, render
+from connector.targets.egil.wire import USER_EXTENSION, Wire
 from tests.support.egil import (
     EGIL_IDS,
     NORR,
@@ -175,7 +176,7 @@ def test_the_wire_form_has_schemas_refs_and_the_user_extension() -> None:
     anna, lena = people[0], people[2]
     desired = builder().build(scoped(*people))
     norr = EGIL_IDS.school_unit(NORR)
-    user = render(BASE, uuid_of(anna), desired.users[uuid_of(anna)].attributes)
+    user = Wire(BASE).render(uuid_of(anna), desired.users[uuid_of(anna)].attributes)
     assert user["schemas"] == [
         "urn:ietf:params:scim:schemas:core:2.0:User",
         USER_EXTENSION,
@@ -197,13 +198,17 @@ def test_the_wire_form_has_schemas_refs_and_the_user_extension() -> None:
 
     klass = EGIL_IDS.student_group(NORR, "Klass", "7A")
     group = desired.groups[klass]
-    body = render(BASE, klass, group.attributes, group.members)
+    body = Wire(BASE).render(klass, group.attributes, group.members)
     assert body["owner"] == {"value": norr, "$ref": f"{BASE}/SchoolUnits/{norr}"}
     assert body["studentMemberships"] == [
-        {"value": uuid_of(anna), "$ref": f"{BASE}/Students/{uuid_of(anna)}"}
+        {"value": uuid_of(anna), "$ref": f"{BASE}/Users/{uuid_of(anna)}"}
     ]
+    apart = EgilEndpointsConfig(students="Elever")
+    assert Wire(BASE, apart).render(klass, group.attributes, group.members)[
+        "studentMemberships"
+    ] == [{"value": uuid_of(anna), "$ref": f"{BASE}/Elever/{uuid_of(anna)}"}]
     activity = desired.groups[EGIL_IDS.activity(klass)]
-    body = render(BASE, activity.external_id, activity.attributes)
+    body = Wire(BASE).render(activity.external_id, activity.attributes)
     employment = EGIL_IDS.employment(uuid_of(lena), NORR)
     assert body["teachers"] == [{"value": employment, "$ref": f"{BASE}/Employments/{employment}"}]
     assert body["groups"] == [{"value": klass, "$ref": f"{BASE}/StudentGroups/{klass}"}]

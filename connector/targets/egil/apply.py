@@ -28,7 +28,7 @@ from connector.state.target import TargetState
 from connector.targets.base import ApplyReport
 from connector.targets.egil.changes import Change, gather, sendable, stages
 from connector.targets.egil.objects import STUDENTS, TEACHERS, USER_RESOURCES
-from connector.targets.egil.wire import render
+from connector.targets.egil.wire import BOOKKEEPING, Wire
 from connector.targets.scim.outcome import (
     VENDOR_DOWN_AFTER,
     Outcome,
@@ -58,6 +58,7 @@ class EgilApplier(RecordingMixin):
     def __init__(
         self,
         transport: Transport,
+        wire: Wire,
         state: TargetState,
         known: Known,
         *,
@@ -68,7 +69,7 @@ class EgilApplier(RecordingMixin):
         progress: Progress | None = None,
     ) -> None:
         self.transport = transport
-        self.base_url = transport.base_url
+        self.wire = wire
         self.state = state
         self.known = known
         self.concurrency = concurrency
@@ -147,7 +148,7 @@ class EgilApplier(RecordingMixin):
         if change.method == "DELETE":
             self._delete(change)
             return
-        body = render(self.base_url, change.target, change.attributes, change.members)
+        body = self.wire.render(change.target, change.attributes, change.members)
         first, second = ("POST", "PUT") if change.method == "POST" else ("PUT", "POST")
         try:
             self._write(first, change.resource, change.target, body)
@@ -157,25 +158,27 @@ class EgilApplier(RecordingMixin):
             # The object exists already (an interrupted run's create) or is gone at the server.
             self._write(second, change.resource, change.target, body)
 
-    def _write(self, method: str, resource: str, uuid: str, body: dict[str, Any]) -> None:
+    def _write(self, method: str, kind: str, uuid: str, body: dict[str, Any]) -> None:
         if method == "POST":
             self.transport.request(
-                "POST", f"/{resource}", json=body, expect=(200, 201), idempotent=False
+                "POST", self.wire.path(kind), json=body, expect=(200, 201), idempotent=False
             )
         else:
             self.transport.request(
-                "PUT", f"/{resource}/{uuid}", template=f"/{resource}/{{id}}", json=body
+                "PUT", self.wire.path(kind, uuid), template=self.wire.path(kind, "{id}"), json=body
             )
 
     def _delete(self, change: Change) -> None:
-        # A protected person's record no longer says which endpoint they are at.
-        resources = [change.resource] if change.resource else [STUDENTS, TEACHERS]
-        for resource in resources:
+        # A protected person's record no longer says which kind they were: try both (once,
+        # where students and teachers share an endpoint).
+        kinds = [change.resource] if change.resource else [STUDENTS, TEACHERS]
+        paths = dict.fromkeys(self.wire.path(kind, "{id}") for kind in kinds)
+        for template in paths:
             try:
                 self.transport.request(
                     "DELETE",
-                    f"/{resource}/{change.target}",
-                    template=f"/{resource}/{{id}}",
+                    template.replace("{id}", change.target),
+                    template=template,
                     expect=(200, 204),
                 )
                 return
@@ -196,7 +199,8 @@ class EgilApplier(RecordingMixin):
         status = exc.status
         transient = status is None or status == 429 or status >= 500
         self._count_transient(transient)
-        error = scrub_error(str(exc), _texts(change.attributes))
+        sent = {k: v for k, v in change.attributes.items() if k not in BOOKKEEPING}
+        error = scrub_error(str(exc), _texts(sent))
         return [
             Outcome(op, "failed", error=error, transient=transient, status=status) for op in ops
         ]

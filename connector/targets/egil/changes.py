@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from connector.planning.objects import Known
 from connector.planning.plan import Operation, Plan
-from connector.targets.egil.objects import RESOURCE, SEND_ORDER, USER_RESOURCES
+from connector.targets.egil.objects import RESOURCE, SEND_ORDER, TEACHERS, USER_RESOURCES
 from connector.targets.egil.plan import resource_of
 
 Method = Literal["POST", "PUT", "DELETE"]
@@ -49,7 +49,7 @@ def stages(changes: list[Change]) -> list[list[Change]]:
     writes: dict[int, list[Change]] = {}
     deletes: dict[int, list[Change]] = {}
     for change in changes:
-        rank = order.get(change.resource, order["Teachers"])
+        rank = order.get(change.resource, order[TEACHERS])
         (deletes if change.method == "DELETE" else writes).setdefault(rank, []).append(change)
     found = [writes[rank] for rank in sorted(writes)]
     found += [deletes[rank] for rank in sorted(deletes, reverse=True)]

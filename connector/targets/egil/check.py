@@ -5,20 +5,31 @@ from __future__ import annotations
 
 from connector.config import EgilTargetConfig
 from connector.targets.base import CheckReport
-from connector.targets.egil.objects import SEND_ORDER
+from connector.targets.egil.objects import (
+    ACTIVITIES,
+    EMPLOYMENTS,
+    ORGANISATIONS,
+    SCHOOL_UNIT_GROUPS,
+    SCHOOL_UNITS,
+    SEND_ORDER,
+    STUDENT_GROUPS,
+    STUDENTS,
+    TEACHERS,
+)
+from connector.targets.egil.wire import endpoints_of
 from connector.targets.scim.transport import ScimError, Transport
 
 _HINTS = {401: " (is the token right?)", 403: " (is the token or API key right?)"}
-# The resource types EGIL's endpoints are, by endpoint.
+# What each kind of object is called in EGIL.
 NAMES = {
-    "Organisations": "Organisation",
-    "SchoolUnitGroups": "SchoolUnitGroup",
-    "SchoolUnits": "SchoolUnit",
-    "Students": "Student",
-    "Teachers": "Teacher",
-    "Employments": "Employment",
-    "StudentGroups": "StudentGroup",
-    "Activities": "Activity",
+    ORGANISATIONS: "Organisation",
+    SCHOOL_UNIT_GROUPS: "SchoolUnitGroup",
+    SCHOOL_UNITS: "SchoolUnit",
+    STUDENTS: "Student",
+    TEACHERS: "Teacher",
+    EMPLOYMENTS: "Employment",
+    STUDENT_GROUPS: "StudentGroup",
+    ACTIVITIES: "Activity",
 }
 
 
@@ -38,13 +49,17 @@ def check_egil(
             ("ok", f"{where}: reached; it does not list its resource types (GET is optional)")
         )
     else:
-        endpoints = _endpoints(response.json())
-        missing = [e for e in SEND_ORDER if e not in endpoints]
-        listed = ", ".join(NAMES.get(e, e) for e in SEND_ORDER if e in endpoints)
-        report.lines.append(("ok", f"{where}: resource types {listed or 'none'}"))
+        listed = _endpoints(response.json())
+        configured = endpoints_of(config.endpoints)
+        found = [k for k in SEND_ORDER if configured[k] in listed]
+        missing = [k for k in SEND_ORDER if configured[k] not in listed]
+        shown = ", ".join(f"{NAMES[k]} at /{configured[k]}" for k in found)
+        report.lines.append(("ok", f"{where}: resource types {shown or 'none'}"))
         if missing:
-            names = ", ".join(NAMES[e] for e in missing)
-            report.lines.append(("FAIL", f"{where}: no endpoint for {names}"))
+            names = ", ".join(f"{NAMES[k]} (/{configured[k]})" for k in missing)
+            report.lines.append(
+                ("FAIL", f"{where}: the server lists no endpoint for {names}; see endpoints:")
+            )
     report.lines.append(
         ("", f"{linked[0]} users and {linked[1]} other objects linked in the state file")
     )

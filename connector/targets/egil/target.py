@@ -32,6 +32,7 @@ from connector.targets.egil.check import check_egil
 from connector.targets.egil.ids import HEX32, EgilIds, egil_uuid
 from connector.targets.egil.objects import RESOURCE, EgilBuilder
 from connector.targets.egil.plan import egil_plan
+from connector.targets.egil.wire import Wire
 from connector.targets.scim.transport import Transport
 
 log = structlog.get_logger(__name__)
@@ -122,6 +123,7 @@ class EgilTarget:
         resend = isinstance(observation, EgilObservation)
         applier = EgilApplier(
             self.transport,
+            Wire(self.transport.base_url, self.config.endpoints),
             state,
             _with_all_members(plan, known, state),
             concurrency=self.config.concurrency,
