@@ -52,6 +52,7 @@ class CycleResult:
     failing_cycles: int = 0
     degraded: bool = False
     full_reconcile: bool = False
+    full_reconcile_described: str = ""  # what the target's full reconcile did
     # A signal stopped the applying with planned operations left undone (they wait).
     interrupted: bool = False
     applied: ApplyReport | None = None

@@ -219,6 +219,7 @@ def _sync_target(
         allow_deprovision=options.allow_deprovision,
     )
     result.full_reconcile = observation is not None
+    result.full_reconcile_described = observation.described if observation else ""
     result.vendor_unreadable, result.vendor_problem = problem is not None, problem
     defer_backing_off(result, tstate, now)
     log.info("plan.computed", **{k: v for k, v in result.plan.counts().items() if v})

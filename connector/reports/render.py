@@ -190,7 +190,7 @@ def render_summary(result: CycleResult) -> str:
     applied = summary["applied"]
     lines = [
         f"Sync {result.run_id}: {summary['outcome']} in {summary['duration_seconds']:.1f} s"
-        + (" (full reconcile with the vendor's real state)" if result.full_reconcile else ""),
+        + (f" ({result.full_reconcile_described})" if result.full_reconcile else ""),
         f"  persons read         {summary['persons_read']}",
         f"  in scope             {summary['users_in_scope']} users, {summary['groups_in_scope']} groups",
         f"  excluded             {sum(summary['excluded'].values())}",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from connector.config import TargetConfig
 from connector.mapping.desired import Desired, PersonMapping
@@ -38,6 +38,8 @@ class Observation(Protocol):
     """What a full reconcile found: the known state as the target really holds it."""
 
     known: Known
+    # What the reconcile did, for the cycle's summary line.
+    described: ClassVar[str]
 
     def record(self, state: TargetState) -> None:
         """Bring the target's state file records in line with what was found."""

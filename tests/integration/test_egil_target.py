@@ -176,6 +176,30 @@ def test_a_school_year_of_churn_ends_exact_and_the_protected_student_nowhere(
     assert len(server.requests) == before
 
 
+def test_a_full_reconcile_sends_everything_whole_again_and_repairs_what_the_server_lost(
+    workspace: EgilWorkspace, server: EgilServer
+) -> None:
+    year_one(workspace)
+    assert workspace.sync().exit_code == 0
+    before = {e: server.objects(e) for e in ("Users", "StudentGroups", "Employments")}
+    with server.store.lock:  # lost at the server: a group emptied, then a student gone
+        server.store.objects["StudentGroups"][klass(NORR, "7B")]["studentMemberships"] = []
+        del server.store.objects["Users"][person("S4")]
+
+    quiet = workspace.sync()
+    assert quiet.exit_code == 0 and person("S4") not in server.objects("Users")  # trusted state
+    full = workspace.run("sync", "--full")
+
+    assert full.exit_code == 0, full.stdout + full.stderr
+    assert "(full reconcile: every object sent whole again)" in full.stdout
+    assert {e: server.objects(e) for e in before} == before
+    # The lost student's PUT found nothing (404) and was sent again as a POST.
+    assert [(m, status) for m, path, status in server.requests if person("S4") in path] == [
+        ("PUT", 404)
+    ]
+    assert [m for m, _, _ in server.rejected] == ["PUT"]
+
+
 def test_a_server_that_keeps_students_and_teachers_apart_gets_each_at_its_endpoint(
     tmp_path: Path,
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import replace
+from typing import ClassVar
 
 import structlog
 
@@ -45,6 +46,8 @@ EGIL_USER_PATHS |= {"emails"}
 class EgilObservation:
     """EGIL servers need not offer GET: a full reconcile sends every known object whole
     again, after the plan."""
+
+    described: ClassVar[str] = "full reconcile: every object sent whole again"
 
     def __init__(self, known: Known) -> None:
         self.known = known

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 
@@ -49,6 +49,8 @@ EMPTY_REFUSED = "nothing to deliver: a file without rows would remove every acco
 
 class FileObservation:
     """A full reconcile of a file target: nothing to list, but the whole file is sent again."""
+
+    described: ClassVar[str] = "full reconcile: the whole file sent again"
 
     def __init__(self, known: Known) -> None:
         self.known = known

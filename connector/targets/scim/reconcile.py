@@ -15,7 +15,7 @@ broken page) far more often than a real loss, so nothing is unlinked because of 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 
@@ -62,6 +62,7 @@ def implausible(what: str, linked: int, listed: int, vanished: int, limit: Limit
 @dataclass(slots=True)
 class Observation:
     known: Known
+    described: ClassVar[str] = "full reconcile with the vendor's real state"
     vanished_users: list[str] = field(default_factory=list)  # owned, but gone at the vendor
     vanished_groups: list[str] = field(default_factory=list)
     # owned users found under another vendor id (re-created at the vendor with our externalId)
