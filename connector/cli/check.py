@@ -109,6 +109,9 @@ def check_read(config: Config, read: SourceRead) -> int:
     )
     if problem:
         click.echo(f"        {problem}")
+    groups = _study_groups(read)
+    if groups:
+        click.echo(f"        {groups}")
     for issue in read.issues[:SHOWN_SKIPPED]:
         click.echo(f"        skipped {issue.location}: {issue.reason}")
     if len(read.issues) > SHOWN_SKIPPED:
@@ -125,6 +128,24 @@ def check_read(config: Config, read: SourceRead) -> int:
             "source never wrote before; they count as protected"
         )
     return 1 if problem else 0
+
+
+def _study_groups(read: SourceRead) -> str:
+    """How many classes and teaching groups the source gives its unprotected persons (a group
+    only protected people are in is not counted: it must not show)."""
+    found = {
+        (g.school_unit_code, g.type, g.name)
+        for person in read.persons
+        if not person.protected
+        for g in person.study_groups
+    }
+    if not found:
+        return ""
+    classes = sum(1 for _, kind, _ in found if kind == "Klass")
+    return (
+        f"study groups: {classes} classes and {len(found) - classes} teaching groups "
+        "(for an EGIL target's StudentGroups)"
+    )
 
 
 def _new_marking_records(config: Config, read: SourceRead) -> int:

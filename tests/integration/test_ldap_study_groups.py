@@ -4,6 +4,7 @@ protected member is in none, and a group that cannot be used is reported by its 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from connector.config import LdapSourceConfig
@@ -12,6 +13,7 @@ from connector.sources.ldap_directory import LdapDirectorySource
 from connector.sources.ldap_groups import NO_GROUPS
 from tests.fakes.slapd import Slapd
 from tests.support.ldap import directory_source
+from tests.support.workspace import Workspace
 
 A, B = "11111111", "22222222"
 PATTERN = r"(?P<school_unit_code>[0-9]+)-(?P<type>KL|UG)-(?P<name>.+)"
@@ -30,8 +32,8 @@ def add(slapd: Slapd, uid: str, ou: str, school: str = A, marking: str = "Ingen"
     )
 
 
-def read(slapd: Slapd, kind: str, ou: str, **groups: Any) -> SourceRead:
-    config = directory_source(
+def source(slapd: Slapd, kind: str, ou: str, **groups: Any) -> dict[str, Any]:
+    return directory_source(
         slapd,
         name=kind,
         kind=kind,
@@ -44,6 +46,10 @@ def read(slapd: Slapd, kind: str, ou: str, **groups: Any) -> SourceRead:
             **groups,
         },
     )
+
+
+def read(slapd: Slapd, kind: str, ou: str, **groups: Any) -> SourceRead:
+    config = source(slapd, kind, ou, **groups)
     return LdapDirectorySource(LdapSourceConfig.model_validate(config)).read()
 
 
@@ -146,3 +152,20 @@ def test_no_study_group_found_makes_the_read_suspect(slapd: Slapd) -> None:
 
     assert groups_by_uid(students) == {"asa": ()}
     assert students.suspect == [NO_GROUPS]
+
+
+def test_check_counts_the_groups_found_but_not_one_only_protected_people_are_in(
+    slapd: Slapd, tmp_path: Path, scim_url: str
+) -> None:
+    asa, hemlig = add(slapd, "asa", "elever"), add(slapd, "hemlig", "elever", marking="Skyddad")
+    slapd.add_group("11111111-KL-7B", [asa, hemlig], ou="skolgrupper")
+    slapd.add_group("11111111-UG-MA7B", [asa], ou="skolgrupper")
+    slapd.add_group("11111111-UG-HEMLIG", [hemlig], ou="skolgrupper")
+    workspace = Workspace(tmp_path, scim_url)
+    workspace.extra_sources = [source(slapd, "student", "elever")]
+
+    check = workspace.run("check")
+
+    assert check.exit_code == 0, check.stdout + check.stderr
+    assert "study groups: 1 classes and 1 teaching groups" in check.stdout
+    assert "HEMLIG" not in check.stdout + check.stderr
