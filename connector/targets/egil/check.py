@@ -18,6 +18,7 @@ from connector.targets.egil.objects import (
 )
 from connector.targets.egil.wire import endpoints_of
 from connector.targets.scim.transport import ScimError, Transport
+from connector.targets.tls import proven_by_connecting
 
 _HINTS = {401: " (is the token right?)", 403: " (is the token or API key right?)"}
 # What each kind of object is called in EGIL.
@@ -43,7 +44,7 @@ def check_egil(
     except ScimError as exc:
         report.lines.append(("FAIL", f"{where}: {exc}{_HINTS.get(exc.status or 0, '')}"))
         return report
-    report.lines.append(("ok", f"{where}: {_tls_line(config)}"))
+    report.lines.append(("ok", f"{where}: {proven_by_connecting(config.tls)}"))
     if response.status_code != 200:
         report.lines.append(
             ("ok", f"{where}: reached; it does not list its resource types (GET is optional)")
@@ -64,20 +65,6 @@ def check_egil(
         ("", f"{linked[0]} users and {linked[1]} other objects linked in the state file")
     )
     return report
-
-
-def _tls_line(config: EgilTargetConfig) -> str:
-    """What the connection proved (reaching here means the handshake and any pin passed)."""
-    tls = config.tls
-    said = ["client certificate sent" if tls.client_cert_file else "no client certificate"]
-    if tls.federation is not None:
-        said.append(
-            f"server key matched a pin of {tls.federation.entity_id} in the verified "
-            "federation metadata"
-        )
-    elif tls.server_pins:
-        said.append("server key matched the pin")
-    return "TLS: " + "; ".join(said)
 
 
 def _endpoints(body: object) -> set[str]:

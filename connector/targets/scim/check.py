@@ -7,6 +7,7 @@ from connector.config import ScimTargetConfig
 from connector.targets.base import CheckReport
 from connector.targets.scim.client import ScimClient, ScimError
 from connector.targets.scim.reconcile import implausible
+from connector.targets.tls import proven_by_connecting
 
 _HINTS = {401: " (is the token right?)", 403: " (does the token have access?)"}
 
@@ -39,6 +40,9 @@ def check_vendor(
             f"filter {'yes' if features.filter else 'no'}, ETag {'yes' if features.etag else 'no'}",
         )
     )
+    tls = config.tls
+    if tls.client_cert_file or tls.server_pins or tls.federation is not None:
+        report.lines.append(("ok", f"{label(config)}: {proven_by_connecting(tls)}"))
     for (what, count), links in zip(listed.items(), linked, strict=True):
         problem = implausible(
             what.lower(), links, count, max(0, links - count), config.safety.max_deletions

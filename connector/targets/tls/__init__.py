@@ -6,7 +6,12 @@ from the config or from a federation's signed metadata - and TLS 1.2 at least.
 against the federation's keys, and fails closed.
 """
 
-from connector.targets.tls.context import TlsSettings, client_context, tls_settings
+from connector.targets.tls.context import (
+    TlsSettings,
+    client_context,
+    proven_by_connecting,
+    tls_settings,
+)
 from connector.targets.tls.pins import PinMismatchError, pinned_transport, spki_pin
 
 __all__ = [
@@ -14,6 +19,7 @@ __all__ = [
     "TlsSettings",
     "client_context",
     "pinned_transport",
+    "proven_by_connecting",
     "spki_pin",
     "tls_settings",
 ]

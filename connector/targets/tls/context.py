@@ -52,3 +52,17 @@ def tls_settings(config: TlsClientConfig, base_url: str, target: str) -> TlsSett
     if pins is None and config.client_cert_file is None:
         return None
     return TlsSettings(config.client_cert_file, config.client_key_file, pins)
+
+
+def proven_by_connecting(config: TlsClientConfig) -> str:
+    """What a connection that got through proved (reaching the server means the handshake
+    and any pin passed), for `connector check`."""
+    said = ["client certificate sent" if config.client_cert_file else "no client certificate"]
+    if config.federation is not None:
+        said.append(
+            f"server key matched a pin of {config.federation.entity_id} in the verified "
+            "federation metadata"
+        )
+    elif config.server_pins:
+        said.append("server key matched the pin")
+    return "TLS: " + "; ".join(said)
