@@ -93,7 +93,7 @@ def plan_document(result: CycleResult) -> dict[str, Any]:
         "target": result.target,
         "operations": [op.as_dict() for op in result.plan.operations],
         "counts": result.plan.counts(),
-        "excluded": dict(result.desired.excluded),
+        "excluded": result.scope.excluded,
         "skipped_records": [
             {"source": i.source, "location": i.location, "reason": i.reason} for i in result.issues
         ],

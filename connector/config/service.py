@@ -13,8 +13,14 @@ from connector.config.base import _Strict
 class DaemonConfig(_Strict):
     """`connector run`: an incremental cycle every interval, a full reconcile on a schedule."""
 
-    interval_seconds: float = Field(default=300.0, ge=1)
-    """An incremental cycle this often (seconds). A cycle that overruns delays the next."""
+    interval_seconds: float = Field(default=30.0, ge=1)
+    """An incremental cycle this often (seconds). A cycle that overruns delays the next. A
+    cycle in which nothing changed costs almost nothing (no parsing of an unchanged file, no
+    planning), so a short interval is cheap and a change reaches the vendor soon."""
+    full_plan_every_minutes: float = Field(default=15.0, ge=0)
+    """Even when no source changed, plan everything at least this often (minutes), so the
+    time-based rules (a leaver's grace period, deletion after lifecycle.delete_after) take
+    effect; 0: plan everything every cycle."""
     full_reconcile_cron: str = "0 2 * * *"
     """The full reconcile with the vendor's real state, in crontab syntax (minute hour day
     month weekday), in `timezone`."""

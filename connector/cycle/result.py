@@ -33,6 +33,25 @@ class SourceFailure:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class InScope:
+    """Who a target's plan covered: counts only (a quiet cycle reports the last plan's)."""
+
+    users: int
+    groups: int
+    excluded: dict[str, int]
+    mapping_issues: tuple[SourceIssue, ...] = ()
+
+    @classmethod
+    def of(cls, desired: Desired) -> InScope:
+        return cls(
+            len(desired.users),
+            len(desired.groups),
+            dict(sorted(desired.excluded.items())),
+            tuple(desired.issues),
+        )
+
+
 @dataclass(slots=True)
 class CycleResult:
     run_id: str
@@ -62,10 +81,20 @@ class CycleResult:
     approved_steps: int = 0
     requests: dict[str, int] = field(default_factory=dict)
     duration_seconds: float = 0.0
+    # A quiet cycle (cycle/quiet.py): nothing planned, who is in scope as the last plan had it.
+    quiet_scope: InScope | None = None
+
+    @property
+    def quiet(self) -> bool:
+        return self.quiet_scope is not None
+
+    @property
+    def scope(self) -> InScope:
+        return self.quiet_scope or InScope.of(self.desired)
 
     @property
     def issues(self) -> list[SourceIssue]:
-        return [i for r in self.reads for i in r.issues] + self.desired.issues
+        return [i for r in self.reads for i in r.issues] + list(self.scope.mapping_issues)
 
     @property
     def vendor_trouble(self) -> str | None:
@@ -94,14 +123,15 @@ class CycleResult:
 
     def summary(self) -> dict[str, Any]:
         persons = sum(len(r.persons) for r in self.reads)
+        scope = self.scope
         return {
             "run_id": self.run_id,
             "target": self.target,
             "outcome": self.outcome,
             "persons_read": persons,
-            "users_in_scope": len(self.desired.users),
-            "groups_in_scope": len(self.desired.groups),
-            "excluded": dict(sorted(self.desired.excluded.items())),
+            "users_in_scope": scope.users,
+            "groups_in_scope": scope.groups,
+            "excluded": scope.excluded,
             "skipped_records": len(self.issues),
             "source_failures": [f.source for f in self.source_failures],
             "unhealthy_sources": sorted(self.unhealthy_sources),
@@ -109,6 +139,7 @@ class CycleResult:
             "held_back": self.held_back,
             "hold_reasons": self.hold_reasons,
             "full_reconcile": self.full_reconcile,
+            "quiet": self.quiet,
             "deferred": self.deferred,
             "degraded": self.degraded,
             "vendor_problem": self.vendor_trouble,

@@ -16,6 +16,8 @@ import structlog
 
 from connector.config import Config
 from connector.cycle.guarding import guard, plan_rules, restrict_to
+from connector.cycle.quiet import CycleMemory
+from connector.cycle.recording import record, track_vendor_health
 from connector.cycle.rekeying import recognise_rekeys
 from connector.cycle.result import CycleResult
 from connector.cycle.sources import Sources, read_all, remember
@@ -23,7 +25,6 @@ from connector.errors import TargetError
 from connector.mapping.desired import Desired
 from connector.people.externalid import ExternalIdMaker
 from connector.people.lookup import external_ids_for
-from connector.planning.held import HeldPlan
 from connector.planning.objects import VALUE_PATHS, Known
 from connector.planning.plan import Plan
 from connector.progress import Progress
@@ -56,6 +57,9 @@ class Options:
     # How far the cycle has come (sync.progress, metrics, a progress bar); None: a tracker
     # that only logs, every `logging.progress_seconds`.
     progress: Progress | None = None
+    # What a daemon remembers between its cycles: lets a cycle in which nothing changed be
+    # quiet (cycle/quiet.py). None: every cycle reads and plans everything.
+    memory: CycleMemory | None = None
 
     @property
     def stopping(self) -> bool:
@@ -127,11 +131,22 @@ def run_cycle(
     if options.only is not None:
         full = dict.fromkeys(full, False)  # one person needs no listing of the whole vendor
     memory.planning()
-    sources = read_all(config, state, full=any(full.values()), only=options.only)
+    kept = options.memory if options.only is None else None
+    sources = read_all(config, state, full=any(full.values()), only=options.only, memory=kept)
+    quiet = False
+    if kept is not None:
+        names = [t.name for t in targets]
+        why = kept.why_not_quiet(
+            sources.reads, bool(sources.failures), names, full, state.outside_writes(), now
+        )
+        quiet = why is None
+        log.info("sync.quiet" if quiet else "sync.planning", **({} if quiet else {"why": why}))
     results = [
-        run_target(config, target, sources, state, run_id, now, full[target.name], options)
+        run_target(config, target, sources, state, run_id, now, full[target.name], options, quiet)
         for target in targets
     ]
+    if kept is not None:
+        kept.after_cycle(results, quiet, state.outside_writes(), now)
     remember(config, state, sources, _counts_to_keep(sources, results, options))
     prune_history(state, config.state.history_days)
     state.checkpoint()
@@ -157,8 +172,10 @@ def run_target(
     now: datetime,
     full: bool,
     options: Options,
+    quiet: bool = False,
 ) -> CycleResult:
-    """One target's part of a cycle, recorded as its run."""
+    """One target's part of a cycle, recorded as its run. `quiet`: nothing changed since the
+    last cycle came to a fixpoint, so nothing is planned (cycle/quiet.py)."""
     structlog.contextvars.bind_contextvars(target=target.name)
     started = time.monotonic()
     tstate = state.target(target.name)
@@ -171,7 +188,12 @@ def run_target(
     log.info("sync.started", command=options.command, full_reconcile=full)
     requests_before = target.requests()
     try:
-        result = _sync_target(config, target, sources, state, tstate, run_id, now, full, options)
+        if quiet and options.memory is not None:
+            result = _quiet_target(target, sources, tstate, run_id, now, options.memory)
+        else:
+            result = _sync_target(
+                config, target, sources, state, tstate, run_id, now, full, options
+            )
     except Exception as exc:  # one target's bug must not stop the others
         log.exception("target.crashed", error=type(exc).__name__)
         result = CycleResult(run_id, Plan(), Desired(), sources.reads, sources.failures)
@@ -225,7 +247,30 @@ def _sync_target(
     log.info("plan.computed", **{k: v for k, v in result.plan.counts().items() if v})
     memory.applying()
     result.applied = apply_plan(target, result, tstate, known, observation, options)
-    record(result, tstate, target, sources, now, options)
+    record(
+        result,
+        tstate,
+        target,
+        now,
+        sources_failed=bool(sources.failures),
+        whole_picture=options.only is None,
+    )
+    return result
+
+
+def _quiet_target(
+    target: Target,
+    sources: Sources,
+    tstate: TargetState,
+    run_id: str,
+    now: datetime,
+    memory: CycleMemory,
+) -> CycleResult:
+    """Nothing to plan: the run is recorded as a success that did nothing."""
+    result = CycleResult(run_id, Plan(), Desired(), sources.reads, sources.failures, target.name)
+    result.quiet_scope = memory.in_scope[target.name]
+    result.applied = ApplyReport()
+    track_vendor_health(tstate, result, False, target.config.safety.degraded_after_cycles, now)
     return result
 
 
@@ -320,55 +365,3 @@ def defer_backing_off(result: CycleResult, state: TargetState, now: datetime) ->
     result.deferred = len(deferred.operations)
     if result.deferred:
         log.info("plan.deferred", operations=result.deferred)
-
-
-def record(
-    result: CycleResult,
-    state: TargetState,
-    target: Target,
-    sources: Sources,
-    now: datetime,
-    options: Options,
-) -> None:
-    """What the next cycle and `approve` need: the vendor's health, the last full reconcile,
-    what was held back."""
-    report = result.applied
-    assert report is not None
-    vendor_failed = (
-        result.vendor_unreadable
-        or report.vendor_unavailable
-        or (report.transient_failures > 0 and report.succeeded == 0)
-    )
-    track_vendor_health(
-        state, result, vendor_failed, target.config.safety.degraded_after_cycles, now
-    )
-    # Cut short, the repairs it found are not all made: the next cycle lists the vendor again.
-    if result.full_reconcile and not sources.failures and not result.interrupted:
-        state.set_last_full_reconcile(now)
-    if options.only is None:
-        held = None
-        if result.held_plan:
-            held = HeldPlan(
-                result.run_id,
-                now.isoformat(timespec="seconds"),
-                result.hold_reasons,
-                result.held_plan,
-            )
-        state.set_held_plan(held)
-
-
-def track_vendor_health(
-    state: TargetState, result: CycleResult, vendor_failed: bool, degraded_after: int, now: datetime
-) -> None:
-    """Count cycles in a row in which the vendor failed; enough of them make us degraded."""
-    failing = state.failing_cycles() + 1 if vendor_failed else 0
-    state.set_failing_cycles(failing)
-    was_degraded = state.degraded_since() is not None
-    result.failing_cycles = failing
-    result.degraded = failing >= degraded_after
-    if result.degraded and not was_degraded:
-        state.set_degraded_since(now)
-        log.error("vendor.degraded", failing_cycles=failing)
-    elif not result.degraded and was_degraded:
-        state.set_degraded_since(None)
-        log.info("vendor.recovered")

@@ -4,11 +4,12 @@ cycle needs (each source's count, snapshot and marking values) once the targets 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
 from connector.config import Config
+from connector.cycle.quiet import CachedRead, CycleMemory
 from connector.cycle.result import SourceFailure
 from connector.errors import SourceError
 from connector.people.externalid import ExternalIdMaker
@@ -50,24 +51,47 @@ def warn_about_assumed_markings(config: Config) -> None:
 
 
 def read_sources(
-    config: Config, state: StateStore | None = None, *, full: bool = True, only: str | None = None
+    config: Config,
+    state: StateStore | None = None,
+    *,
+    full: bool = True,
+    only: str | None = None,
+    memory: CycleMemory | None = None,
 ) -> tuple[list[SourceRead], list[SourceFailure]]:
     """Read every source. `state` lets incremental sources read only what changed (unless
-    `full`); they return what to keep for next time in `SourceRead.snapshot`."""
+    `full`); they return what to keep for next time in `SourceRead.snapshot`. `memory` (a
+    daemon's): a source whose content is unchanged is not read again."""
     warn_about_assumed_markings(config)
     ids = ExternalIdMaker(config.external_id)
     reads: list[SourceRead] = []
     failures: list[SourceFailure] = []
     for source in build_sources(config):
+        cached = memory.reads.get(source.name) if memory is not None and only is None else None
         context = ReadContext(full=full, only=only)
-        if state is not None and not full:
+        if cached is not None and cached.read.snapshot is not None and not full:
+            # A daemon's last picture of an incremental source: not loaded from the state again.
+            context.snapshot = cached.read.snapshot.objects
+            context.checkpoint = cached.read.snapshot.checkpoint
+            context.previous = cached.read
+        elif state is not None and not full:
             context.snapshot = state.load_snapshot(source.name) or None
             context.checkpoint = state.checkpoint_of(source.name)
         try:
-            read = source.read(context)
+            fingerprint = _fingerprint(source) if memory is not None and only is None else None
+            if cached is not None and fingerprint is not None and cached.fingerprint == fingerprint:
+                read = cached.read
+            else:
+                read = source.read(context)
         except SourceError as exc:
             log.error("source.failed", source=exc.source, reason=exc.reason)
             failures.append(SourceFailure(exc.source, exc.reason))
+            if memory is not None:
+                memory.reads.pop(source.name, None)
+            continue
+        if read.unchanged:
+            # The last healthy read stands (judged then); its skipped records were logged then.
+            log.info("source.unchanged", source=read.source, persons=len(read.persons))
+            reads.append(read)
             continue
         for issue in read.issues:
             log.warning(
@@ -79,7 +103,31 @@ def read_sources(
         if only is None and not judge(config, state, ids, read, failures):
             continue
         reads.append(read)
+        if memory is not None and only is None:
+            _remember_read(memory, source.name, fingerprint, read, failures)
     return reads, failures
+
+
+def _fingerprint(source: object) -> str | None:
+    """The source's content in a few bytes, where it can say (a roster file); else None."""
+    fingerprint = getattr(source, "fingerprint", None)
+    return fingerprint() if callable(fingerprint) else None
+
+
+def _remember_read(
+    memory: CycleMemory,
+    name: str,
+    fingerprint: str | None,
+    read: SourceRead,
+    failures: list[SourceFailure],
+) -> None:
+    """Only a healthy read is kept to stand in for the next: an unhealthy one is judged (and
+    held) again each cycle until its source is mended."""
+    if any(f.source == name for f in failures) or read.suspect or read.unreadable_keys:
+        memory.reads.pop(name, None)
+        return
+    kept = replace(read, unchanged=True)
+    memory.reads[name] = CachedRead(fingerprint, kept)
 
 
 def judge(
@@ -105,9 +153,14 @@ def judge(
 
 
 def read_all(
-    config: Config, state: StateStore | None = None, *, full: bool = True, only: str | None = None
+    config: Config,
+    state: StateStore | None = None,
+    *,
+    full: bool = True,
+    only: str | None = None,
+    memory: CycleMemory | None = None,
 ) -> Sources:
-    reads, failures = read_sources(config, state, full=full, only=only)
+    reads, failures = read_sources(config, state, full=full, only=only, memory=memory)
     joined = join_persons(config, reads)  # one person per human, across the sources
     return Sources(reads, failures, apply_scope(config, reads, joined), only)
 
@@ -123,5 +176,5 @@ def remember(config: Config, state: StateStore, sources: Sources, keep_counts_of
         state.remember_marking_digests(read.source, marking_digests(read, ids))
         if read.source in keep_counts_of:
             state.set_source_count(read.source, len(read.persons))
-        if read.snapshot is not None and read.source not in failed:
+        if read.snapshot is not None and read.source not in failed and not read.unchanged:
             state.save_snapshot(read.source, read.snapshot.objects, read.snapshot.checkpoint)

@@ -127,6 +127,9 @@ class ReadContext:
     # On-demand sync of one person: sources may read only records that can be theirs
     # (by key, e-mail or username). Such a read is never taken as a whole picture.
     only: str | None = None
+    # A daemon's last healthy read of this source (its `snapshot` is the one above): an
+    # incremental source that finds nothing changed returns it as it is (`unchanged`).
+    previous: SourceRead | None = None
 
     def wants(self, *values: str | None) -> bool:
         if self.only is None:
@@ -153,6 +156,9 @@ class SourceRead:
     suspect: list[str] = field(default_factory=list)
     # What an incremental source keeps for its next read (see sources/ss12000.py).
     snapshot: Any = None
+    # The source's content is what its last read had (an unchanged file, an incremental read
+    # that found no change): a daemon's cycle may then be quiet (cycle/quiet.py).
+    unchanged: bool = False
     # Protected-identity marking values other than the not-protected ones -> records holding
     # them (see connector.sources.marking). In memory only: never logged or stored as such.
     marking_values: Counter[str] = field(default_factory=Counter, repr=False)

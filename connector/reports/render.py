@@ -163,7 +163,7 @@ def render_plan(result: CycleResult, *, show_rows: bool = False) -> str:
 
 def _notes(result: CycleResult) -> list[str]:
     notes = []
-    for reason, count in sorted(result.desired.excluded.items()):
+    for reason, count in sorted(result.scope.excluded.items()):
         notes.append(f"left out ({reason}): {count}")
     for issue in result.issues:
         notes.append(f"skipped {issue.location}: {issue.reason}")

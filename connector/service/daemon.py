@@ -32,6 +32,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from connector.config import Config
 from connector.cycle.approvals import settle_approvals, take_approvals
+from connector.cycle.quiet import CycleMemory
 from connector.cycle.run import Options, run_cycle
 from connector.errors import ConfigError, ListenError
 from connector.progress import Progress
@@ -72,6 +73,8 @@ class Daemon:
         self._slowdown = 1
         self.systemd = SystemdNotifier()
         self._cycle_started: float | None = None  # monotonic, while a cycle runs
+        # What the last cycle saw, so a cycle in which nothing changed can be quiet.
+        self.memory = CycleMemory(timedelta(minutes=config.daemon.full_plan_every_minutes))
 
     # -- the worker thread -----------------------------------------------------------------
 
@@ -93,6 +96,7 @@ class Daemon:
                     approval_ids=taken.approval_ids,
                     # The same tracker logs sync.progress and feeds the live gauges of /metrics.
                     progress=Progress(config.logging.progress_seconds, [self.metrics]),
+                    memory=self.memory,
                 )
                 self.metrics.running.set(1)
                 results = run_cycle(config, targets, self.state, options)
@@ -284,6 +288,8 @@ class Daemon:
         for target in self.targets:
             target.close()
         self.targets = reloaded.targets
+        # A new config (mapping, scope, sources) may want other things: plan everything.
+        self.memory = CycleMemory(timedelta(minutes=config.daemon.full_plan_every_minutes))
         self._reschedule(config)
         self.notifier.reconfigure(config.notify)
         if config.health != self.config.health:

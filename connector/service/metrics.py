@@ -161,9 +161,9 @@ class Metrics:
             self.last_operations.labels(target, key).set(count)
         for kind, count in result.held_back.items():
             self.held_back.labels(target, kind).set(count)
-        for reason, count in result.desired.excluded.items():
+        for reason, count in result.scope.excluded.items():
             self.excluded.labels(target, reason).set(count)
-        self.in_scope.labels(target).set(len(result.desired.users))
+        self.in_scope.labels(target).set(result.scope.users)
         self.degraded.labels(target).set(1 if result.degraded else 0)
         self.deferred.labels(target).set(result.deferred)
         if result.outcome in ("success", "held"):

@@ -8,7 +8,9 @@ A file that cannot be read at all fails the source as a whole.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 
 import structlog
 
@@ -35,13 +37,29 @@ class CsvRosterSource:
     def __init__(self, config: CsvSourceConfig) -> None:
         self.config = config
         self.name = config.name
+        self._fingerprinted: bytes | None = None
+
+    def fingerprint(self) -> str:
+        """What the file's content is, cheaply (its size, modification time and SHA-256): an
+        unchanged file need not be parsed again. A read that follows parses these very bytes,
+        so the fingerprint always belongs to what was read."""
+        data, stat = self._bytes()
+        self._fingerprinted = data
+        digest = hashlib.sha256(data).hexdigest()
+        return f"{stat.st_size}:{stat.st_mtime_ns}:{digest}"
+
+    def _bytes(self) -> tuple[bytes, os.stat_result]:
+        path = self.config.path
+        try:
+            with path.open("rb") as file:
+                return file.read(), os.fstat(file.fileno())
+        except OSError as exc:
+            raise SourceError(self.name, f"cannot read {path}: {exc.strerror}") from None
 
     def read(self, context: ReadContext | None = None) -> SourceRead:
         config = self.config
-        try:
-            data = config.path.read_bytes()
-        except OSError as exc:
-            raise SourceError(self.name, f"cannot read {config.path}: {exc.strerror}") from None
+        data = self._fingerprinted if self._fingerprinted is not None else self._bytes()[0]
+        self._fingerprinted = None
         text, used_encoding = decode(data, config.encoding)
         file_label = config.path.name
         # Only \r, \n and \r\n end a line in CSV (str.splitlines would also split on \f, \v...).

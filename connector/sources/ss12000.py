@@ -59,6 +59,7 @@ class Ss12000Source:
         context = context or ReadContext()
         self._invalid: list[SourceIssue] = []
         self._marking = MarkingReader([NOT_PROTECTED])
+        self._changes = 0  # what an incremental read found changed or deleted
         snapshot, checkpoint = context.snapshot, context.checkpoint
         incremental = bool(
             self.config.incremental and not context.full and snapshot is not None and checkpoint
@@ -71,6 +72,9 @@ class Ss12000Source:
                     objects, newest, protected = self._read_all(api)
         except ReadFailed as exc:
             raise SourceError(self.name, f"{self.config.base_url}: {exc}") from None
+        if incremental and self._changes == 0 and context.previous is not None:
+            log.info("source.read", source=self.name, mode="incremental", changes=0)
+            return context.previous  # nothing changed: the last picture stands
         if not incremental and context.only is None:
             # After a full read every person was looked at (an incremental read also holds
             # the last snapshot's, which carried the marking).
@@ -149,10 +153,12 @@ class Ss12000Source:
             for item in api.items(f"/{kind}", params):
                 newest = _later(newest, item)
                 if isinstance(item.get("id"), str):
+                    # The checkpoint overlaps the last read: what it saw comes again, unchanged.
+                    self._changes += objects[kind].get(item["id"]) != item
                     objects[kind][item["id"]] = item
         for kind, ids in api.deleted(checkpoint, list(queries)).items():
             for obj_id in ids:
-                objects[kind].pop(obj_id, None)
+                self._changes += objects[kind].pop(obj_id, None) is not None
         # A person new to the picture (e.g. no longer protected) brings duties that did not
         # change themselves: fetch theirs. A protected person is never kept, so always looks
         # new: no lookup for them (their kind comes from duties kept while they were not).

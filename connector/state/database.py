@@ -136,6 +136,11 @@ class Database:
             return None
         return cls(_connect_readonly(path), path)
 
+    def outside_writes(self) -> int:
+        """A number that changes whenever another connection (a command beside the daemon:
+        `approve`, `forget`) commits to the file; this connection's own writes leave it."""
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
     def checkpoint(self) -> None:
         """Fold the WAL into the database and empty it, so no old page version stays behind."""
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
