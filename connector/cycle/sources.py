@@ -67,20 +67,17 @@ def read_sources(
     failures: list[SourceFailure] = []
     for source in build_sources(config):
         cached = memory.reads.get(source.name) if memory is not None and only is None else None
-        context = ReadContext(full=full, only=only)
-        if cached is not None and cached.read.snapshot is not None and not full:
-            # A daemon's last picture of an incremental source: not loaded from the state again.
-            context.snapshot = cached.read.snapshot.objects
-            context.checkpoint = cached.read.snapshot.checkpoint
-            context.previous = cached.read
-        elif state is not None and not full:
-            context.snapshot = state.load_snapshot(source.name) or None
-            context.checkpoint = state.checkpoint_of(source.name)
+        context = _context(source.name, cached, state, full, only)
         try:
             fingerprint = _fingerprint(source) if memory is not None and only is None else None
             if cached is not None and fingerprint is not None and cached.fingerprint == fingerprint:
                 read = cached.read
             else:
+                if fingerprint is not None and memory is not None:
+                    # Changed: the old picture goes before the new one is built (two of them
+                    # at 100,000 persons would double the memory a cycle needs).
+                    memory.reads.pop(source.name, None)
+                    cached = None
                 read = source.read(context)
         except SourceError as exc:
             log.error("source.failed", source=exc.source, reason=exc.reason)
@@ -106,6 +103,21 @@ def read_sources(
         if memory is not None and only is None:
             _remember_read(memory, source.name, fingerprint, read, failures)
     return reads, failures
+
+
+def _context(
+    name: str, cached: CachedRead | None, state: StateStore | None, full: bool, only: str | None
+) -> ReadContext:
+    context = ReadContext(full=full, only=only)
+    if cached is not None and cached.read.snapshot is not None and not full:
+        # A daemon's last picture of an incremental source: not loaded from the state again.
+        context.snapshot = cached.read.snapshot.objects
+        context.checkpoint = cached.read.snapshot.checkpoint
+        context.previous = cached.read
+    elif state is not None and not full:
+        context.snapshot = state.load_snapshot(name) or None
+        context.checkpoint = state.checkpoint_of(name)
+    return context
 
 
 def _fingerprint(source: object) -> str | None:

@@ -163,8 +163,13 @@ class TemplateSet:
 
     def __init__(self, templates: Mapping[str, Template]) -> None:
         positions: dict[_Field, int] = {}
-        self._formats: dict[str, str] = {}
+        # A format, or where the value of a template that is one bare placeholder is: that
+        # value itself, not a copy of it per person.
+        self._formats: dict[str, str | int] = {}
         for key, template in templates.items():
+            if len(template.parts) == 1 and not isinstance(template.parts[0], str):
+                self._formats[key] = positions.setdefault(template.parts[0], len(positions))
+                continue
             pieces = []
             for part in template.parts:
                 if isinstance(part, str):
@@ -180,4 +185,7 @@ class TemplateSet:
 
     def render(self, context: Mapping[str, str | None]) -> dict[str, str]:
         values = [f.render(context) for f in self._fields]
-        return {key: text.format(*values) for key, text in self._formats.items()}
+        return {
+            key: values[text] if isinstance(text, int) else text.format(*values)
+            for key, text in self._formats.items()
+        }

@@ -175,6 +175,9 @@ class RowReader:
         self.protected_keys: dict[str, str | None] = {}
         self.suspect: set[str] = set()
         self.schools: dict[str, School] = {}
+        # One object per distinct placement: thousands of students share a school, year and
+        # class, and a daemon keeps its last read in memory (cycle/quiet.py).
+        self._placements: dict[Placement, Placement] = {}
 
     def read(self, line: int, row: list[str]) -> None:
         """Add one row; raise RowError (after noting its marking) when it cannot be used."""
@@ -242,11 +245,10 @@ class RowReader:
             raise RowError(f"the key repeats line {builder.line} with a different name or e-mail")
         else:
             builder.protected = builder.protected or protected
-        builder.placements.append(
-            Placement(
-                code, school_type or None, school_year or None, class_name or None, role or None
-            )
+        placement = Placement(
+            code, school_type or None, school_year or None, class_name or None, role or None
         )
+        builder.placements.append(self._placements.setdefault(placement, placement))
         builder.study_groups.extend(groups)
         self._add_school(code, school_name, school_type)
 

@@ -221,3 +221,23 @@ def test_a_version_3_file_gets_the_approvals_and_history_tables(tmp_path: Path) 
             "4",
         )
         assert db.execute("SELECT run_id FROM runs").fetchall() == [("r1",)]
+
+
+def test_a_user_recorded_as_wanted_shares_the_wanted_attributes_and_others_keep_theirs(
+    tmp_path: Path,
+) -> None:
+    state = StateStore.open(tmp_path / "state.db")
+    target = state.target("t")
+    same = {"userName": "asa@skola.se", "active": True, "name.givenName": "Åsa"}
+    recorded = {"userName": "bo@skola.se", "active": True, "name.givenName": "Bo"}
+    target.record_user("u1", "v1", "created", dict(same))
+    target.record_user("u2", "v2", "created", recorded)
+    wanted = {"u1": same, "u2": {**recorded, "name.givenName": "Bosse"}}
+
+    known = target.load_known(wanted)
+
+    assert known.users["u1"].attributes is same  # one dict, not a copy per user
+    assert known.users["u2"].attributes == recorded  # what was sent, not what is wanted
+    assert known.users["u2"].attributes is not wanted["u2"]
+    assert target.load_known().users["u1"].attributes == same
+    state.close()
