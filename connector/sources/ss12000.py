@@ -44,6 +44,10 @@ class Snapshot:
 
     objects: Objects = field(default_factory=dict)
     checkpoint: str = ""
+    # What the incremental read that made it was sent, as (kind, id, meta.modified): the next
+    # read, overlapping it, gets them again and must not take them for changes - a protected
+    # person, never kept in `objects`, included. In a daemon's memory only, never saved.
+    returned: frozenset[tuple[str, str, str]] = frozenset()
 
 
 class Ss12000Source:
@@ -60,6 +64,9 @@ class Ss12000Source:
         self._invalid: list[SourceIssue] = []
         self._marking = MarkingReader([NOT_PROTECTED])
         self._changes = 0  # what an incremental read found changed or deleted
+        self._returned: set[tuple[str, str, str]] = set()
+        previous = context.previous.snapshot if context.previous is not None else None
+        self._returned_before = previous.returned if isinstance(previous, Snapshot) else frozenset()
         snapshot, checkpoint = context.snapshot, context.checkpoint
         incremental = bool(
             self.config.incremental and not context.full and snapshot is not None and checkpoint
@@ -86,7 +93,7 @@ class Ss12000Source:
         result.issues.extend(self._invalid)
         overlap = timedelta(seconds=self.config.checkpoint_overlap_seconds)
         next_checkpoint = (newest - overlap).isoformat() if newest else (checkpoint or "")
-        result.snapshot = Snapshot(objects, next_checkpoint)
+        result.snapshot = Snapshot(objects, next_checkpoint, frozenset(self._returned))
         log.info(
             "source.read",
             source=self.name,
@@ -154,7 +161,10 @@ class Ss12000Source:
                 newest = _later(newest, item)
                 if isinstance(item.get("id"), str):
                     # The checkpoint overlaps the last read: what it saw comes again, unchanged.
-                    self._changes += objects[kind].get(item["id"]) != item
+                    stamp = (kind, item["id"], str((item.get("meta") or {}).get("modified")))
+                    self._returned.add(stamp)
+                    if objects[kind].get(item["id"]) != item and stamp not in self._returned_before:
+                        self._changes += 1
                     objects[kind][item["id"]] = item
         for kind, ids in api.deleted(checkpoint, list(queries)).items():
             for obj_id in ids:

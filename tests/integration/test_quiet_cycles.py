@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.ss12000_server import SS12000Server, enrolment
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.rosters import student
 from tests.support.scim import SCIM_TOKEN, ScimPeek
+from tests.support.ss12000 import ss12000_workspace
 from tests.support.workspace import Workspace
 
 A = "11111111"
@@ -156,3 +158,44 @@ def test_with_full_plan_every_minutes_zero_no_cycle_is_quiet(tmp_path: Path, sci
     assert quiet_cycles(daemon) == 0
     reasons = {e["why"] for e in events(daemon, "sync.planning")}
     assert "the periodic full plan is due" in reasons
+
+
+def test_an_ss12000_source_read_incrementally_lets_cycles_be_quiet_and_its_changes_arrive(
+    tmp_path: Path, scim_url: str
+) -> None:
+    with SS12000Server(token_lifetime=3600) as sis, ScimPeek(scim_url) as peek:
+        unit = sis.add_school_unit("Björkskolan", A, ("GR",))
+        ids = {
+            key: sis.add_person(
+                given,
+                "Lind",
+                security_marking="Ingen",
+                emails=[("Skola elev", f"{key}@elev.example.se")],
+                enrolments=[enrolment(unit, "GR", 5)],
+            )["id"]
+            for key, given in (("astrid", "Astrid"), ("bo", "Bo"))
+        }
+        workspace = ss12000_workspace(tmp_path, scim_url, sis)
+        workspace.overrides["daemon"] = {"interval_seconds": 1, "shutdown_timeout_seconds": 10}
+        workspace.overrides["reconcile"] = {"full_every_hours": 24}
+        workspace.write_config()
+        daemon = DaemonProcess(workspace, {"TEST_SCIM_TOKEN": SCIM_TOKEN, **workspace.environment})
+        try:
+            wait_for(lambda: quiet_cycles(daemon) >= 2, what="quiet cycles", timeout=30)
+            sis.update("persons", ids["astrid"], familyName="Åberg")
+            sis.update("persons", ids["bo"], securityMarking="Skyddad folkbokföring")
+
+            wait_for(
+                lambda: (
+                    set(peek.users()) == {"astrid@elev.example.se"}
+                    and peek.users()["astrid@elev.example.se"]["name"]["familyName"] == "Åberg"
+                ),
+                what="the change and the protection at the vendor",
+            )
+            cycles = len(events(daemon, "sync.finished"))
+            wait_for(lambda: any(e["quiet"] for e in after(daemon, cycles, "sync.finished")))
+        finally:
+            assert daemon.stop() == 0
+    incremental = [e for e in events(daemon, "source.read") if e.get("mode") == "incremental"]
+    assert incremental and any(e.get("changes") == 0 for e in incremental)
+    assert "Öst" not in "".join(daemon.lines()) and "bo@elev" not in "".join(daemon.lines())
