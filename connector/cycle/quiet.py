@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -34,10 +35,11 @@ log = structlog.get_logger(__name__)
 
 @dataclass(slots=True)
 class CachedRead:
-    """A source's last healthy read, and the fingerprint of the content it came from (None for
-    a source that reads incrementally instead: it gets the read back to build on)."""
+    """A source's last healthy read, and what shows whether its content changed since: a
+    file's fingerprint, a directory's change marker, or None (a source that reads
+    incrementally instead gets the read back to build on)."""
 
-    fingerprint: str | None
+    fingerprint: Any
     read: SourceRead
 
 
@@ -67,15 +69,20 @@ class CycleMemory:
             return "the last cycle did not come to a fixpoint"
         if any(full.values()):
             return "a full reconcile is due"
+        if self.full_plan_due(now):
+            return "the periodic full plan is due"
         if failed_sources or not all(r.unchanged for r in reads):
             return "a source changed"
         if state_version != self.state_version:
             return "the state was written by another process"
-        if now - self.last_full_plan >= self.full_plan_every:
-            return "the periodic full plan is due"
         if set(targets) - self.in_scope.keys():
             return "a target has not been planned yet"
         return None
+
+    def full_plan_due(self, now: datetime) -> bool:
+        """Everything is read and planned again (a directory's deletions leave no trace to
+        ask for; the time-based rules need a plan)."""
+        return self.last_full_plan is None or now - self.last_full_plan >= self.full_plan_every
 
     def after_cycle(
         self, results: list[CycleResult], quiet: bool, state_version: int, now: datetime

@@ -132,7 +132,14 @@ def run_cycle(
         full = dict.fromkeys(full, False)  # one person needs no listing of the whole vendor
     memory.planning()
     kept = options.memory if options.only is None else None
-    sources = read_all(config, state, full=any(full.values()), only=options.only, memory=kept)
+    sources = read_all(
+        config,
+        state,
+        full=any(full.values()),
+        only=options.only,
+        memory=kept,
+        refresh=kept is not None and kept.full_plan_due(now),
+    )
     quiet = False
     if kept is not None:
         names = [t.name for t in targets]

@@ -4,7 +4,9 @@ cycle needs (each source's count, snapshot and marking values) once the targets 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import structlog
 
@@ -16,7 +18,7 @@ from connector.people.externalid import ExternalIdMaker
 from connector.people.join import join_persons
 from connector.people.model import ReadContext, SourceRead
 from connector.people.scope import Scoped, apply_scope
-from connector.sources import build_sources
+from connector.sources import Source, build_sources
 from connector.sources.health import (
     hold_all_but_protected,
     marking_digests,
@@ -57,10 +59,12 @@ def read_sources(
     full: bool = True,
     only: str | None = None,
     memory: CycleMemory | None = None,
+    refresh: bool = False,
 ) -> tuple[list[SourceRead], list[SourceFailure]]:
     """Read every source. `state` lets incremental sources read only what changed (unless
     `full`); they return what to keep for next time in `SourceRead.snapshot`. `memory` (a
-    daemon's): a source whose content is unchanged is not read again."""
+    daemon's): a source whose content is unchanged is not read again - unless `refresh`
+    (the periodic full plan), where only a file's fingerprint is believed."""
     warn_about_assumed_markings(config)
     ids = ExternalIdMaker(config.external_id)
     reads: list[SourceRead] = []
@@ -69,16 +73,7 @@ def read_sources(
         cached = memory.reads.get(source.name) if memory is not None and only is None else None
         context = _context(source.name, cached, state, full, only)
         try:
-            fingerprint = _fingerprint(source) if memory is not None and only is None else None
-            if cached is not None and fingerprint is not None and cached.fingerprint == fingerprint:
-                read = cached.read
-            else:
-                if fingerprint is not None and memory is not None:
-                    # Changed: the old picture goes before the new one is built (two of them
-                    # at 100,000 persons would double the memory a cycle needs).
-                    memory.reads.pop(source.name, None)
-                    cached = None
-                read = source.read(context)
+            read, fingerprint = _read_or_reuse(source, context, cached, memory, refresh)
         except SourceError as exc:
             log.error("source.failed", source=exc.source, reason=exc.reason)
             failures.append(SourceFailure(exc.source, exc.reason))
@@ -120,16 +115,52 @@ def _context(
     return context
 
 
-def _fingerprint(source: object) -> str | None:
-    """The source's content in a few bytes, where it can say (a roster file); else None."""
+def _read_or_reuse(
+    source: Source,
+    context: ReadContext,
+    cached: CachedRead | None,
+    memory: CycleMemory | None,
+    refresh: bool,
+) -> tuple[SourceRead, Any]:
+    """The source's read - or its last one, where the source can show cheaply that nothing
+    changed - and what will show it next time: a file's fingerprint, a directory's change
+    marker (sources/ldap_changes.py), or None."""
+    if memory is None or context.only is not None:
+        return source.read(context), None
     fingerprint = getattr(source, "fingerprint", None)
-    return fingerprint() if callable(fingerprint) else None
+    if callable(fingerprint):
+        now = fingerprint()
+        if cached is not None and cached.fingerprint == now:
+            return cached.read, now
+    else:
+        marker = getattr(source, "change_marker", None)
+        if not callable(marker):
+            return source.read(context), None
+        previous = cached.fingerprint if cached is not None and not refresh else None
+        now = _asked(marker, previous)
+        if previous is not None and now is not None and previous.unchanged_at(now):
+            return cached.read if cached is not None else source.read(context), previous
+        if previous is not None and now is not None:
+            now = _asked(marker, None)  # changed: a fresh marker, taken before the read
+    # The old picture goes before the new one is built (two of them at 100,000 persons would
+    # double the memory a cycle needs).
+    memory.reads.pop(source.name, None)
+    return source.read(context), now
+
+
+def _asked(marker: Callable[[Any], Any], previous: Any) -> Any:
+    """A change marker, or None where the directory could not say (then it is read whole)."""
+    try:
+        return marker(previous)
+    except SourceError as exc:
+        log.warning("source.changes_unknown", source=exc.source, reason=exc.reason)
+        return None
 
 
 def _remember_read(
     memory: CycleMemory,
     name: str,
-    fingerprint: str | None,
+    fingerprint: Any,
     read: SourceRead,
     failures: list[SourceFailure],
 ) -> None:
@@ -171,8 +202,11 @@ def read_all(
     full: bool = True,
     only: str | None = None,
     memory: CycleMemory | None = None,
+    refresh: bool = False,
 ) -> Sources:
-    reads, failures = read_sources(config, state, full=full, only=only, memory=memory)
+    reads, failures = read_sources(
+        config, state, full=full, only=only, memory=memory, refresh=refresh
+    )
     joined = join_persons(config, reads)  # one person per human, across the sources
     return Sources(reads, failures, apply_scope(config, reads, joined), only)
 

@@ -22,6 +22,7 @@ from ldap3.utils.conv import escape_filter_chars
 from connector.config import LdapGroupRule, LdapSourceConfig
 from connector.errors import SourceError
 from connector.people.model import ReadContext, SourceIssue, SourceRead, normalise_dn
+from connector.sources.ldap_changes import ChangeMarker, DirectoryChanges
 from connector.sources.ldap_entries import EntryError, EntryReader
 from connector.sources.ldap_groups import Memberships, StudyGroupReader
 from connector.sources.ldap_search import (
@@ -74,6 +75,16 @@ class LdapDirectorySource:
 
     def connect(self) -> Connection:
         return self.search.connect()
+
+    def change_marker(self, previous: ChangeMarker | None = None) -> ChangeMarker:
+        """What the directory looks like now, cheaply (sources/ldap_changes.py): a daemon
+        takes one before each read and asks again, relative to it, before the next."""
+        groups = sorted(set(self._group_rules) | set(self.role_groups))
+        connection = self.connect()
+        try:
+            return DirectoryChanges(self.config, groups).marker(connection, previous)
+        finally:
+            close_connection(connection)
 
     def read(self, context: ReadContext | None = None) -> SourceRead:
         only = context.only if context is not None else None

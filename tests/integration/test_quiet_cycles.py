@@ -15,6 +15,7 @@ import pytest
 
 from tests.fakes.ss12000_server import SS12000Server, enrolment
 from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.ldap import directory_source
 from tests.support.rosters import student
 from tests.support.scim import SCIM_TOKEN, ScimPeek
 from tests.support.ss12000 import ss12000_workspace
@@ -199,3 +200,58 @@ def test_an_ss12000_source_read_incrementally_lets_cycles_be_quiet_and_its_chang
     incremental = [e for e in events(daemon, "source.read") if e.get("mode") == "incremental"]
     assert incremental and any(e.get("changes") == 0 for e in incremental)
     assert "Öst" not in "".join(daemon.lines()) and "bo@elev" not in "".join(daemon.lines())
+
+
+def test_a_directory_source_lets_cycles_be_quiet_its_changes_arrive_and_deletions_in_time(
+    tmp_path: Path, scim_url: str, slapd_factory: Any
+) -> None:
+    slapd = slapd_factory()
+    slapd.add_ou("people")
+    karin = slapd.add_person(
+        "karin", "Karin", "Sjöberg", mail="karin@edu.example.se", departmentNumber=[A]
+    )
+    per = slapd.add_person("per", "Per", "Ek", mail="per@edu.example.se", departmentNumber=[A])
+    workspace = Workspace(tmp_path, scim_url)
+    source = directory_source(slapd)
+    source["password"] = "${TEST_LDAP_PASSWORD}"
+    workspace.extra_sources = [source]
+    workspace.overrides["daemon"] = {
+        "interval_seconds": 1,
+        "shutdown_timeout_seconds": 10,
+        "full_plan_every_minutes": 0.3,  # deletions leave no trace: seen by this full read
+    }
+    workspace.write_config()
+    env = {"TEST_SCIM_TOKEN": SCIM_TOKEN, "TEST_LDAP_PASSWORD": slapd.service_password}
+    with ScimPeek(scim_url) as peek:
+        daemon = DaemonProcess(workspace, env)
+        try:
+            wait_for(lambda: quiet_cycles(daemon) >= 2, what="quiet cycles", timeout=30)
+            reads_before = len(events(daemon, "source.read"))
+            slapd.modify(karin, {"sn": "Lund"})
+            wait_for(
+                lambda: peek.users()["karin@edu.example.se"]["name"]["familyName"] == "Lund",
+                what="the new family name at the vendor",
+            )
+            assert len(events(daemon, "source.read")) > reads_before
+            slapd.delete(per)
+            wait_for(
+                lambda: peek.users()["per@edu.example.se"]["active"] is False,
+                timeout=40,
+                what="the deleted entry's account deactivated",
+            )
+            # A deletion the directory keeps no trace of is seen by the periodic full read:
+            # the directory is read whole then, though nothing changed.
+            periodic = wait_for(
+                lambda: [
+                    e
+                    for e in events(daemon, "sync.planning")
+                    if e["why"] == "the periodic full plan is due"
+                ],
+                timeout=40,
+                what="the periodic full plan",
+            )
+        finally:
+            assert daemon.stop() == 0
+    reads = {e["run_id"] for e in events(daemon, "source.read") if e["source"] == "directory"}
+    assert periodic[0]["run_id"] in reads
+    assert quiet_cycles(daemon) >= 3
