@@ -12,11 +12,12 @@ clock skew), and remembers them: the next check that finds only those has found 
 deletion leaves no timestamp: it is seen by the full read a daemon makes at least every
 `daemon.full_plan_every_minutes`.
 
-A marker holds DNs and times only, never an attribute of a person, and lives in memory.
+A marker holds digests of DNs and times only, never what an entry says, and lives in memory.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -39,7 +40,7 @@ class ChangeMarker:
     server: str
     usn: str | None = None  # Active Directory: the DC's identity and highestCommittedUSN
     since: str | None = None  # else: modifyTimestamp asked from (generalized time)
-    stamped: frozenset[tuple[str, str]] = frozenset()  # (DN, modifyTimestamp) found then
+    stamped: frozenset[tuple[str, str]] = frozenset()  # (DN's digest, modifyTimestamp) found
 
     def unchanged_at(self, now: ChangeMarker) -> bool:
         """`now` (asked with this marker) shows no change since this one was taken."""
@@ -49,6 +50,11 @@ class ChangeMarker:
             return now.usn == self.usn
         # An entry gone from the answer was deleted or moved (a new stamp is a new pair).
         return now.stamped == self.stamped
+
+
+def _digest(dn: str) -> str:
+    """A DN may name a person (a protected one too): only its digest is kept."""
+    return hashlib.sha256(dn.casefold().encode()).hexdigest()[:24]
 
 
 def _generalized(moment: datetime) -> str:
@@ -118,7 +124,7 @@ class DirectoryChanges:
                     if entry.get("type") != "searchResEntry":
                         continue
                     stamp = entry["raw_attributes"].get("modifyTimestamp") or [b""]
-                    found.add((str(entry["dn"]).casefold(), stamp[0].decode(errors="replace")))
+                    found.add((_digest(str(entry["dn"])), stamp[0].decode(errors="replace")))
             except LDAPNoSuchObjectResult:
-                found.add((base.casefold(), "missing"))  # a base or group gone is a change
+                found.add((_digest(base), "missing"))  # a base or group gone is a change
         return frozenset(found)
