@@ -135,7 +135,8 @@ class ReconcileConfig(_Strict):
     hand). It runs when the last one is older than this many hours (0: every cycle), and on
     `connector sync --full`."""
     page_size: int = Field(default=200, ge=1, le=10000)
-    """Resources per page when listing the vendor."""
+    """Resources per page when listing the vendor (the target's `concurrency` pages at a
+    time)."""
 
 
 class SafetyConfig(_Strict):

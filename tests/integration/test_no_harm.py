@@ -270,6 +270,25 @@ def test_an_update_answered_with_html_is_not_taken_as_done(
 # -- 4. an implausible vendor listing ------------------------------------------------------
 
 
+def test_a_full_reconcile_lists_its_pages_concurrently_and_finds_everyone(
+    proxied: tuple[Workspace, FaultProxy], peek: ScimPeek
+) -> None:
+    workspace, proxy = proxied
+    workspace.overrides["reconcile"] = {"page_size": 10}
+    workspace.overrides["vendor"] = {**workspace.config()["vendor"], "concurrency": 8}
+    workspace.students(town(150))
+    assert workspace.sync().exit_code == 0
+    before = proxy.requests_by_method["GET"]
+
+    result = workspace.run("sync", "--full")
+
+    assert result.exit_code == 0, result.stdout
+    finished = result.event("sync.finished")
+    assert finished["full_reconcile"] is True and finished["planned"] == {}
+    assert proxy.requests_by_method["GET"] - before >= 15  # every page of the 150 users
+    assert len(peek.users()) == 150
+
+
 @pytest.mark.parametrize(
     ("kind", "page"),
     [
@@ -277,13 +296,15 @@ def test_an_update_answered_with_html_is_not_taken_as_done(
         ("empty_object", "startIndex=1&"),  # {} is not a list
         ("empty_list", "startIndex=101&"),  # a listing that stops half-way
         ("lost_half", "startIndex=1&"),  # far more gone than the deletion threshold
+        ("lost_half", "startIndex=101&"),  # a later page, asked beside others, comes up short
     ],
 )
 def test_a_full_reconcile_does_not_believe_a_listing_that_lost_the_accounts(
     kind: str, page: str, proxied: tuple[Workspace, FaultProxy], peek: ScimPeek
 ) -> None:
     workspace, proxy = proxied
-    workspace.overrides["reconcile"] = {"page_size": 200 if kind == "lost_half" else 100}
+    whole = (kind, page) == ("lost_half", "startIndex=1&")  # one page: all 150 in it
+    workspace.overrides["reconcile"] = {"page_size": 200 if whole else 100}
     workspace.students(town(150))
     assert workspace.sync().exit_code == 0
     assert len(state_rows(workspace, "SELECT 1 FROM users")) == 150

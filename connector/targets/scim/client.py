@@ -10,7 +10,11 @@ resource is due, or `{}` for a list, is a `VendorError`.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import itertools
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -217,39 +221,107 @@ class ScimClient(Transport):
         *,
         page_size: int = 200,
         on_page: Callable[[int, int], None] | None = None,
+        concurrency: int = 1,
     ) -> Iterator[dict[str, Any]]:
         """Every resource, page by page (startIndex/count, RFC 7644 section 3.4.2.4);
-        `on_page(read so far, totalResults)` after each page.
+        `on_page(read so far, totalResults)` after each page. With `concurrency` > 1, the
+        pages after the first (which says how many there are, and how many a page holds) are
+        asked for that many at a time.
 
         A page that fails fails the whole listing, and so does a listing that ends before
-        its totalResults or reads more than it: a partial list must never pass for the whole.
+        its totalResults or reads more than it, a page of another size than the first, or a
+        totalResults that changes on the way: a partial list must never pass for the whole.
         """
         path = f"/{resource_type}"
-        start, read, total = 1, 0, 0
-        while True:
-            params = {"startIndex": start, "count": page_size}
-            response = self.request("GET", path, template=f"{path}?page", params=params)
-            total, resources = self._list(response, "GET", path)
-            if on_page is not None:
-                on_page(read + len(resources), total)
-            for resource in resources:
-                read += 1
-                if isinstance(resource, dict) and isinstance(resource.get("id"), str):
-                    yield resource
-            start += len(resources)
-            if start > total:
-                break
-            if not resources:
-                raise ScimError(
-                    "GET",
-                    path,
-                    200,
-                    f"the listing ended after {read} of the {total} resources it announced",
-                )
+        total, first = self._page(path, 1, page_size)
+        step = len(first)
+        parallel = concurrency > 1 and 0 < step < total
+        read = 0
+        with self._later_pages(
+            path, total, page_size, step, concurrency if parallel else 1
+        ) as pages:
+            for start, (page_total, resources) in itertools.chain([(1, (total, first))], pages):
+                _check_page(path, total, step if parallel else None, start, page_total, resources)
+                if not resources and read < total:
+                    raise ScimError(
+                        "GET",
+                        path,
+                        200,
+                        f"the listing ended after {read} of the {total} resources it announced",
+                    )
+                read += len(resources)
+                if on_page is not None:
+                    on_page(read, total)
+                for resource in resources:
+                    if isinstance(resource, dict) and isinstance(resource.get("id"), str):
+                        yield resource
         if read != total:
             raise ScimError(
                 "GET", path, 200, f"the listing held {read} resources but announced {total}"
             )
+
+    @contextlib.contextmanager
+    def _later_pages(
+        self, path: str, total: int, page_size: int, step: int, concurrency: int
+    ) -> Iterator[Iterator[tuple[int, tuple[int, list[dict[str, Any]]]]]]:
+        """The pages after the first, in order: `concurrency` at a time, each of the first
+        page's size, or one after another, each from where the last ended."""
+        if concurrency <= 1:
+            yield self._pages_after(path, 1 + step, total, page_size, step)
+            return
+        starts = range(1 + step, total + 1, step)
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="scim-list") as pool:
+            futures = [
+                pool.submit(contextvars.copy_context().run, self._page, path, start, step)
+                for start in starts
+            ]
+            try:
+                yield ((s, f.result()) for s, f in zip(starts, futures, strict=True))
+            finally:
+                for future in futures:
+                    future.cancel()
+
+    def _page(self, path: str, start: int, count: int) -> tuple[int, list[dict[str, Any]]]:
+        params = {"startIndex": start, "count": count}
+        response = self.request("GET", path, template=f"{path}?page", params=params)
+        return self._list(response, "GET", path)
+
+    def _pages_after(
+        self, path: str, start: int, total: int, page_size: int, step: int
+    ) -> Iterator[tuple[int, tuple[int, list[dict[str, Any]]]]]:
+        """One page after another, each from where the last ended."""
+        while step and start <= total:
+            page = self._page(path, start, page_size)
+            yield start, page
+            step = len(page[1])
+            start += step
+            if not step:
+                return
+
+
+def _check_page(
+    path: str,
+    total: int,
+    step: int | None,
+    start: int,
+    page_total: int,
+    resources: list[dict[str, Any]],
+) -> None:
+    """A page must agree with the first: the same totalResults, and (pages asked for
+    concurrently, `step` a page) the size that leaves no gap and no overlap."""
+    if page_total != total:
+        raise ScimError(
+            "GET",
+            path,
+            200,
+            f"totalResults changed while listing ({total}, then {page_total}): "
+            "the vendor changed under the listing",
+        )
+    expected = min(step, total - start + 1) if step is not None else len(resources)
+    if len(resources) != expected:
+        raise ScimError(
+            "GET", path, 200, f"the page at {start} held {len(resources)} resources, not {expected}"
+        )
 
 
 def _etag(response: httpx.Response) -> str | None:

@@ -14,6 +14,7 @@ broken page) far more often than a real loss, so nothing is unlinked because of 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -32,7 +33,7 @@ from connector.planning.objects import (
 )
 from connector.progress import Progress
 from connector.state.target import TargetState
-from connector.targets.scim.client import ScimClient
+from connector.targets.scim.client import ScimClient, ScimError
 from connector.targets.scim.resources import flatten, quote_filter_value, same_value
 
 log = structlog.get_logger(__name__)
@@ -115,12 +116,13 @@ def observe_vendor(
     page_size: int = 200,
     limit: Limit | None = None,
     progress: tuple[Progress, str] | None = None,
+    concurrency: int = 1,
 ) -> Observation:
     """What the vendor holds of the owned objects. `limit`: how many linked users may be
     missing from the listing before it is not believed (ImplausibleListing); None: any.
     `progress`: a tracker and the target's name, told of each page read."""
-    vendor_users = _list_all(client, "Users", page_size, progress)
-    vendor_groups = _list_all(client, "Groups", page_size, progress)
+    vendor_users = _list_all(client, "Users", page_size, progress, concurrency)
+    vendor_groups = _list_all(client, "Groups", page_size, progress, concurrency)
     users_by_ext = _by_external_id(vendor_users)
     groups_by_ext = _by_external_id(vendor_groups)
     if limit is not None:
@@ -162,18 +164,36 @@ def _list_all(
     resource_type: str,
     page_size: int,
     progress: tuple[Progress, str] | None,
+    concurrency: int,
 ) -> dict[str, dict[str, Any]]:
-    """Every resource of the type by its id, read page by page (the pages told as phase
-    `list_users` or `list_groups`)."""
+    """Every resource of the type by its id, read `concurrency` pages at a time (the pages
+    told as phase `list_users` or `list_groups`). Two resources with one id - pages that
+    overlapped because the vendor changed under the listing - fail it: it is not whole."""
     if progress is None:
-        return {r["id"]: r for r in client.list_all(resource_type, page_size=page_size)}
+        listing = client.list_all(resource_type, page_size=page_size, concurrency=concurrency)
+        return _by_id(resource_type, listing)
     tracker, target = progress
     tracker.begin(target, f"list_{resource_type.lower()}")
     try:
-        listing = client.list_all(resource_type, page_size=page_size, on_page=tracker.update)
-        return {r["id"]: r for r in listing}
+        listing = client.list_all(
+            resource_type, page_size=page_size, on_page=tracker.update, concurrency=concurrency
+        )
+        return _by_id(resource_type, listing)
     finally:
         tracker.finish()
+
+
+def _by_id(resource_type: str, listing: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for resource in listing:
+        if found.setdefault(resource["id"], resource) is not resource:
+            raise ScimError(
+                "GET",
+                f"/{resource_type}",
+                200,
+                "the listing held one resource twice: the vendor changed under it",
+            )
+    return found
 
 
 def _by_external_id(resources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

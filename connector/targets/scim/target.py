@@ -81,6 +81,7 @@ class ScimTarget:
             page_size=page_size,
             limit=self.config.safety.max_deletions,
             progress=(progress, self.name) if progress else None,
+            concurrency=self.config.concurrency,
         )
 
     def plan(self, desired: Desired, known: Known, rules: PlanRules) -> Plan:
