@@ -41,7 +41,7 @@ dist: $(STAMP)
 # a town of 100,000 synced in bulk (first sync, quiet cycle, one person), planning at 100,000 and
 # the throughput comparison; writes bench/RESULTS.md. About 18 minutes on a 2-core machine.
 bench: $(STAMP)
-	$(BIN)/python -m bench.run --persons 20000 --plan-persons 100000 --scale-persons 100000
+	$(BIN)/python -m bench.run --persons 20000 --plan-persons 100000 --scale-persons 100000 --daemon-persons 100000
 
 # Mutation testing of the safety rules (guard, plan, scope, the protected-identity marking,
 # lookup before create) with mutmut; what survives is listed and answered in

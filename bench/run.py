@@ -82,6 +82,11 @@ TARGET_CHURN_REQUESTS_PER_CHANGE = 2.0
 TARGET_THROUGHPUT_RATIO = 0.90
 TARGET_ONE_PERSON_SECONDS = 2.0
 TARGET_SCALE = 100_000
+# The running daemon (bench/daemon.py), at TARGET_SCALE.
+TARGET_LATENCY_P95_SECONDS = 60.0
+TARGET_QUIET_CPU_SECONDS = 1.0
+TARGET_DAEMON_RSS_BYTES = 300 * 2**20
+TARGET_LISTING_RATIO = 0.90
 
 
 # --- measuring one connector process ----------------------------------------------------------
@@ -986,6 +991,8 @@ class Report:
     concurrency: int
     machine: dict[str, str]
     scale_persons: int = 0
+    daemon_persons: int = 0
+    daemon: Any = None  # bench.daemon.DaemonFigures, when the daemon scenario ran
     scenarios: list[ScenarioResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     setup_seconds: dict[str, float] = field(default_factory=dict)
@@ -1169,6 +1176,106 @@ def targets(report: Report) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def daemon_targets(report: Report) -> list[tuple[str, str, str, str]]:
+    """The running daemon's targets (bench/daemon.py)."""
+    figures = report.daemon
+    if figures is None:
+        return []
+    at = f"at {figures.persons:,}"
+    scale_ok = figures.persons >= TARGET_SCALE
+
+    def verdict(ok: bool) -> str:
+        if not scale_ok:
+            return f"not measured at {TARGET_SCALE:,} ({'within' if ok else 'over'} {at})"
+        return "met" if ok else "not met"
+
+    out = []
+    interval = f"interval {figures.interval_seconds:g} s"
+    for kind in ("roster", "directory"):
+        p95 = figures.percentile(kind, 0.95)
+        p50 = figures.percentile(kind, 0.5)
+        count = len(figures.latencies.get(kind, []))
+        missed = figures.missed.get(kind, 0)
+        ok = p95 is not None and p95 <= TARGET_LATENCY_P95_SECONDS and not missed
+        out.append(
+            (
+                f"change-to-vendor latency, {kind}: p95 ≤ 60 s ({interval})",
+                f"p50 {_s(p50)}, p95 {_s(p95)} over {count} changes {at}"
+                + (f"; {missed} never arrived" if missed else ""),
+                verdict(ok),
+                "",
+            )
+        )
+    cpu = max(figures.quiet_cpu_seconds, default=None)
+    out.append(
+        (
+            "quiet cycle on the running daemon: ≤ 1 s CPU per cycle",
+            f"{_s(cpu)} CPU at most over {len(figures.quiet_cpu_seconds)} quiet cycles {at}",
+            verdict(cpu is not None and cpu <= TARGET_QUIET_CPU_SECONDS),
+            "CPU between two quiet cycles' ends: the whole daemon, idle time included",
+        )
+    )
+    out.append(
+        (
+            "the running daemon's peak RSS ≤ 300 MiB",
+            f"{_mib(figures.peak_rss_bytes)} (VmHWM; {_mib(figures.rss_bytes)} now) {at}",
+            verdict(figures.peak_rss_bytes <= TARGET_DAEMON_RSS_BYTES),
+            "its first cycle plans everything (the peak); quiet cycles add nothing",
+        )
+    )
+    listing = figures.listing
+    if listing:
+        out.append(
+            (
+                "full reconcile's listing ≥ 90% of a bare concurrent paging loop",
+                f"{listing['connector_pages_per_second']} pages/s vs {listing['bare_pages_per_second']}"
+                f"/s bare = {listing['ratio'] * 100:.0f}% ({listing['pages']} pages of "
+                f"{PAGE_SIZE_LISTING}, concurrency {listing['concurrency']}) {at}",
+                verdict(listing["ratio"] >= TARGET_LISTING_RATIO),
+                "",
+            )
+        )
+    return out
+
+
+PAGE_SIZE_LISTING = 200
+
+
+def daemon_section(report: Report) -> list[str]:
+    figures = report.daemon
+    if figures is None:
+        return []
+    data = figures.as_dict()
+    rows = [
+        ("persons", f"{figures.persons:,}"),
+        ("daemon.interval_seconds", f"{figures.interval_seconds:g}"),
+        ("first sync (bulk)", _s(figures.first_sync_seconds)),
+        ("quiet cycles: CPU each", ", ".join(_s(c) for c in figures.quiet_cpu_seconds)),
+        (
+            "peak RSS (VmHWM) / RSS after",
+            f"{_mib(figures.peak_rss_bytes)} / {_mib(figures.rss_bytes)}",
+        ),
+    ]
+    for kind, latency in data["latency_seconds"].items():
+        rows.append(
+            (
+                f"latency, {kind} ({latency['count']} changes)",
+                f"p50 {_s(latency['p50'])}, p95 {_s(latency['p95'])}, max {_s(latency['max'])}"
+                + (f", {latency['missed']} never arrived" if latency["missed"] else ""),
+            )
+        )
+    for key, value in data["listing"].items():
+        rows.append((f"listing: {key}", str(value)))
+    return [
+        "## The running daemon (bench/daemon.py)",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in rows),
+        "",
+    ]
+
+
 def render(report: Report) -> str:
     lines = [
         "# Benchmark results",
@@ -1193,8 +1300,12 @@ def render(report: Report) -> str:
         "",
         "| target | measured | verdict | note |",
         "|---|---|---|---|",
-        *(f"| {t} | {m} | **{v}** | {n} |" for t, m, v, n in targets(report)),
+        *(
+            f"| {t} | {m} | **{v}** | {n} |"
+            for t, m, v, n in targets(report) + daemon_targets(report)
+        ),
         "",
+        *daemon_section(report),
     ]
     for result in report.scenarios:
         lines += [f"## {result.title}", "", *scenario_table(result), ""]
@@ -1215,6 +1326,7 @@ SCENARIOS = (
     "rollover",
     "plan_only",
     "throughput",
+    "daemon",
 )
 TOWN_SCENARIOS = SCENARIOS[:5]  # these share one town and need its first sync
 SCALE_SCENARIOS = SCENARIOS[:3]  # also run in the at-scale town (--scale-persons)
@@ -1258,6 +1370,8 @@ def run_all(
     verify: bool = True,
     progress: bool = True,
     scale_persons: int = 0,
+    daemon_persons: int = 0,
+    changes: int = 20,
 ) -> Report:
     started = time.monotonic()
     report = Report(
@@ -1269,6 +1383,7 @@ def run_all(
         concurrency=concurrency,
         machine=machine(),
         scale_persons=scale_persons,
+        daemon_persons=daemon_persons,
     )
 
     def say(text: str) -> None:
@@ -1325,6 +1440,14 @@ def run_all(
             f"[throughput] bare {tp.extra['bare_rates_per_second']}/s, connector "
             f"{tp.extra['connector_create_rates_per_second']}/s (creates)"
         )
+    if "daemon" in scenarios and daemon_persons:
+        from bench.daemon import run_daemon_scenario  # it builds on this module's town
+
+        say(f"[daemon] the running daemon at {daemon_persons:,} persons ...")
+        report.daemon = run_daemon_scenario(
+            workdir / "daemon", daemon_persons, seed=seed, concurrency=concurrency, changes=changes
+        )
+        say(f"[daemon] {json.dumps(report.daemon.as_dict(), ensure_ascii=False)}")
     for result in report.scenarios:
         if result.measured and result.measured.exit_code != 0:
             report.notes.append(
@@ -1352,6 +1475,15 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         help="also a town of this size (first sync in bulk, quiet cycle, one-person sync); 0: none",
+    )
+    parser.add_argument(
+        "--daemon-persons",
+        type=int,
+        default=0,
+        help="the running daemon (bench/daemon.py) in a town of this size; 0: not run",
+    )
+    parser.add_argument(
+        "--changes", type=int, default=20, help="the daemon's changes per source kind (latency)"
     )
     parser.add_argument("--concurrency", type=int, default=8, help="vendor.concurrency")
     parser.add_argument("--seed", type=int, default=1)
@@ -1388,6 +1520,8 @@ def main(argv: list[str] | None = None) -> int:
             command=command,
             verify=not args.no_verify,
             scale_persons=args.scale_persons,
+            daemon_persons=args.daemon_persons,
+            changes=args.changes,
         )
     args.out.write_text(render(report), encoding="utf-8")
     print(f"wrote {args.out}")

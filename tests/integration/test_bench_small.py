@@ -189,3 +189,25 @@ def test_the_at_scale_town_syncs_in_bulk(
         assert one.applied == {"users_updated": 1}, one.applied
     finally:
         town.__exit__(None, None, None)
+
+
+def test_the_running_daemon_scenario_measures_quiet_cycles_latency_and_the_listing(
+    tmp_path: Path, slapd_factory: Callable[..., object]
+) -> None:
+    del slapd_factory
+    from bench.daemon import run_daemon_scenario
+
+    try:
+        figures = run_daemon_scenario(tmp_path / "daemon", 1_000, changes=2, interval=2)
+    except ConnectorError as exc:
+        missing_server(f"scim2-server is not available: {exc}")
+    assert len(figures.quiet_cpu_seconds) == 3 and all(c >= 0 for c in figures.quiet_cpu_seconds)
+    assert figures.peak_rss_bytes >= figures.rss_bytes > 0
+    assert {k: len(v) for k, v in figures.latencies.items()} == {"roster": 2, "directory": 2}
+    assert figures.missed == {}
+    listing = figures.listing
+    assert listing["users"] == listing["bare_users"] > 900 and listing["ratio"] > 0
+    report = Report("test", datetime.now(UTC), 0, 0, 0, 8, {}, daemon_persons=1_000)
+    report.daemon = figures
+    text = render(report)
+    assert "change-to-vendor latency, roster" in text and "The running daemon" in text
