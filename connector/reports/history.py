@@ -12,11 +12,11 @@ other with it).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from connector.jsonout import dump_text
 from connector.people.lookup import REF_LENGTH, looks_like_ref
 from connector.reports.render import table
 from connector.state.history import History, HistoryEntry, KnownObject
@@ -114,7 +114,7 @@ def _approval(entry: HistoryEntry) -> str:
 
 
 def render_json(query: str, objects: list[KnownObject], entries: list[HistoryEntry]) -> str:
-    return json.dumps(
+    return dump_text(
         {
             "query": query,
             "objects": [
@@ -122,6 +122,5 @@ def render_json(query: str, objects: list[KnownObject], entries: list[HistoryEnt
             ],
             "entries": [{**e.as_dict(), "local_time": local_time(e.at)} for e in entries],
         },
-        ensure_ascii=False,
-        indent=2,
+        indent=True,
     )

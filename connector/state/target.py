@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+from connector.jsonout import dump_text
 from connector.mapping.usernames import AssignedName
 from connector.planning.held import HeldPlan
 from connector.state.approvals import ApprovalRecords
@@ -145,7 +146,7 @@ class TargetState(ApprovalRecords, Links):
         return HeldPlan.from_dict(json.loads(raw)) if raw else None
 
     def set_held_plan(self, held: HeldPlan | None) -> None:
-        self._set_meta("held_plan", json.dumps(held.as_dict()) if held else "")
+        self._set_meta("held_plan", dump_text(held.as_dict()) if held else "")
 
     def failing_cycles(self) -> int:
         """Cycles in a row in which the vendor failed."""
