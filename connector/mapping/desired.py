@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from connector.mapping.usernames import AssignedName, UsernameNeeded
 from connector.people.externalid import ExternalIdMaker
-from connector.people.model import Person, School, SourceIssue, unsafe_text
+from connector.people.model import Modified, Person, School, SourceIssue, unsafe_text
 from connector.people.scope import Scoped
 from connector.planning.objects import DesiredGroup, DesiredUser
 from connector.planning.rekey import Rekey
@@ -33,6 +33,9 @@ class Desired:
     rekeys: dict[str, Rekey] = field(default_factory=dict)
     # People without a userName who are to get a generated one (the target picks it).
     pending_usernames: dict[str, PendingUser] = field(default_factory=dict)
+    # externalId -> when a source last changed that person's record, where it says (for
+    # connector_change_latency_seconds). In memory only.
+    modified: dict[str, Modified] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,8 @@ def build_desired(
             continue
         if not add_user(desired, external_id, attributes, schools, owner_of_username):
             held.add(external_id)
+        elif person.modified is not None:
+            desired.modified[external_id] = person.modified
     desired.held_ids = frozenset(held)
     return desired
 

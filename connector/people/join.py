@@ -12,11 +12,12 @@ nobody deprovisioned because of it.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from connector.config import Config, JoinConfig
-from connector.people.model import Kind, Person, SourceIssue, SourceRead
+from connector.people.model import Kind, Person, SourceIssue, SourceRead, latest
 
 EXCLUDED_JOIN_CONFLICT = "join key shared by several entries"
 
@@ -48,6 +49,7 @@ def merge_by_key(persons: list[Person]) -> list[Person]:
                 groups=tuple(dict.fromkeys(seen.groups + person.groups)),
                 mobile=seen.mobile or person.mobile,
                 study_groups=tuple(dict.fromkeys(seen.study_groups + person.study_groups)),
+                modified=latest(seen.modified, person.modified),
             )
     return list(merged.values())
 
@@ -77,6 +79,7 @@ def _merge_entries(join: JoinConfig, key: str, present: list[tuple[str, Person]]
         groups=tuple(dict.fromkeys(g for _, person in present for g in person.groups)),
         mobile=first("mobile"),
         study_groups=tuple(dict.fromkeys(g for _, person in present for g in person.study_groups)),
+        modified=functools.reduce(latest, (person.modified for _, person in present), None),
     )
 
 

@@ -61,6 +61,24 @@ class StudyGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class Modified:
+    """When a source last changed a person's record, by that source's own clock (Unix time),
+    and which source: what `connector_change_latency_seconds` counts from. A time and a
+    source name, never anything about who; in memory only."""
+
+    source: str
+    at: float
+
+    def later(self, other: Modified | None) -> Modified:
+        return other if other is not None and other.at > self.at else self
+
+
+def latest(first: Modified | None, second: Modified | None) -> Modified | None:
+    """The later of two change times (either may be unknown)."""
+    return first.later(second) if first is not None else second
+
+
+@dataclass(frozen=True, slots=True)
 class Person:
     """One person as the sources see them.
 
@@ -90,6 +108,9 @@ class Person:
     # The classes and teaching groups the person is in or teaches (see StudyGroup); none for a
     # protected person reaches a target (scope drops them).
     study_groups: tuple[StudyGroup, ...] = ()
+    # When the source last changed this record (a roster file's modification time, a
+    # directory entry's modifyTimestamp, SS 12000's meta.modified), where it says.
+    modified: Modified | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from connector.cycle.result import CycleResult
 from connector.progress import Snapshot
+from connector.service.latency import LATENCY_BUCKETS, change_latencies
 
 # Gauges of the last cycle: attribute -> (metric name, help, labels).
 _GAUGES: dict[str, tuple[str, str, list[str]]] = {
@@ -112,6 +113,18 @@ class Metrics:
             buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
             registry=r,
         )
+        self.change_latency = Histogram(
+            "connector_change_latency_seconds",
+            "From a person's change in a source (the source's own time: a roster file's "
+            "modification time, a directory entry's modifyTimestamp, SS 12000's meta.modified) "
+            "to the vendor confirming it, by target and source.",
+            ["target", "source"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        # Target -> when its last successful cycle began: a change older than that was seen
+        # by it, so a later operation for that person is not that change arriving.
+        self._seen_since: dict[str, float] = {}
         self.config_rejected = Gauge(
             "connector_config_rejected",
             "1 while the config file on disk was rejected and the daemon runs on an older one.",
@@ -166,8 +179,20 @@ class Metrics:
         self.in_scope.labels(target).set(result.scope.users)
         self.degraded.labels(target).set(1 if result.degraded else 0)
         self.deferred.labels(target).set(result.deferred)
+        self._observe_latency(result)
         if result.outcome in ("success", "held"):
             self.last_success.labels(target).set(time.time())
+
+    def _observe_latency(self, result: CycleResult) -> None:
+        target = result.target
+        since = self._seen_since.get(target, self.started_at)
+        if result.applied is not None:
+            for source, seconds in change_latencies(
+                result.desired.modified, result.applied.confirmed, since
+            ):
+                self.change_latency.labels(target, source).observe(seconds)
+        if result.outcome == "success":
+            self._seen_since[target] = time.time() - result.duration_seconds
 
     def progressed(self, snapshot: Snapshot) -> None:
         """A tick of the cycle's progress tracker: the plan's operations, live."""

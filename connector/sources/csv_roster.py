@@ -17,6 +17,7 @@ import structlog
 from connector.config import CsvSourceConfig
 from connector.errors import SourceError
 from connector.people.model import (
+    Modified,
     Person,
     ReadContext,
     SourceIssue,
@@ -87,7 +88,7 @@ class CsvRosterSource:
                 *(record.row[i] for i in wanted if i < len(record.row))
             ):
                 self._read_row(record.line, record.row, rows, result, index, file_label)
-        self._collect(rows, result)
+        self._collect(rows, result, self._modified())
         if only is None:
             rows.marking.require_present(self.name, f"column {marking.column!r}")
         result.marking_values = rows.marking.other_values
@@ -160,7 +161,14 @@ class CsvRosterSource:
             if key_column < len(row) and row[key_column].strip():
                 result.unreadable_keys.add(row[key_column].strip())
 
-    def _collect(self, rows: RowReader, result: SourceRead) -> None:
+    def _modified(self) -> Modified | None:
+        """The file's modification time: when its changed rows changed, as far as it says."""
+        try:
+            return Modified(self.name, self.config.path.stat().st_mtime)
+        except OSError:
+            return None
+
+    def _collect(self, rows: RowReader, result: SourceRead, modified: Modified | None) -> None:
         """The persons and schools the rows built, with the protected ones known from any row."""
         kind = self.config.kind
         for key, builder in rows.builders.items():
@@ -185,6 +193,7 @@ class CsvRosterSource:
                     mobile=builder.mobile,
                     # Nothing about a protected person's groups goes any further.
                     study_groups=() if protected else tuple(dict.fromkeys(builder.study_groups)),
+                    modified=modified,
                 )
             )
         for key, join_key in rows.protected_keys.items():

@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
+from datetime import UTC, datetime
 
 from connector.config import LdapGroupRule, LdapSourceConfig
 from connector.people.emails import normalize_email
-from connector.people.model import Person, Placement, normalise_dn, unsafe_text
+from connector.people.model import Modified, Person, Placement, normalise_dn, unsafe_text
 from connector.people.phones import normalize_mobile
 from connector.sources.marking import MarkingReader
 
@@ -20,12 +21,28 @@ from connector.sources.marking import MarkingReader
 AD_ACCOUNT_DISABLED = 0x0002
 RANGED = re.compile(r"^(?P<name>[^;]+);range=(?P<low>\d+)-(?P<high>\d+|\*)$", re.IGNORECASE)
 MAX_VALUE_LENGTH = 1024
+# When an entry last changed: OpenLDAP's operational modifyTimestamp, AD's whenChanged (AD also
+# constructs modifyTimestamp). Generalized time, UTC: 20261205031500Z, 20261205031500.0Z.
+CHANGE_TIME_ATTRIBUTES = ["modifyTimestamp", "whenChanged"]
 
 Raw = dict[str, list[bytes]]  # an entry's attributes, names folded, values as sent
 
 
 class EntryError(Exception):
     """An entry that cannot be used; the message names the attribute, never its value."""
+
+
+def generalized_time(raw: bytes) -> float | None:
+    """A generalized time (RFC 4517 3.3.13) as Unix time, to the second; None if it is not
+    one in UTC."""
+    text = raw.decode("ascii", "replace").strip()
+    if not text.endswith("Z") or len(text) < 15:
+        return None
+    try:
+        when = datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return when.timestamp()
 
 
 def guid_from_bytes(raw: bytes) -> str:
@@ -158,7 +175,17 @@ class EntryReader:
             join_key=self.first(raw, attributes.join_key) or None,
             groups=() if protected else self._role_groups(raw),
             mobile=self._mobile(raw),
+            modified=self._modified(raw),
         )
+
+    def _modified(self, raw: Raw) -> Modified | None:
+        for attribute in CHANGE_TIME_ATTRIBUTES:
+            values = raw.get(attribute.casefold())
+            if values:
+                when = generalized_time(values[0])
+                if when is not None:
+                    return Modified(self.config.name, when)
+        return None
 
     def _role_groups(self, raw: Raw) -> tuple[str, ...]:
         """The groups role rules name that this entry is in: those alone."""

@@ -3,7 +3,7 @@ neutral model: school units, and persons placed by their current enrolments or d
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -11,6 +11,7 @@ from connector.config import Ss12000SourceConfig
 from connector.people.emails import normalize_email
 from connector.people.model import (
     Kind,
+    Modified,
     Person,
     Placement,
     School,
@@ -28,6 +29,33 @@ def reference(item: dict[str, Any], name: str) -> dict[str, Any]:
     """The object a reference field holds (`person`, `dutyAt`, ...), or an empty one."""
     value = item.get(name)
     return value if isinstance(value, dict) else {}
+
+
+def modified_at(item: dict[str, Any]) -> float | None:
+    """An object's meta.modified as Unix time (a time without a zone is UTC), if it has one."""
+    stamp = reference(item, "meta").get("modified")
+    if not stamp:
+        return None
+    try:
+        when = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _later(first: float | None, second: float | None) -> float | None:
+    return second if first is None or (second is not None and second > first) else first
+
+
+def _duty_times(objects: Objects) -> dict[str, float]:
+    """Person id -> when their duties last changed (a new duty moves a teacher)."""
+    times: dict[str, float] = {}
+    for duty in objects["duties"].values():
+        person_id = str(reference(duty, "person").get("id"))
+        when = _later(times.get(person_id), modified_at(duty))
+        if when is not None:
+            times[person_id] = when
+    return times
 
 
 def current(item: dict[str, Any], today: date) -> bool:
@@ -54,6 +82,7 @@ class PeopleBuilder:
         result.schools = list(units.values())
         classes = _classes(objects, units, today) if self.config.classes else {}
         duties = self._duties(objects, units, today)
+        duty_times = _duty_times(objects)
         for person in protected:
             result.rows_read += 1
             # Only what is needed to find an account made before the marking: key and kind.
@@ -66,8 +95,10 @@ class PeopleBuilder:
             placements = placements or self._enrolments(person_id, person, units, today, classes)
             if not placements:
                 continue  # no current enrolment or duty in scope: not (or no longer) here
+            when = _later(modified_at(person), duty_times.get(person_id))
+            modified = Modified(self.name, when) if when is not None else None
             try:
-                result.persons.append(self._person(person_id, person, kind, placements))
+                result.persons.append(self._person(person_id, person, kind, placements, modified))
             except ValueError as exc:
                 result.issues.append(SourceIssue(self.name, f"Person {person_id}", str(exc)))
                 result.unreadable_keys.add(person_id)
@@ -143,7 +174,12 @@ class PeopleBuilder:
         return enrolments
 
     def _person(
-        self, person_id: str, person: dict[str, Any], kind: Kind, placements: list[Placement]
+        self,
+        person_id: str,
+        person: dict[str, Any],
+        kind: Kind,
+        placements: list[Placement],
+        modified: Modified | None = None,
     ) -> Person:
         config = self.config
         given = str(person.get("givenName") or "").strip()
@@ -178,6 +214,7 @@ class PeopleBuilder:
             protected=False,
             placements=tuple(dict.fromkeys(placements)),
             join_key=str(civic) if config.join_key == "civicNo" and civic else None,
+            modified=modified,
         )
 
 

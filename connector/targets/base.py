@@ -56,6 +56,9 @@ class ApplyReport:
     vendor_unavailable: bool = False
     # Why the vendor as a whole could not be worked with (a VendorError), if it could not.
     vendor_error: str | None = None
+    # externalId -> when the vendor last confirmed a change to that user, or to their
+    # memberships, in this run (Unix time): where a person's change arrived.
+    confirmed: dict[str, float] = field(default_factory=dict)
 
 
 class Target(Protocol):

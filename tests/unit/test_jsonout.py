@@ -17,7 +17,11 @@ DOCUMENT: dict[str, Any] = {
         {
             "op": "create_user",
             "target": "3acec7585378",
-            "attributes": {"name.givenName": "Åsa", "name.familyName": "Öberg-Lind", "active": True},
+            "attributes": {
+                "name.givenName": "Åsa",
+                "name.familyName": "Öberg-Lind",
+                "active": True,
+            },
             "members": ("a", "b"),
             "reason": None,
         },
