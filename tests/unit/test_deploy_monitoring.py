@@ -101,6 +101,7 @@ def test_the_alerts_asked_for_each_with_a_summary_and_a_runbook() -> None:
         "ConnectorDegraded": "connector_degraded",
         "ConnectorNoSuccessfulCycle": "connector_last_success_timestamp_seconds",
         "ConnectorSourceFailed": "connector_source_up",
+        "ConnectorSlowChanges": "connector_change_latency_seconds_bucket",
         "ConnectorConfigRejected": "connector_config_rejected",
         "ConnectorDown": "up",
     }
