@@ -29,10 +29,14 @@ after forwarding (the server performed the request; the client does not learn it
     ``no_id``        the server's status and JSON body with the resource's ``id`` taken out
     ``lost_half``    the server's list page with half of its ``Resources`` left out, and
                      ``totalResults`` lowered to match (a vendor that lost accounts)
+    ``duplicate``    the server's list page with its last resource replaced by its first, the
+                     count and ``totalResults`` as they were (one resource read twice, one
+                     lost: what resources moving during a listing by index look like)
 
 Which request gets which fault is decided from the seed and the request itself (method, path
 without the tenant, body with server ids blanked, and how many times that same request was seen),
-so a run is reproducible however the client's threads interleave. ``inject`` scripts a fault
+so a run is reproducible however the client's threads interleave. ``peak_in_flight`` is the
+most requests the proxy held at once (a client that sends in parallel makes it more than 1). ``inject`` scripts a fault
 for particular requests; ``on_forwarded`` calls back after the n-th forwarded request (the
 crash tests kill the connector there: the server has done the work, the client never hears).
 
@@ -60,7 +64,15 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 BEFORE = ("429", "500", "503", "stall", "reset", "401", "html", "empty_list", "empty_object")
-AFTER = ("after_500", "after_reset", "after_stall", "truncated", "no_id", "lost_half")
+AFTER = (
+    "after_500",
+    "after_reset",
+    "after_stall",
+    "truncated",
+    "no_id",
+    "lost_half",
+    "duplicate",
+)
 KINDS = BEFORE + AFTER
 # Faults the client is expected to retry (the temporary ones; not a refusal or a 2xx body).
 RETRYABLE = frozenset(
@@ -155,8 +167,11 @@ class FaultProxy:
         self.requests = 0
         self.forwarded = 0
         self.requests_by_method: Counter[str] = Counter()
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self.faults: Counter[str] = Counter()
         self.fault_log: list[tuple[str, str, str]] = []  # (kind, method, path)
+        self.request_log: list[tuple[str, str]] = []  # (method, path), every request
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -272,6 +287,7 @@ class FaultProxy:
         with self._lock:
             self.requests += 1
             self.requests_by_method[method] += 1
+            self.request_log.append((method, path))
             for rule in self._rules:
                 if rule.times > 0 and rule.match(method, path, body):
                     rule.times -= 1
@@ -403,6 +419,16 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _proxy(self) -> None:
         owner = self.owner
+        with owner._lock:
+            owner.in_flight += 1
+            owner.peak_in_flight = max(owner.peak_in_flight, owner.in_flight)
+        try:
+            self._answer(owner)
+        finally:
+            with owner._lock:
+                owner.in_flight -= 1
+
+    def _answer(self, owner: FaultProxy) -> None:
         method, path = self.command, self.path
         body = self._read_body()
         kind = owner._decide(method, path, body)
@@ -448,6 +474,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             data = _without_id(data)
         elif kind == "lost_half":
             data = _half_a_page(data)
+        elif kind == "duplicate":
+            data = _first_twice(data)
         self._send(status, reason, upstream_headers, data)
 
     # -- answers --------------------------------------------------------------------------
@@ -506,4 +534,14 @@ def _half_a_page(data: bytes) -> bytes:
         body["itemsPerPage"] = len(body["Resources"])
         if isinstance(body.get("totalResults"), int):
             body["totalResults"] -= lost
+    return json.dumps(body).encode()
+
+
+def _first_twice(data: bytes) -> bytes:
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return data
+    if isinstance(body, dict) and isinstance(body.get("Resources"), list) and body["Resources"]:
+        body["Resources"][-1] = body["Resources"][0]
     return json.dumps(body).encode()

@@ -67,6 +67,10 @@ class ScimPeek:
         response.raise_for_status()
         return response.json()
 
+    def delete(self, resource_type: str, resource_id: str) -> None:
+        """An object deleted at the vendor by hand."""
+        self._http.delete(f"{resource_type}/{resource_id}").raise_for_status()
+
     def set_vendor_attribute(self, user_id: str, **attributes: object) -> None:
         """Something the vendor or a person set at the vendor (not managed by the mapping)."""
         operations = [{"op": "replace", "path": k, "value": v} for k, v in attributes.items()]
