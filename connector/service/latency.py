@@ -26,10 +26,12 @@ def change_latencies(
 
     `modified`: externalId -> when a source last changed the person's record; `confirmed`:
     externalId -> when the vendor confirmed the last operation for them. A source's clock
-    ahead of ours gives 0, not a negative time. Directory timestamps are whole seconds: a
-    change in the second `since` began counts (it may have come after that cycle's read)."""
-    since = math.floor(since)
+    ahead of ours gives 0, not a negative time. A directory's timestamps are whole seconds:
+    such a change in the second `since` began counts (it may have come after that read)."""
+    whole_second = math.floor(since)
     for external_id, at in confirmed.items():
         change = modified.get(external_id)
-        if change is not None and change.at >= since:
+        if change is None:
+            continue
+        if change.at > since or (change.at.is_integer() and change.at >= whole_second):
             yield change.source, max(at - change.at, 0.0)

@@ -75,6 +75,9 @@ def test_the_daemon_measures_each_sources_changes_to_the_vendor(
 ) -> None:
     workspace, slapd, sis, ids = three_sources
     listen = workspace.overrides["health"]["listen"]
+    # The directory's timestamps are whole seconds: what was set up is a second older than
+    # the daemon, which counts no change from before it started.
+    time.sleep(1.1)
     daemon = DaemonProcess(workspace, {**workspace.environment, "TEST_SCIM_TOKEN": SCIM_TOKEN})
     try:
         wait_for(

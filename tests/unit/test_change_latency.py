@@ -28,6 +28,8 @@ def test_a_change_in_the_second_the_last_cycle_began_counts() -> None:
     assert list(change_latencies({"x": Modified("staff", 1000.0)}, {"x": 1003.0}, 1000.2)) == [
         ("staff", 3.0)
     ]
+    # A file's modification time is exact: one just before that start was seen by it.
+    assert list(change_latencies({"x": Modified("students", 1000.1)}, {"x": 1003.0}, 1000.2)) == []
 
 
 def test_the_latest_change_of_a_joined_person_stands() -> None:
