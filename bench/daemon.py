@@ -10,8 +10,10 @@ measured while it runs:
   peak RSS (VmHWM) - nothing changes meanwhile;
 - change-to-vendor latency: `--changes` changes per source kind, at random moments (a
   student's family name in the roster file, a teacher's `sn` in the directory by an LDAP
-  modify), each timed from the moment it was written to the moment the vendor shows it (a GET
-  of that user, polled every POLL_SECONDS); p50 and p95 per kind;
+  modify, a pupil's familyName in the SS 12000 API of bench/sis.py's town), each timed from the
+  moment it was written to the moment the vendor shows it (a GET of that user, polled every
+  POLL_SECONDS); p50 and p95 per kind; beside them what the daemon's own
+  `connector_change_latency_seconds` counted (from its /metrics);
 - the full reconcile's listing: the connector's own listing (ScimClient.list_all at the
   target's concurrency and page size, in this process) against a bare concurrent paging loop
   (httpx, the same concurrency, page size and server), as request rates.
@@ -22,9 +24,11 @@ The results are a ScenarioResult for bench/run.py's report (`daemon` scenario).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -47,6 +51,8 @@ from bench.run import (
     bench_env,
     staff_dn,
 )
+from bench.sis import SisTown
+from connector.demo.localscim import free_port
 
 POLL_SECONDS = 0.5
 QUIET_CYCLES = 3
@@ -64,6 +70,8 @@ class DaemonFigures:
     missed: dict[str, int] = field(default_factory=dict)
     listing: dict[str, float] = field(default_factory=dict)
     first_sync_seconds: float = 0.0
+    # The daemon's own connector_change_latency_seconds, by source: count and sum.
+    metric_latency: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def percentile(self, kind: str, share: float) -> float | None:
         values = sorted(self.latencies.get(kind, []))
@@ -90,13 +98,14 @@ class DaemonFigures:
             },
             "listing": self.listing,
             "first_sync_seconds": round(self.first_sync_seconds, 1),
+            "metric_latency": self.metric_latency,
         }
 
 
 class RunningDaemon:
     """`connector run` on the town's config, its log and its /proc figures."""
 
-    def __init__(self, bench: Bench) -> None:
+    def __init__(self, bench: Bench, extra_env: dict[str, str] | None = None) -> None:
         self.log_path = bench.logs / "daemon.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")
@@ -104,7 +113,7 @@ class RunningDaemon:
             [sys.executable, "-m", "connector", "--config", str(bench.config_path), "run"],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **bench_env(bench.slapd)},
+            env={**os.environ, **bench_env(bench.slapd), **(extra_env or {})},
         )
 
     def finished(self) -> list[dict[str, Any]]:
@@ -192,20 +201,27 @@ class VendorWatch:
 
 
 def measure_latency(
-    bench: Bench, figures: DaemonFigures, changes: int, interval: float, seed: int
+    bench: Bench,
+    figures: DaemonFigures,
+    changes: int,
+    interval: float,
+    seed: int,
+    sis: SisTown | None = None,
 ) -> None:
     """Changes at random moments (a few seconds apart, so they fall anywhere in a cycle),
-    each polled at the vendor until it shows; students by the roster, staff by the directory."""
+    each polled at the vendor until it shows; students by the roster, staff by the directory,
+    pupils by the SS 12000 API."""
     rng = random.Random(seed)
     watch = VendorWatch(bench.scim.base_url)
     students = [s for s in bench.data.students.values() if not s.protected]
     staff = list(bench.data.staff.values())
-    plan = ["roster"] * changes + ["directory"] * changes
+    pupils = [p for p in sis.pupils if not p.protected] if sis else []
+    plan = ["roster"] * changes + ["directory"] * changes + ["ss12000"] * changes * bool(sis)
     rng.shuffle(plan)
     pending: dict[str, tuple[str, str, float]] = {}  # userName -> (kind, wanted, written at)
     lock = threading.Lock()
     done = threading.Event()
-    figures.latencies = {"roster": [], "directory": []}
+    figures.latencies = {kind: [] for kind in dict.fromkeys(sorted(plan))}
 
     def poll() -> None:
         while not done.is_set() or pending:
@@ -230,6 +246,10 @@ def measure_latency(
             student.family_name = f"Ändrad{number}"
             gen.write_roster(bench.data, bench.roster)
             user_name, wanted = student.email.lower(), student.family_name
+        elif kind == "ss12000" and sis is not None:
+            pupil = pupils.pop(rng.randrange(len(pupils)))
+            sis.rename(pupil, f"Ändrad{number}")
+            user_name, wanted = pupil.user_name, pupil.family_name
         else:
             person = staff.pop(rng.randrange(len(staff)))
             person.family_name = f"Ändrad{number}"
@@ -240,6 +260,22 @@ def measure_latency(
         time.sleep(rng.uniform(0.2, 0.5) * interval)
     done.set()
     poller.join(timeout=10 * interval + 300)
+
+
+def read_metric_latency(listen: str, figures: DaemonFigures) -> None:
+    """What the daemon's own connector_change_latency_seconds counted, by source."""
+    text = httpx.get(f"http://{listen}/metrics", timeout=30).text
+    for line in text.splitlines():
+        found = METRIC_LINE.match(line)
+        if found:
+            counted = figures.metric_latency.setdefault(found["source"], {})
+            counted[found["what"]] = round(float(found["value"]), 3)
+
+
+METRIC_LINE = re.compile(
+    r'^connector_change_latency_seconds_(?P<what>count|sum)\{source="(?P<source>[^"]+)",'
+    r'target="[^"]*"\} (?P<value>\S+)$'
+)
 
 
 def measure_listing(bench: Bench, figures: DaemonFigures) -> None:
@@ -301,14 +337,31 @@ def run_daemon_scenario(
     concurrency: int = 8,
     changes: int = 20,
     interval: float | None = None,
+    sis_persons: int | None = None,
 ) -> DaemonFigures:
-    """`interval`: the daemon's (None: the default, as a municipality runs it)."""
-    with Bench(
-        workdir, persons, seed=seed, concurrency=concurrency, verify=False, bulk=True
-    ) as bench:
+    """`interval`: the daemon's (None: the default, as a municipality runs it); `sis_persons`:
+    pupils in the SS 12000 town (None: a tenth of `persons`; 0: no such town)."""
+    if sis_persons is None:
+        sis_persons = max(persons // 10, 50)
+    with contextlib.ExitStack() as stack:
+        bench = stack.enter_context(
+            Bench(workdir, persons, seed=seed, concurrency=concurrency, verify=False, bulk=True)
+        )
+        taken = {school.code for school in bench.data.schools}
+        sis = (
+            stack.enter_context(SisTown(sis_persons, seed=seed + 1000, taken_codes=taken))
+            if sis_persons
+            else None
+        )
         config = yaml.safe_load(bench.config_path.read_text(encoding="utf-8"))
         from connector.config.service import DaemonConfig
 
+        extra_env = sis.env() if sis else {}
+        os.environ.update(extra_env)  # the first sync (a `sync` process) reads it too
+        if sis is not None:
+            config["sources"].append(sis.source())
+        listen = f"127.0.0.1:{free_port()}"
+        config["health"] = {"listen": listen}
         config["daemon"] = {"shutdown_timeout_seconds": 60}
         if interval is not None:
             config["daemon"]["interval_seconds"] = interval
@@ -318,10 +371,11 @@ def run_daemon_scenario(
         first = bench.first_sync()
         assert first.measured is not None
         figures.first_sync_seconds = first.measured.wall_seconds
-        daemon = RunningDaemon(bench)
+        daemon = RunningDaemon(bench, extra_env)
         try:
             measure_quiet(daemon, figures, interval)
-            measure_latency(bench, figures, changes, interval, seed)
+            measure_latency(bench, figures, changes, interval, seed, sis)
+            read_metric_latency(listen, figures)
         finally:
             daemon.stop()
         measure_listing(bench, figures)
@@ -340,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--interval", type=float, help="the daemon's (default: its default)")
+    parser.add_argument(
+        "--sis-persons", type=int, help="pupils in the SS 12000 town (default: a tenth; 0: none)"
+    )
     args = parser.parse_args(argv)
     figures = run_daemon_scenario(
         args.workdir,
@@ -348,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=args.concurrency,
         changes=args.changes,
         interval=args.interval,
+        sis_persons=args.sis_persons,
     )
     print(json.dumps(figures.as_dict(), indent=2, ensure_ascii=False))
     return 0

@@ -1191,7 +1191,7 @@ def daemon_targets(report: Report) -> list[tuple[str, str, str, str]]:
 
     out = []
     interval = f"interval {figures.interval_seconds:g} s"
-    for kind in ("roster", "directory"):
+    for kind in figures.latencies:
         p95 = figures.percentile(kind, 0.95)
         p50 = figures.percentile(kind, 0.5)
         count = len(figures.latencies.get(kind, []))
@@ -1262,6 +1262,14 @@ def daemon_section(report: Report) -> list[str]:
                 f"latency, {kind} ({latency['count']} changes)",
                 f"p50 {_s(latency['p50'])}, p95 {_s(latency['p95'])}, max {_s(latency['max'])}"
                 + (f", {latency['missed']} never arrived" if latency["missed"] else ""),
+            )
+        )
+    for source, counted in data["metric_latency"].items():
+        count, total = counted.get("count", 0), counted.get("sum", 0.0)
+        rows.append(
+            (
+                f"the daemon's own connector_change_latency_seconds, {source}",
+                f"{count:g} changes, mean {_s(total / count if count else None)}",
             )
         )
     for key, value in data["listing"].items():
@@ -1372,6 +1380,8 @@ def run_all(
     scale_persons: int = 0,
     daemon_persons: int = 0,
     changes: int = 20,
+    daemon_interval: float | None = None,
+    sis_persons: int | None = None,
 ) -> Report:
     started = time.monotonic()
     report = Report(
@@ -1445,7 +1455,13 @@ def run_all(
 
         say(f"[daemon] the running daemon at {daemon_persons:,} persons ...")
         report.daemon = run_daemon_scenario(
-            workdir / "daemon", daemon_persons, seed=seed, concurrency=concurrency, changes=changes
+            workdir / "daemon",
+            daemon_persons,
+            seed=seed,
+            concurrency=concurrency,
+            changes=changes,
+            interval=daemon_interval,
+            sis_persons=sis_persons,
         )
         say(f"[daemon] {json.dumps(report.daemon.as_dict(), ensure_ascii=False)}")
     for result in report.scenarios:
@@ -1485,6 +1501,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--changes", type=int, default=20, help="the daemon's changes per source kind (latency)"
     )
+    parser.add_argument(
+        "--daemon-interval",
+        type=float,
+        help="the daemon's daemon.interval_seconds (default: the config's default)",
+    )
+    parser.add_argument(
+        "--sis-persons",
+        type=int,
+        help="pupils in the daemon's SS 12000 town (default: a tenth of --daemon-persons; 0: none)",
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="vendor.concurrency")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
@@ -1522,6 +1548,8 @@ def main(argv: list[str] | None = None) -> int:
             scale_persons=args.scale_persons,
             daemon_persons=args.daemon_persons,
             changes=args.changes,
+            daemon_interval=args.daemon_interval,
+            sis_persons=args.sis_persons,
         )
     args.out.write_text(render(report), encoding="utf-8")
     print(f"wrote {args.out}")

@@ -203,11 +203,19 @@ def test_the_running_daemon_scenario_measures_quiet_cycles_latency_and_the_listi
         missing_server(f"scim2-server is not available: {exc}")
     assert len(figures.quiet_cpu_seconds) == 3 and all(c >= 0 for c in figures.quiet_cpu_seconds)
     assert figures.peak_rss_bytes >= figures.rss_bytes > 0
-    assert {k: len(v) for k, v in figures.latencies.items()} == {"roster": 2, "directory": 2}
+    assert {k: len(v) for k, v in figures.latencies.items()} == {
+        "roster": 2,
+        "directory": 2,
+        "ss12000": 2,
+    }
     assert figures.missed == {}
+    # The daemon's own histogram counted each change once, under its source's name.
+    counted = {source: m["count"] for source, m in figures.metric_latency.items()}
+    assert counted == {"students": 2, "staff": 2, "sis": 2}, figures.metric_latency
     listing = figures.listing
     assert listing["users"] == listing["bare_users"] > 900 and listing["ratio"] > 0
     report = Report("test", datetime.now(UTC), 0, 0, 0, 8, {}, daemon_persons=1_000)
     report.daemon = figures
     text = render(report)
     assert "change-to-vendor latency, roster" in text and "The running daemon" in text
+    assert "change-to-vendor latency, ss12000" in text
