@@ -98,7 +98,7 @@ class Daemon:
                     progress=Progress(config.logging.progress_seconds, [self.metrics]),
                     memory=self.memory,
                 )
-                self.metrics.running.set(1)
+                self.metrics.cycle_began()
                 results = run_cycle(config, targets, self.state, options)
                 settle_approvals(self.state, taken, results)
                 self.metrics.observe(results, [s.name for s in config.sources])

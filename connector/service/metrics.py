@@ -125,6 +125,7 @@ class Metrics:
         # Target -> when its last successful cycle began: a change older than that was seen
         # by it, so a later operation for that person is not that change arriving.
         self._seen_since: dict[str, float] = {}
+        self._cycle_began: float | None = None
         self.config_rejected = Gauge(
             "connector_config_rejected",
             "1 while the config file on disk was rejected and the daemon runs on an older one.",
@@ -192,7 +193,13 @@ class Metrics:
             ):
                 self.change_latency.labels(target, source).observe(seconds)
         if result.outcome == "success":
-            self._seen_since[target] = time.time() - result.duration_seconds
+            self._seen_since[target] = self._cycle_began or time.time() - result.duration_seconds
+
+    def cycle_began(self) -> None:
+        """A cycle starts (before it reads the sources): the live gauge, and the moment a
+        change must be newer than to be this cycle's news (see latency.py)."""
+        self.running.set(1)
+        self._cycle_began = time.time()
 
     def progressed(self, snapshot: Snapshot) -> None:
         """A tick of the cycle's progress tracker: the plan's operations, live."""

@@ -3,9 +3,16 @@ joined person's change time: the latest of their sources'."""
 
 from __future__ import annotations
 
+import time
+
+from connector.cycle.result import CycleResult
+from connector.mapping.desired import Desired
 from connector.people.model import Kind, Modified, Person, latest
+from connector.planning.plan import Plan
 from connector.service.latency import change_latencies
+from connector.service.metrics import Metrics
 from connector.sources.ldap_entries import generalized_time
+from connector.targets.base import ApplyReport
 
 
 def test_only_changes_since_the_last_good_cycle_count_and_never_below_zero() -> None:
@@ -45,3 +52,31 @@ def test_generalized_time_of_openldap_and_active_directory() -> None:
     assert generalized_time(b"20261205031500.0Z") == 1796440500.0
     assert generalized_time(b"20261205031500+0100") is None
     assert generalized_time(b"garbage") is None
+
+
+def _result(modified: dict[str, Modified], confirmed: dict[str, float]) -> CycleResult:
+    """A successful cycle of the target `default` that took no time to report."""
+    report = ApplyReport(confirmed=confirmed)
+    return CycleResult("run", Plan(), Desired(modified=modified), [], [], applied=report)
+
+
+def counted(metrics: Metrics, source: str) -> float:
+    value = metrics.registry.get_sample_value(
+        "connector_change_latency_seconds_count", {"target": "default", "source": source}
+    )
+    return value or 0.0
+
+
+def test_a_change_made_while_a_cycle_ran_counts_in_the_next_cycle() -> None:
+    metrics = Metrics()
+    metrics.cycle_began()  # the cycle reads the roster as it was...
+    written = time.time()  # ...and it changes while that cycle still runs
+    metrics.observe([_result({}, {})], [])
+    metrics.cycle_began()
+    metrics.observe([_result({"e1": Modified("students", written)}, {"e1": written + 0.5})], [])
+
+    assert counted(metrics, "students") == 1
+    # The next cycle has an operation for the same person with another cause: not counted.
+    metrics.cycle_began()
+    metrics.observe([_result({"e1": Modified("students", written)}, {"e1": time.time()})], [])
+    assert counted(metrics, "students") == 1
