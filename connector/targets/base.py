@@ -10,7 +10,9 @@ same for every target; a new kind of target is a new sub-package implementing th
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -19,7 +21,7 @@ from connector.mapping.desired import Desired, PersonMapping
 from connector.people.externalid import ExternalIdMaker
 from connector.people.scope import Scoped
 from connector.planning.objects import Known
-from connector.planning.plan import Plan, PlanRules
+from connector.planning.plan import Operation, Plan, PlanRules
 from connector.progress import Progress
 from connector.state.target import TargetState
 
@@ -45,6 +47,20 @@ class Observation(Protocol):
         """Bring the target's state file records in line with what was found."""
 
 
+# Operations whose target is a user (the others' is a group).
+USER_OPERATIONS = frozenset(
+    {
+        "create_user",
+        "rekey_user",
+        "update_user",
+        "deactivate_user",
+        "delete_user",
+        "grant_values",
+        "revoke_values",
+    }
+)
+
+
 @dataclass(slots=True)
 class ApplyReport:
     """What applying a plan came to, for any kind of target."""
@@ -59,6 +75,14 @@ class ApplyReport:
     # externalId -> when the vendor last confirmed a change to that user, or to their
     # memberships, in this run (Unix time): where a person's change arrived.
     confirmed: dict[str, float] = field(default_factory=dict)
+
+    def confirm(self, op: Operation, members: Iterable[str] = (), at: float | None = None) -> None:
+        """The vendor confirmed `op` (a membership change: for `members`), at `at` (now)."""
+        when = time.time() if at is None else at
+        if op.kind in USER_OPERATIONS:
+            self.confirmed[op.target] = when
+        for member in members:
+            self.confirmed[member] = when
 
 
 class Target(Protocol):

@@ -109,6 +109,19 @@ def test_one_daemon_serves_two_vendors_and_a_file_from_one_read_each_cycle(
                 ),
                 what="the other target's failure in the metrics",
             )
+            # E3's arrival is counted once for each target that has it (the file too), under
+            # the roster's name; the vendor that is down has nothing to count.
+            latency = 'connector_change_latency_seconds_count{{source="students",target="{}"}} 1.0'
+            wait_for(
+                lambda: all(
+                    latency.format(name) in httpx.get(f"http://{listen}/metrics").text
+                    for name in ("scim", "ilt-file")
+                ),
+                what="E3's change counted for the SCIM vendor and the file",
+            )
+            assert 'latency_seconds_count{source="students",target="other"}' not in (
+                httpx.get(f"http://{listen}/metrics").text
+            )
             # The other vendor is degraded now; the healthy targets keep their interval (1 s)
             # rather than slowing down with it (2, 4, 8 s... would give 3 cycles at most).
             degraded_at = daemon.count("sync.finished")

@@ -95,6 +95,8 @@ class EgilBuilder:
                 held.add(uuid)  # like an unreadable row: not gone, so not deprovisioned
                 continue
             desired.users[uuid] = user
+            if external_id in base.modified:
+                desired.modified[uuid] = base.modified[external_id]
             if person.kind is Kind.STUDENT:
                 _student_groups(person, uuid, schools, groups)
             else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import Future, wait
 
 import structlog
@@ -200,7 +199,7 @@ class RecordingMixin:
             if op.kind in ("grant_values", "revoke_values")
             else 1
         )
-        _confirm(outcome, report)
+        report.confirm(outcome.op, outcome.members)
         if not op.members or outcome.members:
             # A membership change with no member to send reached nobody: no sign of health.
             report.succeeded += 1
@@ -218,26 +217,3 @@ class RecordingMixin:
             members=len(outcome.members) if op.members else None,
             previous=op.previous[:12] or None,
         )
-
-
-# Operations whose target is a user (the others' target is a group).
-USER_OPERATIONS = frozenset(
-    {
-        "create_user",
-        "rekey_user",
-        "update_user",
-        "deactivate_user",
-        "delete_user",
-        "grant_values",
-        "revoke_values",
-    }
-)
-
-
-def _confirm(outcome: Outcome, report: ApplyReport) -> None:
-    """The vendor confirmed a change to a user, or to users' memberships: when."""
-    now = time.time()
-    if outcome.op.kind in USER_OPERATIONS:
-        report.confirmed[outcome.op.target] = now
-    for member in outcome.members:
-        report.confirmed[member] = now
