@@ -322,7 +322,7 @@ def recall(
         problem = str(exc)
     if options.only is None:
         # Users recorded as the plan wants them share its attributes: half the memory.
-        known = tstate.load_known({ext: u.attributes for ext, u in desired.users.items()})
+        known = tstate.load_known(desired.users)
     else:
         # Only what can be this person's: loading all 100,000 users took seconds.
         from_sources = person_refs(config, options.only, sources, Known())

@@ -62,9 +62,12 @@ class CsvRosterSource:
         data = self._fingerprinted if self._fingerprinted is not None else self._bytes()[0]
         self._fingerprinted = None
         text, used_encoding = decode(data, config.encoding)
+        del data  # a 100,000-row export is tens of MB: no copy longer than needed
+        undecodable = bool(UNDECODABLE.search(text))
         file_label = config.path.name
         # Only \r, \n and \r\n end a line in CSV (str.splitlines would also split on \f, \v...).
         records = Records(io.StringIO(text, newline="").readlines(), config.delimiter)
+        del text
         header, index = self._read_header(records, file_label)
         marking = config.protected_identity
         rows = RowReader(
@@ -73,7 +76,7 @@ class CsvRosterSource:
                 marking.not_protected_values, assume_not_protected=marking.assume_not_protected
             ),
             used_encoding,
-            check_decoding=bool(UNDECODABLE.search(text)),
+            check_decoding=undecodable,
         )
         result = SourceRead(source=self.name)
         only = context if context is not None and context.only is not None else None
@@ -171,7 +174,11 @@ class CsvRosterSource:
     def _collect(self, rows: RowReader, result: SourceRead, modified: Modified | None) -> None:
         """The persons and schools the rows built, with the protected ones known from any row."""
         kind = self.config.kind
-        for key, builder in rows.builders.items():
+        builders = rows.builders
+        keys = list(builders)  # in file order: the first of two with one userName keeps it
+        # Each builder goes as its person is made: both at once would double the peak.
+        for key in keys:
+            builder = builders.pop(key)
             if key in rows.suspect and key not in rows.protected_keys:
                 result.unreadable_keys.add(key)
                 continue
@@ -196,8 +203,9 @@ class CsvRosterSource:
                     modified=modified,
                 )
             )
+        built = set(keys)
         for key, join_key in rows.protected_keys.items():
-            if key not in rows.builders:
+            if key not in built:
                 # Only broken rows, but marked protected: still a protected person, so an
                 # account made before the marking is taken off the vendor.
                 result.persons.append(

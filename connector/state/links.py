@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connector.planning.objects import (
+    DesiredUser,
     Known,
     KnownGroup,
     KnownUser,
@@ -63,24 +64,32 @@ class Links:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def load_known(self, wanted: Mapping[str, dict[str, Any]] | None = None) -> Known:
-        """Every user and group the target holds. `wanted` (externalId -> the attributes the
-        plan wants): a user recorded with exactly these shares them (nothing may change a
-        known user's attributes in place: they are replaced)."""
+    def load_known(self, wanted: Mapping[str, DesiredUser] | None = None) -> Known:
+        """Every user and group the target holds. `wanted` (the users the plan wants): a user
+        recorded exactly as wanted shares the wanted attributes (nothing may change a known
+        user's attributes in place: they are replaced), and every externalId the plan holds
+        too is that same string, not a copy per user and per membership."""
         known = Known()
         rows = self._db.execute(
             f"SELECT {_USER_COLUMNS} FROM users WHERE target = ?",  # noqa: S608 (fixed)
             (self.target,),
         )
         for row in rows:
-            known.users[row[0]] = _known_user(row, wanted.get(row[0]) if wanted else None)
+            user = wanted.get(row[0]) if wanted else None
+            if user is None:
+                known.users[row[0]] = _known_user(row)
+            else:
+                ext = user.external_id
+                known.users[ext] = _known_user((ext, *row[1:]), user.attributes)
         self._load_groups(known)
+        users = known.users
         for group_ext, user_ext in self._db.execute(
             "SELECT group_external_id, user_external_id FROM memberships WHERE target = ?",
             (self.target,),
         ):
             if group_ext in known.groups:
-                known.groups[group_ext].members.add(user_ext)
+                member = users.get(user_ext)
+                known.groups[group_ext].members.add(member.external_id if member else user_ext)
         return known
 
     def load_known_for(self, external_ids: Iterable[str], named: str | None = None) -> Known:

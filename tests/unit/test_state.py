@@ -9,6 +9,7 @@ import pytest
 import structlog
 
 from connector.errors import ConfigError
+from connector.planning.objects import DesiredUser
 from connector.state.store import StateStore
 
 
@@ -232,12 +233,15 @@ def test_a_user_recorded_as_wanted_shares_the_wanted_attributes_and_others_keep_
     recorded = {"userName": "bo@skola.se", "active": True, "name.givenName": "Bo"}
     target.record_user("u1", "v1", "created", dict(same))
     target.record_user("u2", "v2", "created", recorded)
-    wanted = {"u1": same, "u2": {**recorded, "name.givenName": "Bosse"}}
+    wanted = {
+        "u1": DesiredUser("u1", same),
+        "u2": DesiredUser("u2", {**recorded, "name.givenName": "Bosse"}),
+    }
 
     known = target.load_known(wanted)
 
     assert known.users["u1"].attributes is same  # one dict, not a copy per user
     assert known.users["u2"].attributes == recorded  # what was sent, not what is wanted
-    assert known.users["u2"].attributes is not wanted["u2"]
+    assert known.users["u2"].attributes is not wanted["u2"].attributes
     assert target.load_known().users["u1"].attributes == same
     state.close()
