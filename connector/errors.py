@@ -34,6 +34,11 @@ class StateLockedError(ConnectorError):
     """Another connector process holds the state file."""
 
 
+class StateError(ConnectorError):
+    """The state could not be opened or read (a database that refuses the connection, a
+    schema newer than this connector); the message names where, never a password."""
+
+
 class TargetError(ConnectorError):
     """A target (a vendor) could not be read or worked with; the cycle goes on for the others
     and says why."""

@@ -8,14 +8,20 @@ never pass by skipping (tests/support/servers.py).
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from connector.config import StateConfig
 from connector.demo.localscim import LocalScimServer
 from tests.fakes.ftps import FtpsServer
+from tests.fakes.postgres import PASSWORD as PG_PASSWORD
+from tests.fakes.postgres import PostgresCluster, postgres_bin_dir
 from tests.fakes.slapd import Slapd, slapd_binary
 from tests.fakes.sshd import SSHD, Sshd, sshd_binary
 from tests.fakes.tcp_cut import TcpCutProxy
@@ -94,6 +100,45 @@ def slapd_tls(slapd_factory: Callable[..., Slapd]) -> Slapd:
 def slapd_ad(slapd_factory: Callable[..., Slapd]) -> Slapd:
     """A started slapd with msuser.schema (AD attributes) and no memberof overlay."""
     return slapd_factory(active_directory_schema=True)
+
+
+# --- a real PostgreSQL: one temporary cluster per session, a database per test ---------------
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        missing_server("PostgreSQL is not installed (no initdb in /usr/lib/postgresql/*/bin)")
+    # Not under pytest's tmp folder (0700, root's): under root the cluster runs as another
+    # user, who must reach its folder.
+    folder = Path(tempfile.mkdtemp(prefix="connector-pg-"))
+    folder.chmod(0o755)
+    cluster = PostgresCluster(folder / "cluster", bin_dir)
+    try:
+        cluster.start()
+    except RuntimeError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        missing_server(f"PostgreSQL could not be started: {exc}")
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_state(postgres_cluster: PostgresCluster) -> StateConfig:
+    """`state:` in a fresh PostgreSQL database of this test's own."""
+    url = postgres_cluster.create_database("t" + uuid.uuid4().hex[:12])
+    return StateConfig.model_validate({"url": url, "password": PG_PASSWORD})
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_where(request: pytest.FixtureRequest, tmp_path) -> StateConfig:
+    """The state in a SQLite file, and then in PostgreSQL: a test run against both."""
+    if request.param == "sqlite":
+        return StateConfig.model_validate({"path": tmp_path / "state.db"})
+    state: StateConfig = request.getfixturevalue("postgres_state")
+    return state
 
 
 # --- file delivery: a real sshd, an FTPS server, a cutting TCP proxy (tests/fakes/) ---------

@@ -16,7 +16,6 @@ import sqlite3
 import time
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import TypeVar
 
 import click
@@ -97,14 +96,12 @@ def record_approvals(state: StateStore, held: dict[str, HeldPlan], by: str) -> d
     return ids
 
 
-def approve_beside_daemon(
-    state: StateStore, state_path: Path, held: dict[str, HeldPlan], by: str
-) -> None:
+def approve_beside_daemon(state: StateStore, held: dict[str, HeldPlan], by: str) -> None:
     """Record the approvals and wake the daemon, which applies them in its next cycle."""
     ids = record_approvals(state, held, by)
     for name, ident in ids.items():
         click.echo(f"Approved by {by}: approval {ident} for target {name}.")
-    woken, why = wake(state, state_path)
+    woken, why = wake(state)
     if woken:
         click.echo(
             "The daemon was woken and applies it now; `connector status` shows when it is done."
@@ -120,7 +117,6 @@ def approve_beside_daemon(
 
 def sync_beside_daemon(
     state: StateStore,
-    state_path: Path,
     only: str,
     targets: tuple[str, ...],
     allow_deprovision: bool,
@@ -129,7 +125,7 @@ def sync_beside_daemon(
     """`sync --only` served by the running daemon: its summary printed here; the exit code."""
     requests = state.requests()
     ident = patiently(lambda: requests.add_sync_only(only, targets, allow_deprovision))
-    woken, why = wake(state, state_path)
+    woken, why = wake(state)
     if not woken:
         when = state.next_run()
         click.echo(

@@ -34,7 +34,7 @@ def check(ctx: click.Context) -> None:
         mapping = target.mapping
         click.echo(f"ok    mapping {mapping.path} ({mapping.describe()})")
     problems = sum(check_source(config, source) for source in build_sources(config))
-    state = StateStore.open_readonly(config.state.path)
+    state = StateStore.open_readonly(config.state)
     try:
         for target in targets:
             linked = state.target(target.name).linked_counts() if state else (0, 0)
@@ -149,7 +149,7 @@ def _study_groups(read: SourceRead) -> str:
 
 
 def _new_marking_records(config: Config, read: SourceRead) -> int:
-    state = StateStore.open_readonly(config.state.path)
+    state = StateStore.open_readonly(config.state)
     seen = state.marking_digests(read.source) if state else set()
     if state:
         state.close()

@@ -144,7 +144,7 @@ def sync(
     """Run one cycle: read, plan, apply, record; print a summary."""
     config = load(ctx)
     options = Options(full=True if full else None, allow_deprovision=allow_deprovision, only=only)
-    state = StateStore.open(config.state.path)
+    state = StateStore.open(config.state)
     targets = []
     try:
         try:
@@ -154,11 +154,7 @@ def sync(
                 raise
             # A daemon runs: it serves this person between its cycles.
             check_target_names(config, target_names)
-            sys.exit(
-                sync_beside_daemon(
-                    state, config.state.path, only, target_names, allow_deprovision, timeout
-                )
-            )
+            sys.exit(sync_beside_daemon(state, only, target_names, allow_deprovision, timeout))
         targets = targets_of(config, target_names)
         with interruptible(config, options):
             results = run_cycle(config, targets, state, options)
@@ -186,7 +182,7 @@ def approve(ctx: click.Context, yes: bool, by: str | None, target_names: tuple[s
     config = load(ctx)
     check_target_names(config, target_names)
     who = operator(by)
-    state = StateStore.open(config.state.path)
+    state = StateStore.open(config.state)
     targets = []
     try:
         try:
@@ -201,7 +197,7 @@ def approve(ctx: click.Context, yes: bool, by: str | None, target_names: tuple[s
             click.echo("Nothing was changed.")
             return
         if beside:
-            approve_beside_daemon(state, config.state.path, held, who)
+            approve_beside_daemon(state, held, who)
             return
         ids = record_approvals(state, held, who)
         approved = {name: approval_keys(one.plan) for name, one in held.items()}

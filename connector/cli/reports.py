@@ -21,6 +21,7 @@ from connector.cli.common import (
 )
 from connector.config import (
     Config,
+    StateConfig,
     load_config,
     load_state_settings,
     load_yaml,
@@ -55,7 +56,7 @@ def status(ctx: click.Context, runs: int) -> None:
         # A daemon that rejected this file runs on: the state file still tells its story.
         state, daemon = load_state_settings(path)
         click.echo(f"warning: {invalid}\n", err=True)
-    click.echo(render_status(state.path, runs, daemon.timezone))
+    click.echo(render_status(state, runs, daemon.timezone))
 
 
 @click.command()
@@ -102,10 +103,10 @@ def history(
     from connector.reports import history as report_history
 
     path = config_path(ctx)
-    state_path, days = state_settings(path)
-    state = StateStore.open_readonly(state_path)
+    state_where, days = state_settings(path)
+    state = StateStore.open_readonly(state_where)
     if state is None:
-        raise click.ClickException(f"there is no state file yet ({state_path})")
+        raise click.ClickException(f"there is no state yet ({state_where.where})")
     try:
         keyed, key_problem = _keyed(path)
         found = report_history.find(state.history, query, keyed)
@@ -126,11 +127,11 @@ def history(
         click.echo(report_history.render_history(objects, entries, days))
 
 
-def state_settings(path: Path) -> tuple[Path, int]:
-    """`state.path` and `state.history_days` from the config file, reading nothing else it
-    names: no secret (no token, no key) is needed for it."""
+def state_settings(path: Path) -> tuple[StateConfig, int]:
+    """`state:` and `state.history_days` from the config file, reading nothing else it
+    names: no other secret (no token, no key) is needed for it."""
     state, _daemon = load_state_settings(path)
-    return state.path, state.history_days
+    return state, state.history_days
 
 
 def _section(path: Path, key: str) -> dict[str, Any]:
@@ -189,7 +190,7 @@ def report_duplicates(ctx: click.Context, target_names: tuple[str, ...]) -> None
 
 
 def duplicates_of(config: Config, target: Target, sources: Sources) -> str:
-    state = StateStore.open_readonly(config.state.path)
+    state = StateStore.open_readonly(config.state)
     try:
         tstate = state.target(target.name) if state else None
         desired = desire(config, target, sources, tstate, dry_run=True)
@@ -233,7 +234,7 @@ def report_rekeys(ctx: click.Context, target_names: tuple[str, ...]) -> None:
     config = load(ctx)
     sources = read_all(config)
     targets = targets_of(config, target_names)
-    state = StateStore.open_readonly(config.state.path)
+    state = StateStore.open_readonly(config.state)
     try:
         for target in targets:
             if len(targets) > 1:

@@ -226,6 +226,7 @@ def _check_secret_files(config: Config, path: Path, secrets: bool = True) -> Non
                 files.append((f"sources[{i}].auth.{name}", getattr(source.auth, name)))
                 bearer_files.add(f"sources[{i}].auth.{name}")
     files += config.notify.files()
+    files.append(("state.password_file", config.state.password_file))
     if not secrets:  # neither read nor required; public files (CAs, known hosts) still are
         files = [(key, file) for key, file in files if not key.endswith(_SECRET_FILES)]
     for key, file in files:
@@ -242,7 +243,7 @@ def _check_secret_files(config: Config, path: Path, secrets: bool = True) -> Non
     for key, mapping in mappings:
         if not mapping.is_file():
             problems.append(f"{key}: file {mapping} does not exist")
-    if not config.state.path.parent.is_dir():
+    if config.state.path is not None and not config.state.path.parent.is_dir():
         problems.append(f"state.path: folder {config.state.path.parent} does not exist")
     if problems:
         raise ConfigError(str(path), problems)

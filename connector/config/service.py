@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from connector.config.base import _Strict
+from connector.config.base import _Strict, secret_value
 
 
 class DaemonConfig(_Strict):
@@ -82,13 +83,58 @@ class LoggingConfig(_Strict):
 
 
 class StateConfig(_Strict):
-    """The local state file."""
+    """Where the connector keeps its state: a SQLite file (`path`), or PostgreSQL (`url`)."""
 
-    path: Path
+    path: Path | None = None
     """The SQLite file holding which vendor id belongs to whom and what was last sent. Back it
     up; only one connector process may use it at a time. Created with mode 0600 (and made 0600
-    if it is not). Its folder must exist."""
+    if it is not). Its folder must exist. Set either path or url."""
+    url: str | None = None
+    """PostgreSQL instead of a file, for replicas (high availability) or a database team's
+    backups: `postgresql://USER@HOST:PORT/DATABASE?sslmode=verify-full` (any libpq URL). The
+    password does not belong in it: use `password` (as `${NAME}`), `password_file`, or libpq's
+    own PGPASSWORD / PGPASSFILE. Several `connector run` replicas may share it: one leads and
+    applies, the others wait and take over within seconds when it dies."""
+    password: SecretStr | None = None
+    """The PostgreSQL password (with `url`), written as `${NAME}` from the environment."""
+    password_file: Path | None = None
+    """A file holding the PostgreSQL password (a Kubernetes or systemd secret), read at each
+    connection, so a rotated password is picked up."""
     history_days: int = Field(400, ge=1)
     """Days the history of changes is kept (`connector history`: what was done to whom, when, in
     which run, approved by whom; names of attributes only, never values). Older rows are
     deleted once per cycle."""
+
+    @model_validator(mode="after")
+    def _one_place(self) -> StateConfig:
+        if self.path is None and self.url is None:
+            raise ValueError("set path (the SQLite file) or url (PostgreSQL)")
+        if self.path is not None and self.url is not None:
+            raise ValueError("set either path (a SQLite file) or url (PostgreSQL), not both")
+        if self.url is None and (self.password is not None or self.password_file is not None):
+            raise ValueError("password and password_file go with url (PostgreSQL)")
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("set either password or password_file, not both")
+        if self.url is not None:
+            _check_postgres_url(self.url)
+        return self
+
+    def password_value(self) -> str | None:
+        return secret_value(self.password, self.password_file)
+
+    @property
+    def where(self) -> str:
+        """For messages: the file, or the database's URL (which never holds a password)."""
+        return str(self.path) if self.path is not None else str(self.url)
+
+
+def _check_postgres_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError("url must start with postgresql:// (the state in PostgreSQL)")
+    if parts.password is not None or "password=" in parts.query:
+        # The URL is shown in messages and status; a secret must never be.
+        raise ValueError(
+            "url must not hold the password: use password (as ${NAME}), password_file, or "
+            "PGPASSWORD"
+        )

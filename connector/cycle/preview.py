@@ -25,7 +25,7 @@ def preview(config: Config, targets: list[Target], *, full: bool = False) -> lis
     run_id = new_run_id()
     structlog.contextvars.bind_contextvars(run_id=run_id)
     now = datetime.now(UTC)
-    state = StateStore.open_readonly(config.state.path)
+    state = StateStore.open_readonly(config.state)
     try:
         known = {t.name: state.target(t.name).load_known() if state else Known() for t in targets}
         last_good = state.source_counts() if state else {}

@@ -58,7 +58,7 @@ def run_demo(config_path: Path = DEMO_CONFIG) -> int:
             }
         )
         click.echo(f"Local SCIM server: {server.base_url}\n")
-        state = StateStore.open(config.state.path)
+        state = StateStore.open(config.state)
         targets = [
             build_target(local, lambda _: ScimClient(server.base_url, token)),
             build_target(ilt),

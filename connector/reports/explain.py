@@ -113,7 +113,7 @@ def describe_at(
 ) -> list[str]:
     """What one target is sent for this person, and its link in the state file."""
     where = f" to {target.name}" if several else ""
-    state = StateStore.open_readonly(config.state.path)
+    state = StateStore.open_readonly(config.state)
     try:
         tstate = state.target(target.name) if state else None
         usernames = tstate.generated_usernames() if tstate else {}

@@ -8,12 +8,11 @@ Objects are named by their opaque ref (the first 12 characters of the externalId
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from connector.planning.held import HeldPlan
 from connector.reports.status import StatusFacts, read_status
+from connector.state.database import STATE_ERRORS, StateWhere
 from connector.state.store import StateStore
 from connector.state.target import TargetState
 from connector.targets.scim.outcome import ref
@@ -60,12 +59,12 @@ class Overview:
     show_names: bool = False
 
 
-def read_overview(path: Path, *, runs: int = 30, show_names: bool = False) -> Overview:
+def read_overview(path: StateWhere, *, runs: int = 30, show_names: bool = False) -> Overview:
     """Through a read-only connection of its own, closed before returning; never raises for
     a missing, busy or broken file (the page then says what it could not read)."""
     try:
         state = StateStore.open_readonly(path)
-    except (sqlite3.Error, OSError, RuntimeError) as exc:
+    except (*STATE_ERRORS, OSError) as exc:
         return Overview(problem=f"the state file could not be opened ({_why(exc)})")
     if state is None:
         return Overview(problem="no state file yet: the connector has not run")
@@ -73,7 +72,7 @@ def read_overview(path: Path, *, runs: int = 30, show_names: bool = False) -> Ov
         status = read_status(state, runs)
         targets = [_target(state.target(n), show_names) for n in status.target_names]
         return Overview(status, targets, show_names=show_names)
-    except (sqlite3.Error, ValueError, KeyError) as exc:
+    except (*STATE_ERRORS, ValueError, KeyError) as exc:
         return Overview(problem=f"the state file could not be read just now ({_why(exc)})")
     finally:
         state.close()
@@ -81,7 +80,7 @@ def read_overview(path: Path, *, runs: int = 30, show_names: bool = False) -> Ov
 
 def _why(exc: BaseException) -> str:
     """The kind of trouble, never a path's or a row's content beyond SQLite's own words."""
-    return f"{type(exc).__name__}: {exc}" if isinstance(exc, sqlite3.Error) else type(exc).__name__
+    return f"{type(exc).__name__}: {exc}" if isinstance(exc, STATE_ERRORS) else type(exc).__name__
 
 
 def _target(state: TargetState, show_names: bool) -> TargetFacts:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from connector.reports.render import table
+from connector.state.database import StateWhere, state_config
 from connector.state.store import Approval, RunRecord, StateStore
 
 _CHANGE_KEYS = (
@@ -90,13 +90,17 @@ def _started(iso: str, zone: ZoneInfo) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} ({moment.astimezone(zone):%H:%M:%S})"
 
 
-def render_status(state_path: Path, runs: int = 10, timezone: str = "Europe/Stockholm") -> str:
+def render_status(
+    state_path: StateWhere, runs: int = 10, timezone: str = "Europe/Stockholm"
+) -> str:
     """Needs the state file only: no config secrets, no daemon. Times in UTC, with the local
     time (`daemon.timezone`) beside them."""
     zone = ZoneInfo(timezone)
     state = StateStore.open_readonly(state_path)
     if state is None:
-        return f"No state file at {state_path}: the connector has not run yet."
+        config = state_config(state_path)
+        where = f"file at {config.path}" if config.path else f"in {config.url}"
+        return f"No state {where}: the connector has not run yet."
     try:
         facts = read_status(state, runs)
         approvals = state.approvals()
@@ -125,7 +129,7 @@ def render_status(state_path: Path, runs: int = 10, timezone: str = "Europe/Stoc
 
 
 def _daemon_lines(
-    state_path: Path, pid: str | None, next_run: str | None, zone: ZoneInfo
+    state_path: StateWhere, pid: str | None, next_run: str | None, zone: ZoneInfo
 ) -> list[str]:
     if not StateStore.lock_is_held(state_path):
         return ["Daemon: not running"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -13,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from connector.errors import ListenError
 from connector.service.metrics import Metrics
 from connector.service.statuspage import HEADERS, render_page
+from connector.state.database import StateWhere
 
 log = structlog.get_logger(__name__)
 
@@ -23,7 +23,7 @@ class HealthServer:
         listen: str,
         metrics: Metrics,
         ready_max_age_seconds: float,
-        state_path: Path | None = None,
+        state_path: StateWhere | None = None,
         show_names: bool = False,
     ) -> None:
         host, port = listen.rsplit(":", 1)
@@ -47,6 +47,9 @@ class HealthServer:
         return f"{host!s}:{port}"
 
     def readiness(self) -> tuple[bool, str]:
+        if self.metrics.standby:
+            # Ready: a standby replica is healthy (a disruption budget counts it), it waits.
+            return True, "ready: standby replica, waiting to lead (another replica applies)"
         if self.metrics.is_degraded:
             return False, "not ready: degraded, the vendor has failed several cycles in a row"
         last = self.metrics.last_success_monotonic

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 from pathlib import Path
 
@@ -71,12 +72,15 @@ def render_summaries(results: list[CycleResult]) -> str:
     return "\n\n".join(f"== Target {r.target}\n{render_summary(r)}" for r in results)
 
 
-def wake(state: StateStore, state_path: Path) -> tuple[bool, str]:
-    """Signal the daemon that holds this state file: (woken, why not). Only a process that is
+def wake(state: StateStore) -> tuple[bool, str]:
+    """Signal the daemon that holds this state: (woken, why not). Only a process that is
     `connector ... run` is signalled: a pid left from an earlier daemon may be anyone's now."""
     pid = state.daemon_pid()
-    if not pid or not StateStore.lock_is_held(state_path):
+    if not pid or not state.lock_is_held_elsewhere():
         return False, "no daemon is running"
+    host = state.daemon_host()
+    if host and host != socket.gethostname():
+        return False, f"the daemon leads on another host ({host})"
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:

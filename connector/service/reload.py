@@ -91,12 +91,10 @@ def reload(config_path: Path, running: Config, digests: dict[str, str]) -> Reloa
     """The new configuration with its targets built; ConfigError when it is refused."""
     config = load_config(config_path)
     targets = build_targets(config)
-    if config.state.path != running.state.path:
+    if config.state.where != running.state.where:
         for target in targets:
             target.close()
-        raise ConfigError(
-            str(config_path), ["state.path: cannot change while running; restart instead"]
-        )
+        raise ConfigError(str(config_path), ["state: cannot change while running; restart instead"])
     now = mapping_digests(config)
     mappings = sorted(name for name, value in now.items() if digests.get(name) != value)
     return Reloaded(config, targets, changed_keys(running, config), mappings)

@@ -15,13 +15,13 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from html import escape
-from pathlib import Path
 from typing import Any
 
 from connector import __version__
 from connector.reports.overview import ObjectRow, Overview, TargetFacts, read_overview
 from connector.reports.status import changes_of
 from connector.service.metrics import Metrics
+from connector.state.database import StateWhere
 from connector.state.store import RunRecord
 
 REFRESH_SECONDS = 30
@@ -54,7 +54,9 @@ def e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def render_page(state_path: Path, metrics: Metrics | None, *, show_names: bool = False) -> str:
+def render_page(
+    state_path: StateWhere, metrics: Metrics | None, *, show_names: bool = False
+) -> str:
     """The whole page; what cannot be read is said on it instead."""
     overview = read_overview(state_path, show_names=show_names)
     parts = [_head(), _header(overview, metrics)]

@@ -11,11 +11,11 @@ is when it was settled either way. `keys` are the approved steps (planning/guard
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from connector.state.dialect import StateConnection
 from connector.state.links import now_utc
 
 ApprovalStatus = Literal["pending", "applied", "expired"]
@@ -61,7 +61,7 @@ class ApprovalRecords:
     """One target's approvals (mixed into TargetState)."""
 
     target: str
-    _db: sqlite3.Connection
+    _db: StateConnection
 
     if TYPE_CHECKING:
 
@@ -111,7 +111,7 @@ class ApprovalRecords:
             )
 
 
-def recent_approvals(db: sqlite3.Connection, settled: int = 5) -> list[Approval]:
+def recent_approvals(db: StateConnection, settled: int = 5) -> list[Approval]:
     """Every pending approval, and the last `settled` applied or expired ones; newest first."""
     pending = db.execute(
         f"SELECT {_COLUMNS} FROM approvals WHERE status = 'pending' "  # noqa: S608 (fixed)

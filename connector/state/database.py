@@ -1,14 +1,10 @@
-"""The SQLite file underneath the state: opening it safely, one process at a time, and
-transactions - single, or in batches while a plan is applied.
-
-The file is created with mode 0600 (and made so if it is not), uses WAL, and overwrites deleted
-rows (secure_delete): a person who became protected must not linger in free pages. Every change
-is a transaction, so a crash at any moment leaves it consistent.
+"""The connection underneath the state - a SQLite file (state/sqlite.py) or PostgreSQL
+(state/postgres.py) - its lock, and transactions: single, or in batches while a plan is
+applied. Every change is a transaction, so a crash at any moment leaves the state consistent.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import time
@@ -16,66 +12,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import structlog
+import psycopg
 
-from connector.errors import ConfigError, StateLockedError
-from connector.state.schema import SCHEMA_VERSION, migrate, version_of
+from connector.config import StateConfig
+from connector.errors import StateError
+from connector.state import postgres, sqlite
+from connector.state.dialect import StateConnection
 
-log = structlog.get_logger(__name__)
-
-
-def _make_private(path: Path) -> None:
-    """The state file and its WAL hold names and addresses: readable by the connector alone."""
-    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        try:
-            mode = file.stat().st_mode & 0o777
-        except FileNotFoundError:
-            continue
-        if mode & 0o077:
-            file.chmod(0o600)
-            log.warning(
-                "state.permissions_tightened",
-                file=str(file),
-                mode_before=f"{mode:o}",
-                mode_now="600",
-            )
+StateWhere = Path | StateConfig
+# What reading the state may raise, whichever holds it.
+STATE_ERRORS = (sqlite3.Error, psycopg.Error, StateError)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    if not path.parent.is_dir():
-        # A typo in state.path must not quietly start a new, empty state (and re-link or
-        # re-create every account).
-        raise ConfigError(
-            str(path), [f"state.path: folder {path.parent} does not exist; create it first"]
-        )
-    if not path.exists():
-        # Create it private before SQLite writes anything into it.
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    _make_private(path)
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute("PRAGMA busy_timeout=5000")
-    connection.execute("PRAGMA secure_delete=ON")
-    found = migrate(connection)
-    if 0 < found < SCHEMA_VERSION:
-        log.info("state.migrated", schema_before=found, schema_now=SCHEMA_VERSION)
-    return connection
-
-
-def _connect_readonly(path: Path) -> sqlite3.Connection:
-    """Read-only; a file of an older schema is migrated in a copy in memory, never on disk
-    (commands that read only must not change the file)."""
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-    # Beside a running daemon: wait out its checkpoint instead of failing at once.
-    connection.execute("PRAGMA busy_timeout=5000")
-    if version_of(connection) >= SCHEMA_VERSION:
-        return connection
-    copy = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-    connection.backup(copy)
-    connection.close()
-    migrate(copy)
-    return copy
+def state_config(where: StateWhere) -> StateConfig:
+    """A state file's path (tests, older callers) or the config's `state:`."""
+    return where if isinstance(where, StateConfig) else StateConfig.model_validate({"path": where})
 
 
 class _Batch:
@@ -87,7 +38,7 @@ class _Batch:
     running daemon (`approve`, `sync --only`) waits at most about `max_seconds` to write.
     """
 
-    def __init__(self, db: sqlite3.Connection, max_changes: int, max_seconds: float) -> None:
+    def __init__(self, db: StateConnection, max_changes: int, max_seconds: float) -> None:
         self._db = db
         self._max_changes = max_changes
         self._max_seconds = max_seconds
@@ -117,33 +68,52 @@ class _Batch:
 
 
 class Database:
-    """A connection to the state file, its lock, its transactions and its key-value meta."""
+    """A connection to the state, its lock, its transactions and its key-value meta."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, connection: StateConnection, where: StateWhere) -> None:
         self._db = connection
-        self.path = path
+        self.config = state_config(where)
+        self.path = self.config.path  # None in PostgreSQL
+        self.where = self.config.where
         self._lock_file: int | None = None
         self._batch: _Batch | None = None
 
-    @classmethod
-    def open(cls, path: Path) -> Database:
-        return cls(_connect(path), path)
+    @property
+    def postgres(self) -> postgres.PostgresConnection | None:
+        return self._db if isinstance(self._db, postgres.PostgresConnection) else None
 
     @classmethod
-    def open_readonly(cls, path: Path) -> Database | None:
+    def open(cls, where: StateWhere) -> Database:
+        config = state_config(where)
+        if config.path is not None:
+            return cls(sqlite.connect(config.path), config)
+        return cls(postgres.connect(config), config)
+
+    @classmethod
+    def open_readonly(cls, where: StateWhere) -> Database | None:
         """For commands that must change nothing (plan, status): None when there is none yet."""
-        if not path.exists():
+        config = state_config(where)
+        if config.path is None:
+            connection = postgres.connect_readonly(config)
+            return cls(connection, config) if connection else None
+        if not config.path.exists():
             return None
-        return cls(_connect_readonly(path), path)
+        return cls(sqlite.connect_readonly(config.path), config)
 
     def outside_writes(self) -> int:
         """A number that changes whenever another connection (a command beside the daemon:
-        `approve`, `forget`) commits to the file; this connection's own writes leave it."""
+        `approve`, `forget`) commits to the state; this connection's own writes leave it."""
+        if self.postgres:
+            return self.postgres.outside_writes()
         return int(self._db.execute("PRAGMA data_version").fetchone()[0])
 
     def checkpoint(self) -> None:
-        """Fold the WAL into the database and empty it, so no old page version stays behind."""
-        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        """Leave no old version of a row behind: SQLite folds the WAL into the file and empties
+        it; PostgreSQL vacuums the state's tables."""
+        if self.postgres:
+            postgres.vacuum(self.postgres)
+        else:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         self._db.close()
@@ -152,33 +122,34 @@ class Database:
             self._lock_file = None
 
     def acquire_lock(self) -> None:
-        """Hold an exclusive lock for the life of the process (the OS drops it on a crash)."""
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        descriptor = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
-            raise StateLockedError(
-                f"another connector process is using the state file {self.path}; "
-                "only one sync or run may use a state file at a time"
-            ) from None
-        self._lock_file = descriptor
+        """Be the one process that applies, for the life of this one (a crash drops it): the
+        file's lock, or PostgreSQL's session lock (which a leading replica holds too)."""
+        if self.postgres:
+            postgres.acquire_session_lock(self.postgres, self.where)
+        elif self.path is not None:
+            self._lock_file = sqlite.acquire_file_lock(self.path)
+
+    def lock_is_held_elsewhere(self) -> bool:
+        """Whether a daemon or a sync other than this process is using the state."""
+        if self.postgres:
+            holder = postgres.lock_holder(self.postgres, self.postgres.leader_key)
+            return holder is not None
+        assert self.path is not None
+        return self._lock_file is None and sqlite.file_lock_is_held(self.path)
 
     @staticmethod
-    def lock_is_held(path: Path) -> bool:
-        """Whether some process holds the state file's lock (a daemon or a sync is running)."""
-        lock_path = path.with_name(path.name + ".lock")
-        if not lock_path.exists():
+    def lock_is_held(where: StateWhere) -> bool:
+        """Whether some process holds the state's lock (a daemon or a sync is running)."""
+        config = state_config(where)
+        if config.path is not None:
+            return sqlite.file_lock_is_held(config.path)
+        state = Database.open_readonly(config)
+        if state is None:
             return False
-        descriptor = os.open(lock_path, os.O_RDONLY)
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
+            return state.lock_is_held_elsewhere()
         finally:
-            os.close(descriptor)
-        return False
+            state.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

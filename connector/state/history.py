@@ -221,7 +221,7 @@ class History:
         cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
         with self.database.transaction():
             cursor = self._db.execute("DELETE FROM history WHERE at < ?", (_iso(cutoff),))
-        return cursor.rowcount
+        return int(cursor.rowcount)
 
 
 def _iso(when: datetime) -> str:

@@ -173,7 +173,7 @@ class Links:
                 """
                 INSERT INTO users (target, external_id, vendor_id, origin, active, attributes,
                                    updated_at, deactivated_at, version)
-                VALUES (?, ?, ?, ?, ?, ?, ?, CASE WHEN ? THEN NULL ELSE ? END, ?)
+                VALUES (?, ?, ?, ?, ?, ?, ?, CASE WHEN ? <> 0 THEN NULL ELSE ? END, ?)
                 ON CONFLICT (target, external_id) DO UPDATE SET
                     vendor_id = excluded.vendor_id,
                     active = excluded.active,
@@ -181,7 +181,7 @@ class Links:
                     updated_at = excluded.updated_at,
                     version = excluded.version,
                     deactivated_at = CASE
-                        WHEN excluded.active THEN NULL
+                        WHEN excluded.active <> 0 THEN NULL
                         ELSE COALESCE(users.deactivated_at, excluded.deactivated_at)
                     END
                 """,
@@ -236,7 +236,7 @@ class Links:
         """Keep only the link and whether the account is active (a person now protected)."""
         with self.transaction():
             self._db.execute(
-                "UPDATE users SET attributes = CASE WHEN active THEN '{\"active\": true}' "
+                "UPDATE users SET attributes = CASE WHEN active <> 0 THEN '{\"active\": true}' "
                 "ELSE '{\"active\": false}' END, updated_at = ? "
                 "WHERE target = ? AND external_id = ?",
                 (now_utc(), self.target, external_id),
@@ -260,7 +260,7 @@ class Links:
             self._db.execute(
                 "UPDATE users SET external_id = ?, vendor_id = ?, active = ?, attributes = ?, "
                 "version = ?, updated_at = ?, "
-                "deactivated_at = CASE WHEN ? THEN NULL ELSE deactivated_at END "
+                "deactivated_at = CASE WHEN ? <> 0 THEN NULL ELSE deactivated_at END "
                 "WHERE target = ? AND external_id = ?",
                 (
                     new,

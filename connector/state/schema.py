@@ -16,8 +16,11 @@ with `vendor:` gives its one target.
 
 from __future__ import annotations
 
-import sqlite3
+import re
 from collections.abc import Callable
+
+from connector.errors import StateError
+from connector.state.dialect import SQLITE_TABLES, StateConnection
 
 SCHEMA_VERSION = 4
 LEGACY_TARGET = "default"
@@ -140,6 +143,8 @@ CREATE INDEX IF NOT EXISTS history_by_object ON history (target, external_id, at
 CREATE INDEX IF NOT EXISTS history_by_time ON history (at);
 """
 
+TABLE_NAMES = tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", TABLES))
+
 # Version 1's vendor-wide meta keys, now kept per target.
 _V1_META = {
     "held_plan": "held_plan",
@@ -153,16 +158,16 @@ def target_meta_key(target: str, name: str) -> str:
     return f"target:{target}:{name}"
 
 
-def version_of(db: sqlite3.Connection) -> int:
+def version_of(db: StateConnection) -> int:
     """0 for an empty file, else the version it was written with."""
-    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables = {r[0] for r in db.execute(SQLITE_TABLES)}
     if "meta" not in tables:
         return 0
     row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     return int(row[0]) if row else 1
 
 
-def create_tables(db: sqlite3.Connection) -> None:
+def create_tables(db: StateConnection) -> None:
     """Statement by statement: executescript would commit the transaction it runs in."""
     for statement in TABLES.split(";"):
         if statement.strip():
@@ -180,7 +185,7 @@ _V1_TABLES = {
 }
 
 
-def _v1_to_v2(db: sqlite3.Connection) -> None:
+def _v1_to_v2(db: StateConnection) -> None:
     """Add the target to every vendor-side record: the one vendor becomes `default`."""
     db.execute("DROP INDEX IF EXISTS memberships_by_user")
     for table in _V1_TABLES:
@@ -199,29 +204,45 @@ def _v1_to_v2(db: sqlite3.Connection) -> None:
         )
 
 
-def _v2_to_v3(db: sqlite3.Connection) -> None:
+def _v2_to_v3(db: StateConnection) -> None:
     """The usernames table is new; nothing else changes."""
     create_tables(db)
 
 
-def _v3_to_v4(db: sqlite3.Connection) -> None:
+def _v3_to_v4(db: StateConnection) -> None:
     """The approvals, requests and history tables are new; nothing else changes."""
     create_tables(db)
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+MIGRATIONS: dict[int, Callable[[StateConnection], None]] = {
     1: _v1_to_v2,
     2: _v2_to_v3,
     3: _v3_to_v4,
 }
 
 
-def migrate(db: sqlite3.Connection) -> int:
-    """Bring the file to SCHEMA_VERSION in one transaction each step; the version it had."""
+def migrate(db: StateConnection) -> int:
+    """Bring the state to SCHEMA_VERSION, all steps in one transaction; the version it had.
+    The version is asked again inside the transaction: two processes starting together (two
+    replicas on one database) migrate once."""
     found = version_of(db)
+    if found == SCHEMA_VERSION:
+        return found
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        found = version_of(db)
+        _upgrade(db, found)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return found
+
+
+def _upgrade(db: StateConnection, found: int) -> None:
     if found > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"the state file was written by a newer connector (schema {found}); "
+        raise StateError(
+            f"the state was written by a newer connector (schema {found}); "
             f"this one knows schema {SCHEMA_VERSION}"
         )
     if found == 0:
@@ -229,18 +250,11 @@ def migrate(db: sqlite3.Connection) -> int:
         db.execute(
             "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
-        return 0
+        return
     for version in range(found, SCHEMA_VERSION):
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            MIGRATIONS[version](db)
-            db.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (str(version + 1),),
-            )
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-    return found
+        MIGRATIONS[version](db)
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(version + 1),),
+        )

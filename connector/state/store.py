@@ -4,12 +4,12 @@ daemon's schedule) and one namespace per target (`target(name)`, see state/targe
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from connector.state.approvals import Approval, recent_approvals
-from connector.state.database import Database
+from connector.state.database import Database, StateWhere
 from connector.state.history import History
 from connector.state.requests import Requests
 from connector.state.target import RUN_COLUMNS, RunRecord, TargetState, run_record
@@ -18,19 +18,20 @@ __all__ = ["Approval", "RunRecord", "StateStore", "TargetState"]
 
 NEXT_RUN = "daemon.next_run"
 DAEMON_PID = "daemon.pid"
+DAEMON_HOST = "daemon.host"
 CONFIG_REJECTED = "daemon.config_rejected"
 
 
 class StateStore(Database):
     @classmethod
-    def open(cls, path: Path) -> StateStore:
-        database = Database.open(path)
-        return cls(database._db, path)
+    def open(cls, where: StateWhere) -> StateStore:
+        database = Database.open(where)
+        return cls(database._db, database.config)
 
     @classmethod
-    def open_readonly(cls, path: Path) -> StateStore | None:
-        database = Database.open_readonly(path)
-        return cls(database._db, path) if database else None
+    def open_readonly(cls, where: StateWhere) -> StateStore | None:
+        database = Database.open_readonly(where)
+        return cls(database._db, database.config) if database else None
 
     def target(self, name: str) -> TargetState:
         """One target's part of the file."""
@@ -123,7 +124,12 @@ class StateStore(Database):
         return self.get_meta(DAEMON_PID) or None
 
     def set_daemon_pid(self, pid: int | None) -> None:
+        """The daemon's pid, and its host (replicas on PostgreSQL may run anywhere)."""
         self.set_meta(DAEMON_PID, str(pid) if pid else "")
+        self.set_meta(DAEMON_HOST, socket.gethostname() if pid else "")
+
+    def daemon_host(self) -> str | None:
+        return self.get_meta(DAEMON_HOST) or None
 
     def config_rejected(self) -> tuple[str, str] | None:
         """When (ISO 8601) the config file on disk was rejected, and why, while that stands."""

@@ -77,7 +77,7 @@ def test_python_dash_m_reports_a_bad_config_with_exit_code_2(tmp_path: Path) -> 
 
     assert result.returncode == 2
     assert "vendor.base_url: must be an http:// or https:// URL" in result.stderr
-    assert "state.path: Field required" in result.stderr
+    assert "state: set path (the SQLite file) or url (PostgreSQL)" in result.stderr
     assert "Traceback" not in result.stderr
 
 

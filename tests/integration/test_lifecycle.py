@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 
+from connector.config import StateConfig
 from connector.demo.localscim import LocalScimServer
+from tests.fakes.postgres import PASSWORD as PG_PASSWORD
 from tests.support.rosters import staff, student
 from tests.support.scim import SCIM_TOKEN, ScimPeek
+from tests.support.statedb import state_contents, state_execute
 from tests.support.workspace import Workspace
 
 A, B, C = "11111111", "22222222", "33333333"
+
+
+@pytest.fixture(autouse=True, params=["sqlite", "postgresql"])
+def state_backend(request: pytest.FixtureRequest, workspace: Workspace) -> str:
+    """Every lifecycle test runs with the state in a SQLite file and in PostgreSQL."""
+    if request.param == "postgresql":
+        state: StateConfig = request.getfixturevalue("postgres_state")
+        workspace.use_postgres(str(state.url), PG_PASSWORD)
+    return str(request.param)
 
 
 def roster(*extra: list[str]) -> list[list[str]]:
@@ -104,10 +116,11 @@ def test_rename_and_username_change_patch_the_same_account(
     assert len(users) == 3
 
 
-def _age_deactivation(state_path: Path, days: int) -> None:
+def _age_deactivation(workspace: Workspace, days: int) -> None:
     when = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
-    with sqlite3.connect(state_path) as db:
-        db.execute("UPDATE users SET deactivated_at = ? WHERE deactivated_at IS NOT NULL", (when,))
+    state_execute(
+        workspace, "UPDATE users SET deactivated_at = ? WHERE deactivated_at IS NOT NULL", (when,)
+    )
 
 
 def test_leaver_is_deactivated_then_deleted_after_the_grace_period(
@@ -123,11 +136,11 @@ def test_leaver_is_deactivated_then_deleted_after_the_grace_period(
     assert user["id"] == leaver and user["active"] is False
     assert "e2@edu.example.se" not in peek.member_names(peek.groups()[A])
 
-    _age_deactivation(workspace.state_path, days=89)
+    _age_deactivation(workspace, days=89)
     workspace.sync()
     assert "e2@edu.example.se" in peek.users()  # still inside the 90-day grace period
 
-    _age_deactivation(workspace.state_path, days=91)  # the simulated clock moves on
+    _age_deactivation(workspace, days=91)  # the simulated clock moves on
     result = workspace.sync()
     assert result.exit_code == 0
     assert "e2@edu.example.se" not in peek.users()
@@ -142,7 +155,7 @@ def test_returner_within_the_grace_period_gets_the_same_account_back(
     account = peek.users()["e2@edu.example.se"]["id"]
     workspace.students([r for r in roster() if r[0] != "E2"])
     workspace.sync()
-    _age_deactivation(workspace.state_path, days=30)
+    _age_deactivation(workspace, days=30)
 
     workspace.students(roster())
     workspace.sync()
@@ -159,7 +172,7 @@ def test_deletion_can_be_switched_off(workspace: Workspace, peek: ScimPeek) -> N
     workspace.sync()
     workspace.students([r for r in roster() if r[0] != "E2"])
     workspace.sync()
-    _age_deactivation(workspace.state_path, days=400)
+    _age_deactivation(workspace, days=400)
 
     workspace.sync()
 
@@ -170,17 +183,14 @@ PROTECTED_SECRETS = ("Erik", "Lind", "e2@edu.example.se", "E2;")
 
 
 def _assert_nothing_identifying(workspace: Workspace, *outputs: str) -> None:
-    state = b"".join(
-        p.read_bytes() for p in workspace.root.iterdir() if p.name.startswith("state.db")
-    )
+    state = state_contents(workspace)
     for secret in ("Erik", "Lind", "e2@edu.example.se"):
         assert secret.encode() not in state, f"{secret} is in the state file"
         for output in outputs:
             assert secret not in output
-    with sqlite3.connect(workspace.state_path) as db:
-        rows = [str(r) for r in db.execute("SELECT * FROM users")] + [
-            str(r) for r in db.execute("SELECT * FROM runs")
-        ]
+    rows = [str(r) for r in state_execute(workspace, "SELECT * FROM users")] + [
+        str(r) for r in state_execute(workspace, "SELECT * FROM runs")
+    ]
     assert not any("E2" in r.split("'")[1::2] for r in rows)  # the source key is no value anywhere
 
 

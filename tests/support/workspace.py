@@ -13,6 +13,7 @@ import yaml
 from click.testing import CliRunner
 
 from connector.cli import main
+from connector.config import StateConfig
 from tests.support.cli import CliResult
 from tests.support.ids import ID_KEY
 from tests.support.paths import DEFAULT_MAPPING
@@ -32,6 +33,8 @@ class Workspace:
         self.students_csv = root / "students.csv"
         self.staff_csv = root / "staff.csv"
         self.state_path = root / "state.db"
+        # PostgreSQL instead of the file (use_postgres); its password from the environment.
+        self.state_url: str | None = None
         self.config_path = root / "connector.yaml"
         self.student_encoding = "utf-8"
         self.staff_enabled = False
@@ -97,7 +100,7 @@ class Workspace:
         sources += self.extra_sources
         config: dict[str, Any] = {
             "vendor": {"base_url": self.scim_url, "token": "${TEST_SCIM_TOKEN}", "max_retries": 1},
-            "state": {"path": str(self.state_path)},
+            "state": self.state_settings(),
             "mapping": str(DEFAULT_MAPPING),
             "external_id": {"key": ID_KEY},
             "sources": sources,
@@ -108,6 +111,22 @@ class Workspace:
         }
         config.update(self.overrides)
         return config
+
+    def use_postgres(self, url: str, password: str) -> None:
+        self.state_url = url
+        self.environment["TEST_PG_PASSWORD"] = password
+
+    def state_settings(self) -> dict[str, Any]:
+        if self.state_url is None:
+            return {"path": str(self.state_path)}
+        return {"url": self.state_url, "password": "${TEST_PG_PASSWORD}"}
+
+    def state_config(self) -> StateConfig:
+        """Where this workspace's state is, as the connector is given it."""
+        if self.state_url is None:
+            return StateConfig.model_validate({"path": self.state_path})
+        password = self.environment["TEST_PG_PASSWORD"]
+        return StateConfig.model_validate({"url": self.state_url, "password": password})
 
     def write_config(self) -> Path:
         self.config_path.write_text(
