@@ -43,12 +43,15 @@ from connector.service.notify import Notifier
 from connector.service.ondemand import WAKE_SIGNAL, serve_requests
 from connector.service.reload import fingerprint, mapping_digests, reload, watched_files
 from connector.service.systemd import SystemdNotifier, cycle_hung
+from connector.state.leader import Leadership
 from connector.state.store import StateStore
 from connector.targets import Target, build_targets
 
 log = structlog.get_logger(__name__)
 
 FILE_CHECK_SECONDS = 2.0
+# The exit code when the lead was lost (EX_TEMPFAIL): restart me, I will wait as a standby.
+EXIT_LOST_LEAD = 75
 # When every target is degraded, cycles slow down: the interval doubles each cycle, up to this.
 SLOWEST_INTERVAL_SECONDS = 3600.0
 
@@ -65,8 +68,12 @@ class Daemon:
         self.cycle_lock = threading.Lock()
         self.metrics = Metrics()
         self.notifier = Notifier(config.notify)
-        self.state = StateStore.open(config.state.path)
-        self.state.acquire_lock()
+        self.state = StateStore.open(config.state)
+        # PostgreSQL: replicas elect a leader in run(); a SQLite file is one process's alone.
+        self.leadership = Leadership(config.state) if config.state.url else None
+        if self.leadership is None:
+            self.state.acquire_lock()
+        self.exit_code = 0
         self._files = fingerprint(*watched_files(config_path, config))
         self._mapping_digests = mapping_digests(config)
         self._scheduler: BackgroundScheduler | None = None
@@ -159,6 +166,8 @@ class Daemon:
             sig: signal.signal(sig, self._on_signal)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, WAKE_SIGNAL)
         }
+        if not self._lead():
+            return self._shutdown(health)
         daemon = self.config.daemon
         zone = ZoneInfo(daemon.timezone)
         self._scheduler = BackgroundScheduler(
@@ -211,6 +220,28 @@ class Daemon:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
+    def _lead(self) -> bool:
+        """With replicas (PostgreSQL): wait, as a standby, until this one leads; then watch the
+        lead, and stop at once if it is lost. False when stopped while waiting."""
+        if self.leadership is None:
+            return True
+        self.metrics.standby = True
+        self.metrics.leader.set(0)
+        self.systemd.ready("standby: waiting to lead")
+        if not self.leadership.wait(self.stop_event):
+            return False
+        self.leadership.watch(self._lost_lead)
+        self.metrics.standby = False
+        self.metrics.leader.set(1)
+        return True
+
+    def _lost_lead(self) -> None:
+        """Another replica may lead now: apply nothing more; exit so a supervisor restarts
+        this one as a standby."""
+        self.metrics.leader.set(0)
+        self.exit_code = EXIT_LOST_LEAD
+        self.stop_event.set()
+
     def _start_health(self) -> HealthServer | None:
         """/healthz, /readyz, /metrics and the status page at /, if `health.listen` is set."""
         config = self.config.health
@@ -221,7 +252,7 @@ class Daemon:
                 config.listen,
                 self.metrics,
                 config.ready_max_age_seconds,
-                state_path=self.config.state.path,
+                state_path=self.config.state,
                 show_names=config.show_names,
             )
         except ListenError:
@@ -250,9 +281,10 @@ class Daemon:
             self.stop_event.set()
 
     def _shutdown(self, health: HealthServer | None) -> int:
-        log.info("daemon.stopping", reason="signal")
+        log.info("daemon.stopping", reason="lost the lead" if self.exit_code else "signal")
         self.systemd.stopping()
-        assert self._scheduler is not None
+        if self._scheduler is None:  # stopped while a standby: nothing ran, nothing to record
+            return self._close_standby(health)
         self._scheduler.pause()
         # The cycle in flight sees stop_event, finishes its current requests and records them.
         finished = self.cycle_lock.acquire(timeout=self.config.daemon.shutdown_timeout_seconds)
@@ -266,16 +298,30 @@ class Daemon:
             )
             return 1
         try:
-            self.state.set_next_run(None)
-            self.state.set_daemon_pid(None)
-            self.state.checkpoint()
+            if not self.exit_code:  # a lost lead: the state is another replica's now
+                self.state.set_next_run(None)
+                self.state.set_daemon_pid(None)
+                self.state.checkpoint()
         finally:
-            self.state.close()
-            for target in self.targets:
-                target.close()
+            self._close()
             self.cycle_lock.release()
-        log.info("daemon.stopped")
-        return 0
+        log.info("daemon.stopped", exit_code=self.exit_code)
+        return self.exit_code
+
+    def _close_standby(self, health: HealthServer | None) -> int:
+        if health:
+            health.stop()
+        self.notifier.close()
+        self._close()
+        log.info("daemon.stopped", exit_code=self.exit_code)
+        return self.exit_code
+
+    def _close(self) -> None:
+        self.state.close()
+        if self.leadership is not None:
+            self.leadership.release()
+        for target in self.targets:
+            target.close()
 
     def _reload(self) -> None:
         self._files = fingerprint(*watched_files(self.config_path, self.config))

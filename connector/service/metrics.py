@@ -63,6 +63,12 @@ _GAUGES: dict[str, tuple[str, str, list[str]]] = {
         ["target"],
     ),
     "running": ("connector_cycle_running", "1 while a cycle runs.", []),
+    "leader": (
+        "connector_leader",
+        "1 while this process applies (the leader, or the only process); 0 while it waits as "
+        "a standby replica (the state in PostgreSQL).",
+        [],
+    ),
 }
 
 
@@ -89,6 +95,7 @@ class Metrics:
     planned: Gauge
     done: Gauge
     running: Gauge
+    leader: Gauge
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -140,6 +147,8 @@ class Metrics:
         for attribute, (name, text, labels) in _GAUGES.items():
             setattr(self, attribute, Gauge(name, text, labels, registry=r))
         self.is_degraded = False
+        self.standby = False  # a replica waiting to lead
+        self.leader.set(1)
         self.last_success_monotonic: float | None = None
         self.last_outcome: str | None = None
         self.started_at = time.time()

@@ -31,8 +31,10 @@ def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "c
 
 
 class DaemonProcess:
-    def __init__(self, workspace: Workspace, env: dict[str, str]) -> None:
-        self.log_path = workspace.root / "daemon.log"
+    def __init__(
+        self, workspace: Workspace, env: dict[str, str], log_name: str = "daemon.log"
+    ) -> None:
+        self.log_path = workspace.root / log_name
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "connector", "--config", str(workspace.config_path), "run"],
